@@ -1,0 +1,160 @@
+"""The live feed socket (/ws). Protocol: docs/websocket.md.
+
+Each socket gets every event in seq order, exactly once: live events come
+from the channel layer; anything the layer lost or delivered late (a Redis
+outage, two writers publishing out of order) is read back from the event log
+before the event that revealed the gap. `?after=N` or a `resume` message
+replays from the log, then the feed continues live with no gap or duplicate.
+"""
+
+import json
+import logging
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from . import events
+from .models import VehicleType
+
+logger = logging.getLogger(__name__)
+
+MAX_CLIENT_MESSAGE_BYTES = 4096
+
+
+class DetectionFeedConsumer(AsyncWebsocketConsumer):
+    async def connect(self):
+        self.last_seq = 0  # every event up to here has been delivered or filtered out
+        self.cameras: set[str] | None = None
+        self.vehicle_types: set[str] | None = None
+        # Join before reading the log: an event committed in between arrives both
+        # ways, and seq tells the copies apart.
+        await self.channel_layer.group_add(events.FEED_GROUP, self.channel_name)
+        await self.accept()
+        after = _query_int(self.scope, "after")
+        if after is None:
+            self.last_seq = await database_sync_to_async(events.feed_head)()
+        else:
+            await self.resume(after)
+
+    async def disconnect(self, code):
+        await self.channel_layer.group_discard(events.FEED_GROUP, self.channel_name)
+
+    # --- client -> server ------------------------------------------------------------
+
+    async def receive(self, text_data=None, bytes_data=None):
+        if text_data is None or len(text_data) > MAX_CLIENT_MESSAGE_BYTES:
+            return await self.send_error("invalid_message", f"send JSON text of at most {MAX_CLIENT_MESSAGE_BYTES} bytes")
+        try:
+            message = json.loads(text_data)
+        except ValueError:
+            return await self.send_error("invalid_message", "the message is not valid JSON")
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind == "ping":
+            await self.send_json({"type": "pong"})
+        elif kind == "subscribe":
+            await self.subscribe(message)
+        elif kind == "resume":
+            after = message.get("after")
+            if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+                return await self.send_error("invalid_message", "resume needs 'after': a seq (integer >= 0)")
+            await self.resume(after)
+        else:
+            await self.send_error("unknown_type", "type must be one of: ping, subscribe, resume")
+
+    async def subscribe(self, message: dict):
+        cameras = message.get("cameras")
+        vehicle_types = message.get("vehicle_types")
+        for name, value in (("cameras", cameras), ("vehicle_types", vehicle_types)):
+            if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+                return await self.send_error("invalid_message", f"{name} must be a list of strings or null")
+        if vehicle_types is not None:
+            vehicle_types = [v.lower() for v in vehicle_types]
+            unknown = sorted(set(vehicle_types) - set(VehicleType.values))
+            if unknown:
+                return await self.send_error("invalid_message", f"unknown vehicle types: {', '.join(unknown)}")
+        # null or an absent key means "all".
+        self.cameras = set(cameras) if cameras is not None else None
+        self.vehicle_types = set(vehicle_types) if vehicle_types is not None else None
+        await self.send_json(
+            {
+                "type": "subscribed",
+                "cameras": sorted(self.cameras) if self.cameras is not None else None,
+                "vehicle_types": sorted(self.vehicle_types) if self.vehicle_types is not None else None,
+            }
+        )
+
+    async def resume(self, after: int):
+        """Replay every event after `after` from the log, then carry on live."""
+        self.last_seq = after
+        if not await self.catch_up():
+            head = await database_sync_to_async(events.feed_head)()
+            self.last_seq = head
+            await self.send_json(
+                {
+                    "type": "reset",
+                    "seq": head,
+                    "detail": f"events after {after} are no longer available; reload, then follow from seq {head}",
+                }
+            )
+
+    async def catch_up(self) -> bool:
+        """Deliver every logged event after last_seq. False if the log cannot."""
+        while True:
+            page = await database_sync_to_async(events.replay_after)(self.last_seq)
+            if page is None:
+                return False
+            if not page:
+                return True
+            for message in page:
+                await self.deliver(message)
+
+    # --- channel layer -> client --------------------------------------------------------
+
+    async def dispatch(self, message):
+        if message["type"] == events.FEED_MESSAGE_TYPE:
+            # Channels' dispatch hops to the sync thread before every message to close
+            # stale database connections; with many sockets that hop dominates delivery.
+            # feed_event touches the database only through database_sync_to_async,
+            # which does the same cleanup itself.
+            return await self.feed_event(message)
+        return await super().dispatch(message)
+
+    async def feed_event(self, message: dict):
+        seq = message["seq"]
+        if seq <= self.last_seq:
+            return  # already delivered (replayed, or a duplicate)
+        if seq > self.last_seq + 1:
+            # Events before this one were lost or are late: read them from the log,
+            # which holds this one too (it was committed before it was published).
+            if await self.catch_up():
+                return
+            logger.warning("feed gap before seq %s could not be filled from the log", seq)
+        await self.deliver(message)
+
+    async def deliver(self, message: dict):
+        self.last_seq = message["seq"]
+        if self.cameras is not None and message["camera"] not in self.cameras:
+            return
+        if self.vehicle_types is not None and message["vehicle_type"] not in self.vehicle_types:
+            return
+        await self.send(text_data=message["text"])
+
+    # --- helpers --------------------------------------------------------------------------
+
+    async def send_json(self, content: dict):
+        await self.send(text_data=json.dumps(content, separators=(",", ":")))
+
+    async def send_error(self, code: str, detail: str):
+        await self.send_json({"type": "error", "code": code, "detail": detail})
+
+
+def _query_int(scope, name: str) -> int | None:
+    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get(name)
+    if not values:
+        return None
+    try:
+        value = int(values[-1])
+    except ValueError:
+        return None
+    return value if value >= 0 else None

@@ -1,0 +1,162 @@
+"""Socket events: build them, number them, publish them, replay them.
+
+The database is the source of truth: every event is written to the Event table
+with its seq inside the transaction that changes the detections, and published
+to the channel layer only after commit. A failed publish is logged and counted,
+never raised: the row is stored, and a client that resumes gets the event.
+"""
+
+import asyncio
+import base64
+import json
+import logging
+from datetime import UTC, datetime
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from . import counters, images
+from .models import Detection, Event, EventKind
+
+logger = logging.getLogger(__name__)
+
+# Every socket joins this group; subscriptions filter inside the consumer.
+FEED_GROUP = "detections"
+# The channel-layer message type, handled by DetectionFeedConsumer.feed_event.
+FEED_MESSAGE_TYPE = "feed.event"
+
+publish_failures = 0  # since process start; read by health checks and tests
+
+
+def format_time(moment: datetime) -> str:
+    """ISO 8601 in UTC with microseconds, as protocol.md writes times."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def file_url(field_file) -> str | None:
+    return field_file.url if field_file else None
+
+
+def record_created(detection: Detection) -> Event:
+    """Count a new detection and write its `new_detection` event (inside its transaction)."""
+    position = counters.record_change(
+        camera_id=detection.camera_id,
+        vehicle_type=detection.vehicle_type,
+        detected_at=detection.detected_at,
+        delta=1,
+    )
+    payload = {
+        "type": EventKind.NEW_DETECTION,
+        "seq": position.seq,
+        "id": detection.pk,
+        "tracking_id": detection.tracking_id,
+        "vehicle_type": detection.vehicle_type,
+        "camera": detection.camera.name,
+        "time": format_time(detection.detected_at),
+        "count": position.count,
+        "image_url": file_url(detection.image),
+        "thumbnail_url": file_url(detection.thumbnail),
+        "confidence": detection.confidence,
+        "bbox": detection.bbox,
+        "plate": detection.plate,
+    }
+    return _write(payload, detection)
+
+
+def record_deleted(detection: Detection, detection_id: int) -> Event:
+    """Count a detection out and write its `deletion` event (inside its transaction)."""
+    position = counters.record_change(
+        camera_id=detection.camera_id,
+        vehicle_type=detection.vehicle_type,
+        detected_at=detection.detected_at,
+        delta=-1,
+    )
+    payload = {
+        "type": EventKind.DELETION,
+        "seq": position.seq,
+        "deleted_id": detection_id,
+        "count": position.count,
+        # Extensions: let a filtered client and the dashboard's counters follow.
+        "camera": detection.camera.name,
+        "vehicle_type": detection.vehicle_type,
+    }
+    return _write(payload, detection, detection_id=detection_id)
+
+
+def _write(payload: dict, detection: Detection, *, detection_id: int | None = None) -> Event:
+    return Event.objects.create(
+        seq=payload["seq"],
+        kind=payload["type"],
+        detection_id=detection_id or detection.pk,
+        camera=payload["camera"],
+        vehicle_type=detection.vehicle_type,
+        payload=payload,
+    )
+
+
+def message_text(event: Event, thumbnail: bytes | None = None) -> str:
+    """The socket message for an event, with the thumbnail inline when there is one."""
+    message = dict(event.payload)
+    if event.kind == EventKind.NEW_DETECTION:
+        message["image"] = base64.b64encode(thumbnail).decode("ascii") if thumbnail else None
+    return json.dumps(message, separators=(",", ":"))
+
+
+def publish(event: Event, *, thumbnail: bytes | None = None) -> bool:
+    """Send an event to every socket, serialised once. Never raises."""
+    global publish_failures
+    message = {
+        "type": FEED_MESSAGE_TYPE,
+        "seq": event.seq,
+        "camera": event.camera,
+        "vehicle_type": event.vehicle_type,
+        "text": message_text(event, thumbnail),
+    }
+    try:
+        async_to_sync(_group_send)(message)
+    except Exception as exc:  # the layer is best effort; the event is in the database
+        publish_failures += 1
+        logger.warning("could not publish event %s (%s: %s)", event.seq, type(exc).__name__, exc)
+        return False
+    return True
+
+
+async def _group_send(message: dict):
+    layer = get_channel_layer()
+    await asyncio.wait_for(layer.group_send(FEED_GROUP, message), timeout=settings.EVENT_PUBLISH_TIMEOUT)
+
+
+# --- Replay --------------------------------------------------------------------------
+
+REPLAY_PAGE = 200
+
+
+def feed_head() -> int:
+    """The seq of the newest event (0 when there is none)."""
+    return counters.current_position().seq
+
+
+def replay_after(after: int, *, limit: int = REPLAY_PAGE) -> list[dict] | None:
+    """Up to `limit` events after seq `after`, oldest first, as channel-layer
+    messages. None when the log no longer reaches back to `after`, or `after` is
+    ahead of it (the database was reset): the client must reload instead."""
+    head = feed_head()
+    if after == head:
+        return []
+    oldest = Event.objects.order_by("seq").values_list("seq", flat=True).first()
+    if after > head or oldest is None or after < oldest - 1:
+        return None
+    page = list(Event.objects.filter(seq__gt=after).order_by("seq")[:limit])
+    created_ids = [event.detection_id for event in page if event.kind == EventKind.NEW_DETECTION]
+    thumbnails = dict(Detection.objects.filter(pk__in=created_ids).values_list("pk", "thumbnail"))
+    return [
+        {
+            "type": FEED_MESSAGE_TYPE,
+            "seq": event.seq,
+            "camera": event.camera,
+            "vehicle_type": event.vehicle_type,
+            "text": message_text(event, images.read_stored(thumbnails.get(event.detection_id))),
+        }
+        for event in page
+    ]

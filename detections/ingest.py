@@ -1,0 +1,98 @@
+"""The one place that creates and deletes detections.
+
+Views validate, call these functions, and serialise what they return. The
+counters and the event row are written by the signal receivers inside the same
+transaction (see `signals.py`).
+"""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from . import counters, images
+from .models import Camera, Detection
+
+# A camera's last_seen_at is written at most this often, not on every detection.
+LAST_SEEN_RESOLUTION = timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    detection: Detection
+    created: bool  # False: the same detection was stored before (a retry)
+
+
+def camera_for_ingest(name: str) -> Camera:
+    """The camera with this name, created on first sight, its last_seen_at kept fresh."""
+    camera, _ = Camera.objects.get_or_create(name=name)
+    now = timezone.now()
+    if camera.last_seen_at is None or now - camera.last_seen_at > LAST_SEEN_RESOLUTION:
+        Camera.objects.filter(pk=camera.pk).update(last_seen_at=now)
+        camera.last_seen_at = now
+    return camera
+
+
+def detection_create(
+    *,
+    camera_name: str,
+    tracking_id: str,
+    vehicle_type: str,
+    detected_at: datetime,
+    image: images.VerifiedImage | None = None,
+    confidence: float | None = None,
+    bbox: list | None = None,
+    plate: str = "",
+) -> IngestResult:
+    """Store one detection with its snapshot, or return the one already stored.
+
+    The files are written before the row and removed again if the row is not
+    stored, so no path leaves an orphan file or a row without its file.
+    """
+    camera = camera_for_ingest(camera_name or settings.DEFAULT_CAMERA_NAME)
+    detection = Detection(
+        camera=camera,
+        tracking_id=tracking_id,
+        vehicle_type=vehicle_type,
+        detected_at=detected_at,
+        confidence=confidence,
+        bbox=bbox,
+        plate=plate,
+    )
+    try:
+        if image is not None:
+            stem = uuid.uuid4().hex
+            detection.image.save(f"{stem}.{image.extension}", ContentFile(image.data), save=False)
+            detection.thumbnail.save(f"{stem}.jpg", ContentFile(image.thumbnail), save=False)
+            detection.thumbnail_bytes = image.thumbnail
+        with transaction.atomic():
+            detection.save()
+    except IntegrityError:
+        images.delete_files([detection.image.name, detection.thumbnail.name])
+        existing = _find_stored(camera, tracking_id, detected_at)
+        if existing is None:
+            raise
+        return IngestResult(existing, created=False)
+    except BaseException:
+        images.delete_files([detection.image.name, detection.thumbnail.name])
+        raise
+    return IngestResult(detection, created=True)
+
+
+def _find_stored(camera: Camera, tracking_id: str, detected_at: datetime) -> Detection | None:
+    return (
+        Detection.objects.select_related("camera")
+        .filter(camera=camera, tracking_id=tracking_id, detected_at=detected_at)
+        .first()
+    )
+
+
+def detection_delete(*, detection: Detection) -> int:
+    """Delete one detection (its files go after commit); returns the count left."""
+    with transaction.atomic():
+        detection.delete()
+        return counters.current_position().count

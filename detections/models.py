@@ -1,0 +1,163 @@
+"""Cameras, their detections, the event log that numbers every published event,
+and the counters that keep counts and statistics from ever scanning detections.
+
+Every creation and deletion of a Detection, from any path (API, admin, shell),
+goes through the signal receivers in `signals.py`: inside the same transaction
+they bump the counters and write the event row, and after commit they publish.
+`bulk_create` and `QuerySet.update` send no signals, so the code never uses
+them on Detection.
+"""
+
+from django.db import models, transaction
+from django.utils import timezone
+
+
+class VehicleType(models.TextChoices):
+    CAR = "car"
+    TRUCK = "truck"
+    BUS = "bus"
+    MOTORCYCLE = "motorcycle"
+    BICYCLE = "bicycle"
+    VAN = "van"
+    OTHER = "other"
+
+
+class Camera(models.Model):
+    """A camera source. `name` is what edge units send as `camera`."""
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+def _snapshot_path(instance, filename):
+    return f"snapshots/{instance.detected_at:%Y/%m/%d}/{filename}"
+
+
+def _thumbnail_path(instance, filename):
+    return f"thumbnails/{instance.detected_at:%Y/%m/%d}/{filename}"
+
+
+class Detection(models.Model):
+    """One vehicle seen by one camera at one time.
+
+    (camera, tracking_id, detected_at) is unique: a camera retrying a POST
+    cannot store the same detection twice.
+    """
+
+    camera = models.ForeignKey(Camera, on_delete=models.PROTECT, related_name="detections")
+    tracking_id = models.CharField(max_length=100)
+    vehicle_type = models.CharField(max_length=16, choices=VehicleType.choices)
+    detected_at = models.DateTimeField()
+    received_at = models.DateTimeField(default=timezone.now, editable=False)
+    image = models.FileField(upload_to=_snapshot_path, blank=True, max_length=200)
+    thumbnail = models.FileField(upload_to=_thumbnail_path, blank=True, max_length=200)
+    confidence = models.FloatField(null=True, blank=True)
+    bbox = models.JSONField(null=True, blank=True, help_text="[x, y, width, height] in pixels")
+    plate = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        ordering = ["-detected_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["camera", "tracking_id", "detected_at"],
+                name="detection_unique_camera_track_time",
+            )
+        ]
+        indexes = [
+            # The list and recent logs, newest first; the same with a camera or a type.
+            models.Index(fields=["-detected_at", "-id"], name="detection_time_idx"),
+            models.Index(fields=["camera", "-detected_at"], name="detection_camera_time_idx"),
+            models.Index(fields=["vehicle_type", "-detected_at"], name="detection_type_time_idx"),
+            models.Index(fields=["tracking_id"], name="detection_tracking_idx"),
+            models.Index(fields=["plate"], name="detection_plate_idx"),
+        ]
+
+    # Not a field: the ingest path sets it to the thumbnail it has just written, so
+    # the event can carry it inline without reading the file back.
+    thumbnail_bytes: bytes | None = None
+
+    def __str__(self):
+        return f"{self.vehicle_type} {self.tracking_id} @ {self.camera_id}"
+
+    def save(self, *args, **kwargs):
+        # The post_save receiver writes counters and the event row; one transaction
+        # keeps them and the row together whichever path saved it.
+        with transaction.atomic(savepoint=False):
+            super().save(*args, **kwargs)
+
+
+class EventKind(models.TextChoices):
+    NEW_DETECTION = "new_detection"
+    DELETION = "deletion"
+
+
+class Event(models.Model):
+    """One published event, numbered by `seq` in commit order.
+
+    The payload is the socket message without the inline thumbnail (that lives in
+    the thumbnail file), so a client that missed events can have them replayed.
+    """
+
+    seq = models.BigIntegerField(primary_key=True)
+    kind = models.CharField(max_length=16, choices=EventKind.choices)
+    detection_id = models.BigIntegerField()
+    camera = models.CharField(max_length=100)
+    vehicle_type = models.CharField(max_length=16)
+    payload = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["seq"]
+
+    def __str__(self):
+        return f"#{self.seq} {self.kind} {self.detection_id}"
+
+
+class FeedState(models.Model):
+    """The single row that numbers events and counts detections.
+
+    Writers lock it last in their transaction, so `seq` follows commit order and
+    `count` is exact without a COUNT(*) over the detections table.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    last_seq = models.BigIntegerField(default=0)
+    detection_count = models.BigIntegerField(default=0)
+
+
+class CameraTypeTotal(models.Model):
+    """How many detections a camera holds of one vehicle type: the breakdowns."""
+
+    camera = models.ForeignKey(Camera, on_delete=models.CASCADE, related_name="+")
+    vehicle_type = models.CharField(max_length=16, choices=VehicleType.choices)
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["camera", "vehicle_type"], name="total_unique_camera_type")
+        ]
+
+
+class HourlyCount(models.Model):
+    """Detections per camera, vehicle type and UTC hour: the time series."""
+
+    camera = models.ForeignKey(Camera, on_delete=models.CASCADE, related_name="+")
+    vehicle_type = models.CharField(max_length=16, choices=VehicleType.choices)
+    hour = models.DateTimeField()
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["camera", "vehicle_type", "hour"], name="hourly_unique_camera_type_hour"
+            )
+        ]
+        indexes = [models.Index(fields=["hour"], name="hourly_hour_idx")]

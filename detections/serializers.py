@@ -1,0 +1,193 @@
+"""Validation of what edge units send, and the JSON shape of what we answer.
+
+No side effects here: the ingest serializer turns a request body into the
+keyword arguments of `ingest.detection_create`, nothing more.
+"""
+
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.utils import timezone
+from rest_framework import serializers
+
+from . import images
+from .events import file_url, format_time
+from .models import Detection, VehicleType
+
+VEHICLE_TYPES = [choice.value for choice in VehicleType]
+
+# Legacy units send `id` and `vehicle_img`; the aliases read better in new code.
+FIELD_ALIASES = {"tracking_id": "id", "image": "vehicle_img"}
+
+
+class ImageTooLarge(serializers.ValidationError):
+    """A snapshot over the size or pixel limit: answered with 413, not 400."""
+
+    status_code = 413
+
+
+class VehicleTypeField(serializers.CharField):
+    default_error_messages = {
+        "invalid_choice": "'{input}' is not a vehicle type; accepted: " + ", ".join(VEHICLE_TYPES) + "."
+    }
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data).lower()
+        if value not in VEHICLE_TYPES:
+            self.fail("invalid_choice", input=data)
+        return value
+
+
+class SnapshotField(serializers.Field):
+    """Base64 text (optionally a data: URI) or an uploaded file -> VerifiedImage."""
+
+    default_error_messages = {"invalid": "vehicle_img must be base64 text or an uploaded image file."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            decode = lambda: images.decode_base64(data)  # noqa: E731
+        elif hasattr(data, "read"):  # a multipart file part
+            decode = lambda: (data.read(settings.MAX_IMAGE_BYTES + 1), None)  # noqa: E731
+        else:
+            self.fail("invalid")
+        try:
+            raw, claimed = decode()
+            return images.verify(raw, claimed_media_type=claimed)
+        except images.ImageRejected as rejected:
+            error_class = ImageTooLarge if rejected.too_large else serializers.ValidationError
+            raise error_class(rejected.detail, code=rejected.code) from None
+
+
+class DetectionTimeField(serializers.DateTimeField):
+    """ISO 8601; a time without an offset is UTC; a broken camera clock is refused."""
+
+    def __init__(self, **kwargs):
+        super().__init__(default_timezone=UTC, **kwargs)
+
+    def to_internal_value(self, value):
+        if not isinstance(value, str):
+            self.fail("invalid", format="ISO 8601")
+        moment = super().to_internal_value(value)
+        latest = timezone.now() + timedelta(seconds=settings.DETECTION_TIME_MAX_FUTURE_SECONDS)
+        if moment.year < settings.DETECTION_TIME_MIN_YEAR or moment > latest:
+            raise serializers.ValidationError(
+                f"time {value} is out of range (from {settings.DETECTION_TIME_MIN_YEAR} "
+                "to a day ahead of the server clock); is the camera clock set?",
+                code="time_out_of_range",
+            )
+        return moment
+
+
+class BBoxField(serializers.ListField):
+    child = serializers.FloatField(min_value=0, max_value=1_000_000)
+
+    def __init__(self, **kwargs):
+        super().__init__(min_length=4, max_length=4, **kwargs)
+
+
+class DetectionIngestSerializer(serializers.Serializer):
+    """The body of POST /api/detect and POST /api/detections/ (protocol.md, Ingest)."""
+
+    id = serializers.CharField(max_length=100)
+    vehicle_type = VehicleTypeField(max_length=32)
+    vehicle_img = SnapshotField(required=False, allow_null=True)
+    time = DetectionTimeField()
+    camera = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    confidence = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=1)
+    bbox = BBoxField(required=False, allow_null=True)
+    plate = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
+
+    def to_internal_value(self, data):
+        if not hasattr(data, "get"):
+            raise serializers.ValidationError(
+                {"non_field_errors": ["The body must be a JSON object."]}, code="invalid"
+            )
+        return super().to_internal_value(_resolve_aliases(data))
+
+    def validate_id(self, value):
+        return _printable(value, "id")
+
+    def validate_camera(self, value):
+        return _printable(value, "camera")
+
+    def validate_plate(self, value):
+        return _printable(value, "plate")
+
+    def ingest_arguments(self) -> dict:
+        """The validated body as keyword arguments of `ingest.detection_create`."""
+        data = self.validated_data
+        return {
+            "camera_name": data["camera"],
+            "tracking_id": data["id"],
+            "vehicle_type": data["vehicle_type"],
+            "detected_at": data["time"],
+            "image": data.get("vehicle_img"),
+            "confidence": data.get("confidence"),
+            "bbox": data.get("bbox"),
+            "plate": data["plate"],
+        }
+
+
+def _resolve_aliases(data):
+    resolved = {key: data[key] for key in data}
+    for alias, name in FIELD_ALIASES.items():
+        if alias in resolved:
+            value = resolved.pop(alias)
+            if name in resolved and resolved[name] != value:
+                raise serializers.ValidationError(
+                    {alias: [f"{alias} and {name} are the same field; send one of them."]}, code="conflict"
+                )
+            resolved[name] = value
+    return resolved
+
+
+def _printable(value: str, name: str) -> str:
+    if not value.isprintable():
+        raise serializers.ValidationError(f"{name} must not contain control characters.", code="invalid")
+    return value
+
+
+class DetectionSerializer(serializers.ModelSerializer):
+    """A stored detection as the REST API shows it (image URLs, never base64)."""
+
+    camera = serializers.CharField(source="camera.name")
+    time = serializers.SerializerMethodField()
+    received_at = serializers.SerializerMethodField()
+    image_url = serializers.SerializerMethodField()
+    thumbnail_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Detection
+        fields = [
+            "id",
+            "tracking_id",
+            "vehicle_type",
+            "camera",
+            "time",
+            "received_at",
+            "confidence",
+            "bbox",
+            "plate",
+            "image_url",
+            "thumbnail_url",
+        ]
+
+    def get_time(self, detection) -> str:
+        return format_time(detection.detected_at)
+
+    def get_received_at(self, detection) -> str:
+        return format_time(detection.received_at)
+
+    def get_image_url(self, detection) -> str | None:
+        return file_url(detection.image)
+
+    def get_thumbnail_url(self, detection) -> str | None:
+        return file_url(detection.thumbnail)
+
+
+def parse_time_param(value: str, name: str) -> datetime:
+    """A since/until query parameter, ISO 8601, UTC when it has no offset."""
+    try:
+        return DetectionTimeField().to_internal_value(value)
+    except serializers.ValidationError as error:
+        raise serializers.ValidationError({name: error.detail}) from None

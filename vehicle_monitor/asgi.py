@@ -1,0 +1,26 @@
+"""ASGI entry point: HTTP to Django, WebSocket to the detection feed.
+
+Run with `daphne vehicle_monitor.asgi:application`.
+"""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vehicle_monitor.settings")
+# Set up Django (apps, models) before importing anything that uses the ORM.
+django_http_application = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
+
+from detections.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        # Static files (the admin's, the dashboard's) come from the app folders, so
+        # the service works with no collectstatic and no proxy in front.
+        "http": ASGIStaticFilesHandler(django_http_application),
+        "websocket": URLRouter(websocket_urlpatterns),
+    }
+)
