@@ -6,6 +6,7 @@ Production sets DATABASE_URL (MySQL/MariaDB) and REDIS_URL; see README.md for
 the full table of variables.
 """
 
+import tempfile
 from pathlib import Path
 
 import environ
@@ -97,6 +98,11 @@ elif _db["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
+    # A file, not memory, so that a server process started by the tests shares it.
+    _db.setdefault("TEST", {}).setdefault("NAME", str(Path(tempfile.gettempdir()) / "vehicle_monitor_test.sqlite3"))
+# Test runs only: which database the suite creates, so parallel runs do not collide.
+if env.str("DATABASE_TEST_NAME", default=""):
+    _db.setdefault("TEST", {})["NAME"] = env.str("DATABASE_TEST_NAME")
 _db["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 _db["CONN_HEALTH_CHECKS"] = True
 

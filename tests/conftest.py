@@ -1,0 +1,215 @@
+"""Fixtures shared by the suite.
+
+The suite runs on whatever DATABASE_URL and REDIS_URL name; `make test` names
+the real MariaDB and Redis and sets VM_REQUIRE_SERVICES=1, so a run that
+silently fell back to SQLite or the in-memory layer fails instead of passing.
+"""
+
+import base64
+import io
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from PIL import Image
+
+from detections import events
+from detections.simulator import make_detection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config):
+    if os.environ.get("VM_REQUIRE_SERVICES") == "1":
+        engine = settings.DATABASES["default"]["ENGINE"]
+        layer = settings.CHANNEL_LAYERS["default"]["BACKEND"]
+        if engine != "django.db.backends.mysql" or "channels_redis" not in layer:
+            raise pytest.UsageError(
+                f"VM_REQUIRE_SERVICES=1 but the suite is set up for {engine} and {layer}; "
+                "set DATABASE_URL=mysql://... and REDIS_URL=redis://..."
+            )
+
+
+@pytest.fixture(autouse=True)
+def _media_root(settings, tmp_path_factory):
+    """Each test writes snapshots to a folder of its own."""
+    settings.MEDIA_ROOT = str(tmp_path_factory.mktemp("media"))
+    return Path(settings.MEDIA_ROOT)
+
+
+# --- Payloads ------------------------------------------------------------------------------
+
+
+def image_bytes(fmt="JPEG", size=(64, 48), color=(200, 30, 30), **save_args) -> bytes:
+    out = io.BytesIO()
+    mode = "RGBA" if fmt == "PNG" else "RGB"
+    Image.new(mode, size, color).save(out, fmt, **save_args)
+    return out.getvalue()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def detection_body(**overrides) -> dict:
+    """A valid legacy-shape body with a small JPEG; override any field."""
+    body = {
+        "id": "trk-0042",
+        "vehicle_type": "car",
+        "vehicle_img": b64(image_bytes()),
+        "time": "2026-11-24T08:15:30.120Z",
+        "camera": "gate-1",
+        "confidence": 0.91,
+        "bbox": [412, 220, 160, 96],
+        "plate": "34ABC123",
+    }
+    body.update(overrides)
+    return {key: value for key, value in body.items() if value is not ...}
+
+
+def stored_files(media_root: Path) -> list[Path]:
+    return sorted(p for p in media_root.rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def simulated_detection():
+    """Photo-like detections as the simulated camera makes them."""
+    rng = random.Random(7)
+    counter = iter(range(1, 10**6))
+    base = datetime.now(UTC) - timedelta(minutes=5)
+
+    def make(camera="gate-1", **overrides):
+        n = next(counter)
+        body = make_detection(sequence=n, camera=camera, rng=rng, moment=base + timedelta(milliseconds=n))
+        body.update(overrides)
+        return body
+
+    return make
+
+
+# --- The channel layer, seen from a test ----------------------------------------------------
+
+
+class FeedListener:
+    """A channel in the feed group, as a socket's consumer would have."""
+
+    def __init__(self):
+        self.layer = get_channel_layer()
+        self.channel = async_to_sync(self.layer.new_channel)()
+        async_to_sync(self.layer.group_add)(events.FEED_GROUP, self.channel)
+
+    def receive(self, timeout=5.0) -> dict:
+        async def receive():
+            import asyncio
+
+            return await asyncio.wait_for(self.layer.receive(self.channel), timeout)
+
+        message = async_to_sync(receive)()
+        return json.loads(message["text"])
+
+    def close(self):
+        async_to_sync(self.layer.group_discard)(events.FEED_GROUP, self.channel)
+
+
+@pytest.fixture
+def feed_listener():
+    listener = FeedListener()
+    yield listener
+    listener.close()
+
+
+# --- A real server process --------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def database_url() -> str:
+    """The URL of the test database, for a server process to share it."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{db['NAME']}"
+    user = quote(db["USER"] or "", safe="")
+    password = quote(db["PASSWORD"] or "", safe="")
+    return f"mysql://{user}:{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 3306}/{db['NAME']}"
+
+
+class ServerProcess:
+    """`daphne vehicle_monitor.asgi:application` in a process of its own."""
+
+    def __init__(self, media_root: Path, extra_env: dict | None = None):
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}"
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url(),
+            "MEDIA_ROOT": str(media_root),
+            "DJANGO_DEBUG": "false",
+            "DJANGO_SECRET_KEY": "test-server-secret-key-not-for-production-0123456789",
+            "PYTHONUNBUFFERED": "1",
+            **(extra_env or {}),
+        }
+        self.output: list[str] = []
+        self._ready = threading.Event()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "vehicle_monitor.asgi:application"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        threading.Thread(target=self._read_output, daemon=True).start()
+        if not self._ready.wait(timeout=30) or self.process.poll() is not None:
+            self.stop()
+            raise RuntimeError("the server did not start:\n" + "".join(self.output))
+
+    def _read_output(self):
+        for line in self.process.stdout:
+            self.output.append(line)
+            if "Listening on TCP address" in line:
+                self._ready.set()
+        self._ready.set()  # the process ended; the waiter checks poll()
+
+    def http(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, timeout=10)
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture
+def server(transactional_db, _media_root):
+    """A real daphne process on the test database and the configured channel layer.
+
+    transactional_db: the server's writes are real commits, so tables are
+    emptied after the test instead of rolled back.
+    """
+    process = ServerProcess(_media_root)
+    yield process
+    process.stop()
