@@ -39,7 +39,9 @@ def json_exception_handler(exc, context):
     if response is None:
         return None
     if isinstance(exc, exceptions.ValidationError):
-        response.data = _validation_body(exc.detail)
+        response.data = validation_body(exc.detail)
+        if response.data["error"] in TOO_LARGE_CODES:
+            response.status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     else:
         response.data = {"error": _code_of(exc), "detail": _text(exc.detail)}
     return response
@@ -52,7 +54,11 @@ def error_response(status_code: int, code: str, detail: str, field: str | None =
     return Response(body, status=status_code)
 
 
-def _validation_body(detail) -> dict:
+# Validation codes that mean "too large" rather than "wrong": answered with 413.
+TOO_LARGE_CODES = {"image_too_large", "batch_too_large"}
+
+
+def validation_body(detail) -> dict:
     """The first problem as error/detail/field; every problem under `errors`."""
     field, first = _first_error(detail)
     body = {"error": getattr(first, "code", None) or "invalid", "detail": str(first)}

@@ -25,11 +25,10 @@ _WRAPPING = re.compile(r"[ \t\r\n]+")
 
 
 class ImageRejected(Exception):
-    def __init__(self, code: str, detail: str, *, too_large: bool = False):
+    def __init__(self, code: str, detail: str):
         super().__init__(detail)
-        self.code = code
+        self.code = code  # "invalid_image", or "image_too_large" for the limits
         self.detail = detail
-        self.too_large = too_large
 
 
 @dataclass(frozen=True)
@@ -75,7 +74,7 @@ def decode_base64(text: str) -> tuple[bytes, str | None]:
 def _too_many_bytes():
     limit = settings.MAX_IMAGE_BYTES
     return ImageRejected(
-        "image_too_large", f"vehicle_img is larger than the limit of {limit} bytes", too_large=True
+        "image_too_large", f"vehicle_img is larger than the limit of {limit} bytes"
     )
 
 
@@ -105,7 +104,6 @@ def verify(data: bytes, *, claimed_media_type: str | None = None) -> VerifiedIma
                 raise ImageRejected(
                     "image_too_large",
                     f"vehicle_img is {width}x{height} pixels; the limit is {settings.MAX_IMAGE_PIXELS} pixels",
-                    too_large=True,
                 )
             thumbnail = _make_thumbnail(image)
     except ImageRejected:

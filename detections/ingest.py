@@ -5,6 +5,8 @@ counters and the event row are written by the signal receivers inside the same
 transaction (see `signals.py`).
 """
 
+import hashlib
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,10 +17,14 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from . import counters, images
-from .models import Camera, Detection
+from .models import Camera, Detection, IdempotencyKey
 
 # A camera's last_seen_at is written at most this often, not on every detection.
 LAST_SEEN_RESOLUTION = timedelta(seconds=30)
+
+
+class IdempotencyConflict(Exception):
+    """The Idempotency-Key was used before for a different detection."""
 
 
 @dataclass(frozen=True)
@@ -47,12 +53,23 @@ def detection_create(
     confidence: float | None = None,
     bbox: list | None = None,
     plate: str = "",
+    idempotency_key: str = "",
 ) -> IngestResult:
     """Store one detection with its snapshot, or return the one already stored.
 
+    "Already stored" means the same camera, tracking id and time (a unique
+    constraint, so parallel retries store one row), or the same idempotency key.
     The files are written before the row and removed again if the row is not
     stored, so no path leaves an orphan file or a row without its file.
     """
+    request_hash = ""
+    if idempotency_key:
+        request_hash = _request_hash(
+            camera_name, tracking_id, vehicle_type, detected_at, image, confidence, bbox, plate
+        )
+        replayed = _replay_idempotent(idempotency_key, request_hash)
+        if replayed:
+            return replayed
     camera = camera_for_ingest(camera_name or settings.DEFAULT_CAMERA_NAME)
     detection = Detection(
         camera=camera,
@@ -71,8 +88,14 @@ def detection_create(
             detection.thumbnail_bytes = image.thumbnail
         with transaction.atomic():
             detection.save()
+            if idempotency_key:
+                IdempotencyKey.objects.create(key=idempotency_key, request_hash=request_hash, detection=detection)
     except IntegrityError:
         images.delete_files([detection.image.name, detection.thumbnail.name])
+        # A parallel request stored it first: answer with what it stored.
+        replayed = idempotency_key and _replay_idempotent(idempotency_key, request_hash)
+        if replayed:
+            return replayed
         existing = _find_stored(camera, tracking_id, detected_at)
         if existing is None:
             raise
@@ -81,6 +104,32 @@ def detection_create(
         images.delete_files([detection.image.name, detection.thumbnail.name])
         raise
     return IngestResult(detection, created=True)
+
+
+def _replay_idempotent(key: str, request_hash: str) -> IngestResult | None:
+    stored = IdempotencyKey.objects.select_related("detection__camera").filter(key=key).first()
+    if stored is None:
+        return None
+    if stored.request_hash != request_hash:
+        raise IdempotencyConflict(f"Idempotency-Key {key!r} was used before with a different detection.")
+    return IngestResult(stored.detection, created=False)
+
+
+def _request_hash(camera_name, tracking_id, vehicle_type, detected_at, image, confidence, bbox, plate) -> str:
+    """What makes two requests 'the same detection', whatever their JSON spelling."""
+    canonical = json.dumps(
+        [
+            camera_name,
+            tracking_id,
+            vehicle_type,
+            detected_at.isoformat(),
+            hashlib.sha256(image.data).hexdigest() if image else None,
+            confidence,
+            bbox,
+            plate,
+        ]
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _find_stored(camera: Camera, tracking_id: str, detected_at: datetime) -> Detection | None:

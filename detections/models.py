@@ -161,3 +161,16 @@ class HourlyCount(models.Model):
             )
         ]
         indexes = [models.Index(fields=["hour"], name="hourly_hour_idx")]
+
+
+class IdempotencyKey(models.Model):
+    """An `Idempotency-Key` header a client sent with a detection it created.
+
+    The same key again answers with the same detection; the same key with a
+    different body is refused. Deleting the detection forgets the key.
+    """
+
+    key = models.CharField(max_length=255, unique=True)
+    request_hash = models.CharField(max_length=64)
+    detection = models.ForeignKey(Detection, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)

@@ -20,12 +20,6 @@ VEHICLE_TYPES = [choice.value for choice in VehicleType]
 FIELD_ALIASES = {"tracking_id": "id", "image": "vehicle_img"}
 
 
-class ImageTooLarge(serializers.ValidationError):
-    """A snapshot over the size or pixel limit: answered with 413, not 400."""
-
-    status_code = 413
-
-
 class VehicleTypeField(serializers.CharField):
     default_error_messages = {
         "invalid_choice": "'{input}' is not a vehicle type; accepted: " + ", ".join(VEHICLE_TYPES) + "."
@@ -54,8 +48,8 @@ class SnapshotField(serializers.Field):
             raw, claimed = decode()
             return images.verify(raw, claimed_media_type=claimed)
         except images.ImageRejected as rejected:
-            error_class = ImageTooLarge if rejected.too_large else serializers.ValidationError
-            raise error_class(rejected.detail, code=rejected.code) from None
+            # The code "image_too_large" makes the answer a 413 (errors.py).
+            raise serializers.ValidationError(rejected.detail, code=rejected.code) from None
 
 
 class DetectionTimeField(serializers.DateTimeField):

@@ -2,28 +2,63 @@
 
 import zoneinfo
 
+from django.conf import settings
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import counters, ingest, stats
+from .errors import error_response, validation_body
 from .filters import DetectionFilter
 from .models import Detection, VehicleType
 from .serializers import DetectionIngestSerializer, DetectionSerializer, DetectionTimeField
 
 
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+
+
 def ingest_response(request) -> Response:
     """POST a detection (either path): 201 when stored, 200 when it already was."""
+    key = request.headers.get("Idempotency-Key", "")
+    if len(key) > MAX_IDEMPOTENCY_KEY_LENGTH or not key.isprintable():
+        return error_response(
+            400, "invalid_idempotency_key", f"Idempotency-Key must be printable and at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters."
+        )
     body = DetectionIngestSerializer(data=request.data)
     body.is_valid(raise_exception=True)
-    result = ingest.detection_create(**body.ingest_arguments())
+    try:
+        result = ingest.detection_create(**body.ingest_arguments(), idempotency_key=key)
+    except ingest.IdempotencyConflict as conflict:
+        return error_response(422, "idempotency_key_reused", str(conflict))
     return Response(
         DetectionSerializer(result.detection).data,
         status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
     )
+
+
+class BatchSerializer(serializers.Serializer):
+    detections = serializers.ListField(child=serializers.JSONField(), allow_empty=False)
+
+    def validate_detections(self, items):
+        if len(items) > settings.BATCH_MAX_ITEMS:
+            raise serializers.ValidationError(
+                f"{len(items)} detections in one batch; the most is {settings.BATCH_MAX_ITEMS}.",
+                code="batch_too_large",
+            )
+        return items
+
+
+def batch_item_result(index: int, item: dict) -> dict:
+    """Ingest one item of a batch and say what became of it."""
+    body = DetectionIngestSerializer(data=item)
+    if not body.is_valid():
+        return {"index": index, "status": "error", **validation_body(body.errors)}
+    result = ingest.detection_create(**body.ingest_arguments())
+    return {"index": index, "status": "created" if result.created else "duplicate", "id": result.detection.pk}
 
 
 class DetectionViewSet(
@@ -44,6 +79,19 @@ class DetectionViewSet(
 
     def perform_destroy(self, instance):
         ingest.detection_delete(detection=instance)
+
+    @action(detail=False, methods=["post"], url_path="batch")
+    def batch(self, request):
+        """POST /api/detections/batch/: many detections, an answer for each.
+
+        Items are independent: good ones are stored even when others are bad,
+        and a retried batch stores nothing twice.
+        """
+        envelope = BatchSerializer(data=request.data)
+        envelope.is_valid(raise_exception=True)
+        results = [batch_item_result(index, item) for index, item in enumerate(envelope.validated_data["detections"])]
+        summary = {state: sum(r["status"] == state for r in results) for state in ("created", "duplicate", "error")}
+        return Response({**summary, "results": results})
 
 
 class LegacyDetectView(APIView):

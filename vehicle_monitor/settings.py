@@ -165,8 +165,11 @@ MAX_IMAGE_PIXELS = env.int("MAX_IMAGE_PIXELS", default=40_000_000)
 # Thumbnails fit in this box; they travel inline in every socket event.
 THUMBNAIL_MAX_SIZE = (256, 192)
 THUMBNAIL_QUALITY = 70
-# A request body holds the snapshot as base64 (4/3 of its size) plus the fields.
-DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_IMAGE_BYTES * 4 // 3 + 64 * 1024
+# Largest request body: a batch of small snapshots, or one large one as base64
+# (4/3 of its size). Each snapshot is still held to MAX_IMAGE_BYTES.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BYTES", default=max(32 * 1024 * 1024, MAX_IMAGE_BYTES * 4 // 3 + 65536))
+# Most detections in one POST /api/detections/batch/.
+BATCH_MAX_ITEMS = env.int("BATCH_MAX_ITEMS", default=500)
 # Detection times before this year, or this far in the future, are refused as a
 # camera with a broken clock.
 DETECTION_TIME_MIN_YEAR = 2000
