@@ -4,9 +4,12 @@ tests and the benchmarks."""
 
 import base64
 import io
+import json
+import os
 import random
 import string
 from datetime import UTC, datetime
+from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFilter
 
@@ -122,3 +125,32 @@ def make_detection(*, sequence: int, camera: str, rng: random.Random, moment: da
         "bbox": bbox,
         "plate": plate,
     }
+
+
+class OfflineSpool:
+    """Detections an edge unit could not deliver, kept on disk until it can.
+
+    One JSON object per line in `<folder>/pending.jsonl`. Rewrites go through a
+    temporary file and a rename, so a crash never leaves half a spool.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.path = self.folder / "pending.jsonl"
+
+    def add(self, detection: dict):
+        with self.path.open("a", encoding="utf-8") as spool:
+            spool.write(json.dumps(detection) + "\n")
+
+    def pending(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        with self.path.open(encoding="utf-8") as spool:
+            return [json.loads(line) for line in spool if line.strip()]
+
+    def replace(self, detections: list[dict]):
+        temporary = self.path.with_suffix(".tmp")
+        with temporary.open("w", encoding="utf-8") as spool:
+            spool.writelines(json.dumps(d) + "\n" for d in detections)
+        os.replace(temporary, self.path)

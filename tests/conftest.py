@@ -157,6 +157,7 @@ class ServerProcess:
 
     def __init__(self, media_root: Path, extra_env: dict | None = None):
         self.port = free_port()
+        self.media_root = media_root
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
         env = {

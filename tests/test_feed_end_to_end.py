@@ -5,18 +5,14 @@ WebSocket clients."""
 import base64
 import json
 
-from websockets.sync.client import connect
+from feed_client import connect, receive
 
 from detections.models import Detection, Event
 
 
-def receive(ws, timeout=10.0) -> dict:
-    return json.loads(ws.recv(timeout=timeout))
-
-
 def test_every_client_receives_a_new_detection_with_its_fields_count_and_seq(server, simulated_detection):
     body = simulated_detection(camera="gate-1")
-    with connect(f"{server.ws_url}/ws") as first, connect(f"{server.ws_url}/ws/detections/") as second:
+    with connect(server) as first, connect(server, "/ws/detections/") as second:
         with server.http() as http:
             response = http.post("/api/detect", json=body)
         assert response.status_code == 201, response.text
@@ -41,7 +37,7 @@ def test_every_client_receives_a_new_detection_with_its_fields_count_and_seq(ser
 def test_a_deletion_reaches_clients_with_the_new_count(server, simulated_detection):
     with server.http() as http:
         ids = [http.post("/api/detect", json=simulated_detection()).json()["id"] for _ in range(2)]
-        with connect(f"{server.ws_url}/ws") as ws:
+        with connect(server) as ws:
             response = http.delete(f"/api/delete/{ids[0]}")
             assert response.status_code == 200
             assert response.json()["new_count"] == 1
@@ -66,7 +62,7 @@ def test_a_deletion_reaches_clients_with_the_new_count(server, simulated_detecti
 
 
 def test_a_client_answers_ping_and_reports_unknown_messages(server):
-    with connect(f"{server.ws_url}/ws") as ws:
+    with connect(server) as ws:
         ws.send(json.dumps({"type": "ping"}))
         assert receive(ws) == {"type": "pong"}
         ws.send("not json")

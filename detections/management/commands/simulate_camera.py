@@ -1,6 +1,10 @@
 """Play an edge camera unit: draw vehicle snapshots and POST them over HTTP.
 
-    python manage.py simulate_camera --url http://127.0.0.1:8000 --rate 1
+    python manage.py simulate_camera --url http://127.0.0.1:8000 --rate 1 --spool var/spool
+
+With --spool, detections the server could not take (unreachable, 5xx, 429)
+wait on disk and are delivered with batch ingest once it answers again, the
+way a real unit rides out a network outage.
 """
 
 import json
@@ -8,10 +12,23 @@ import random
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 
 from django.core.management.base import BaseCommand, CommandError
 
-from detections.simulator import make_detection
+from detections.simulator import OfflineSpool, make_detection
+
+BATCH_SIZE = 100
+
+
+@dataclass
+class Answer:
+    status: int | None  # None: the server could not be reached
+    body: dict | str
+
+    @property
+    def retryable(self) -> bool:
+        return self.status is None or self.status == 429 or self.status >= 500
 
 
 class Command(BaseCommand):
@@ -27,53 +44,88 @@ class Command(BaseCommand):
         parser.add_argument("--token", default="", help="device key, sent as 'Authorization: Token <key>'")
         parser.add_argument("--seed", type=int, default=None, help="random seed, for repeatable runs")
         parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each POST")
+        parser.add_argument("--spool", default="", help="folder that keeps undelivered detections until the server is back")
 
     def handle(self, *args, **options):
         if options["rate"] <= 0:
             raise CommandError("--rate must be above 0")
+        self.options = options
+        self.base_url = options["url"].rstrip("/")
+        spool = OfflineSpool(options["spool"]) if options["spool"] else None
         rng = random.Random(options["seed"])
         cameras = options["cameras"] or ["gate-1"]
-        endpoint = options["url"].rstrip("/") + "/api/detect"
-        interval = 1.0 / options["rate"]
         run_id = f"{rng.getrandbits(24):06x}"
-        self.stdout.write(f"Simulated camera posting to {endpoint} at {options['rate']:g}/s (Ctrl-C stops)")
-        sent = stored = failed = 0
+        interval = 1.0 / options["rate"]
+        self.stdout.write(f"Simulated camera posting to {self.base_url}/api/detect at {options['rate']:g}/s (Ctrl-C stops)")
+        self.sent = self.stored = self.failed = 0
         next_at = time.monotonic()
         try:
-            while not options["count"] or sent < options["count"]:
-                sent += 1
-                detection = make_detection(sequence=sent, camera=cameras[(sent - 1) % len(cameras)], rng=rng)
-                detection["id"] = f"sim-{run_id}-{sent:06d}"
-                outcome, ok = self.post(endpoint, detection, options)
-                stored += ok
-                failed += not ok
-                self.stdout.write(
-                    f"{sent:6d}  {detection['camera']:<10} {detection['vehicle_type']:<10} "
-                    f"{detection['plate'] or '-':<9} {outcome}"
-                )
+            if spool:
+                self.flush(spool)
+            while not options["count"] or self.sent < options["count"]:
+                self.sent += 1
+                detection = make_detection(sequence=self.sent, camera=cameras[(self.sent - 1) % len(cameras)], rng=rng)
+                detection["id"] = f"sim-{run_id}-{self.sent:06d}"
+                self.deliver(detection, spool)
                 next_at += interval
                 time.sleep(max(0.0, next_at - time.monotonic()))
         except KeyboardInterrupt:
             pass
-        self.stdout.write(f"Sent {sent}, stored {stored}, failed {failed}.")
-        if failed and not stored:
+        waiting = len(spool.pending()) if spool else 0
+        self.stdout.write(f"Sent {self.sent}, stored {self.stored}, failed {self.failed}, waiting in the spool {waiting}.")
+        if self.sent and not self.stored and not waiting:
             raise CommandError("no detection was stored; is the server running at --url?")
 
-    def post(self, endpoint: str, detection: dict, options) -> tuple[str, bool]:
-        headers = {"Content-Type": "application/json"}
-        if options["token"]:
-            headers["Authorization"] = f"Token {options['token']}"
-        request = urllib.request.Request(endpoint, data=json.dumps(detection).encode(), headers=headers, method="POST")
+    def deliver(self, detection: dict, spool: OfflineSpool | None):
+        if spool and spool.pending():
+            self.flush(spool)
         started = time.monotonic()
-        try:
-            with urllib.request.urlopen(request, timeout=options["timeout"]) as response:
-                body = json.loads(response.read())
-                status = response.status
-        except urllib.error.HTTPError as error:
-            detail = error.read().decode("utf-8", "replace")[:200]
-            return self.style.ERROR(f"HTTP {error.code} {detail}"), False
-        except (urllib.error.URLError, OSError) as error:
-            return self.style.ERROR(f"unreachable ({getattr(error, 'reason', error)})"), False
+        answer = self.post("/api/detect", detection)
         elapsed = (time.monotonic() - started) * 1000
-        word = "stored" if status == 201 else "already stored"
-        return self.style.SUCCESS(f"{status} {word} as #{body.get('id')}") + f"  {elapsed:.0f} ms", True
+        line = f"{self.sent:6d}  {detection['camera']:<10} {detection['vehicle_type']:<10} {detection['plate'] or '-':<9} "
+        if answer.status in (200, 201):
+            self.stored += 1
+            word = "stored" if answer.status == 201 else "already stored"
+            self.stdout.write(line + self.style.SUCCESS(f"{answer.status} {word} as #{answer.body.get('id')}") + f"  {elapsed:.0f} ms")
+        elif answer.retryable and spool:
+            spool.add(detection)
+            self.stdout.write(line + self.style.WARNING(f"{self.describe(answer)}; spooled"))
+        else:
+            self.failed += 1
+            self.stdout.write(line + self.style.ERROR(self.describe(answer)))
+
+    def flush(self, spool: OfflineSpool):
+        """Deliver spooled detections with batch ingest; keep what did not land."""
+        pending = spool.pending()
+        while pending:
+            batch, rest = pending[:BATCH_SIZE], pending[BATCH_SIZE:]
+            answer = self.post("/api/detections/batch/", {"detections": batch})
+            if answer.status != 200:
+                self.stdout.write(self.style.WARNING(f"spool: {len(pending)} waiting ({self.describe(answer)})"))
+                return
+            for result in answer.body["results"]:
+                if result["status"] == "error":
+                    self.failed += 1
+                    self.stdout.write(self.style.ERROR(f"spool: refused {batch[result['index']]['id']}: {result['detail']}"))
+                else:
+                    self.stored += 1
+            pending = rest
+            spool.replace(pending)
+            self.stdout.write(f"spool: delivered {answer.body['created']} new, {answer.body['duplicate']} already stored; {len(pending)} waiting")
+
+    def post(self, path: str, payload: dict) -> Answer:
+        headers = {"Content-Type": "application/json"}
+        if self.options["token"]:
+            headers["Authorization"] = f"Token {self.options['token']}"
+        request = urllib.request.Request(self.base_url + path, data=json.dumps(payload).encode(), headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=self.options["timeout"]) as response:
+                return Answer(response.status, json.loads(response.read()))
+        except urllib.error.HTTPError as error:
+            return Answer(error.code, error.read().decode("utf-8", "replace")[:200])
+        except (urllib.error.URLError, OSError) as error:
+            return Answer(None, str(getattr(error, "reason", error)))
+
+    @staticmethod
+    def describe(answer: Answer) -> str:
+        return f"unreachable ({answer.body})" if answer.status is None else f"HTTP {answer.status} {answer.body}"

@@ -1,0 +1,76 @@
+"""Cameras retry: the same detection is stored and published once, however often it comes."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+from conftest import stored_files
+from feed_client import assert_nothing_else_queued, connect, receive
+
+from detections.models import Detection, Event, IdempotencyKey
+
+
+def post_in_parallel(server, path, body, times, headers=None):
+    def post(_):
+        with server.http() as http:
+            return http.post(path, json=body, headers=headers or {})
+
+    with ThreadPoolExecutor(max_workers=times) as pool:
+        return list(pool.map(post, range(times)))
+
+
+def test_twenty_parallel_identical_posts_store_one_row_and_publish_one_event(server, simulated_detection):
+    body = simulated_detection()
+    with connect(server) as ws:
+        responses = post_in_parallel(server, "/api/detect", body, 20)
+        statuses = sorted(r.status_code for r in responses)
+        assert statuses == [200] * 19 + [201], [r.text for r in responses if r.status_code not in (200, 201)]
+        assert len({r.json()["id"] for r in responses}) == 1
+        assert receive(ws)["tracking_id"] == body["id"]
+        assert_nothing_else_queued(ws)
+    assert Detection.objects.count() == 1
+    assert Event.objects.count() == 1
+    files = stored_files(server.media_root)
+    assert len(files) == 2, files  # one snapshot, one thumbnail: the losers' files were removed
+
+
+def test_twenty_parallel_posts_with_one_idempotency_key_store_one_row(server, simulated_detection):
+    body = simulated_detection()
+    responses = post_in_parallel(server, "/api/detect", body, 20, headers={"Idempotency-Key": "unit-7-0001"})
+    assert sorted(r.status_code for r in responses) == [200] * 19 + [201]
+    assert Detection.objects.count() == 1
+    assert IdempotencyKey.objects.get().detection_id == responses[0].json()["id"]
+
+
+def test_the_same_idempotency_key_with_a_different_body_is_refused_with_422(server, simulated_detection):
+    with server.http() as http:
+        first = http.post("/api/detect", json=simulated_detection(), headers={"Idempotency-Key": "k-1"})
+        assert first.status_code == 201
+        reused = http.post("/api/detect", json=simulated_detection(), headers={"Idempotency-Key": "k-1"})
+        assert reused.status_code == 422
+        assert reused.json()["error"] == "idempotency_key_reused"
+    assert Detection.objects.count() == 1
+
+
+def test_a_retried_batch_stores_nothing_twice_and_reports_each_item(server, simulated_detection):
+    good = [simulated_detection() for _ in range(3)]
+    bad = {"id": "x", "vehicle_type": "spaceship", "time": "2026-11-24T08:00:00Z"}
+    batch = {"detections": [good[0], bad, good[1], good[2]]}
+    with server.http() as http, connect(server) as ws:
+        first = http.post("/api/detections/batch/", json=batch)
+        assert first.status_code == 200, first.text
+        assert [r["status"] for r in first.json()["results"]] == ["created", "error", "created", "created"]
+        assert first.json()["results"][1]["field"] == "vehicle_type"
+        again = http.post("/api/detections/batch/", json=batch)
+        assert [r["status"] for r in again.json()["results"]] == ["duplicate", "error", "duplicate", "duplicate"]
+        assert [r.get("id") for r in again.json()["results"]] == [r.get("id") for r in first.json()["results"]]
+        assert [receive(ws)["tracking_id"] for _ in range(3)] == [d["id"] for d in good]
+        assert_nothing_else_queued(ws)
+    assert Detection.objects.count() == 3
+    assert Event.objects.count() == 3
+
+
+def test_a_batch_over_the_limit_is_refused_whole_with_413(server):
+    with server.http() as http:
+        response = http.post("/api/detections/batch/", json={"detections": [{}] * 501})
+    assert response.status_code == 413
+    assert response.json()["error"] == "batch_too_large"
+    assert Detection.objects.count() == 0

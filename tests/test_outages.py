@@ -1,0 +1,131 @@
+"""Redis and the database go away and come back; nothing is lost and no
+process needs a restart. These tests stop and start the machine's real
+MariaDB and Redis, and always leave them running."""
+
+import subprocess
+
+import pytest
+from conftest import ServerProcess, stored_files
+from django.db import connection
+from feed_client import assert_nothing_else_queued, connect, receive, receive_events
+from services import start_mariadb, start_redis, stop_mariadb, stop_redis
+
+from detections.models import Detection, Event
+
+pytestmark = pytest.mark.usefixtures("services_restored")
+
+
+@pytest.fixture
+def services_restored():
+    yield
+    start_redis()
+    start_mariadb()
+    connection.close()  # the test's own connection may have died with the server
+
+
+def post(http, body, expected=201) -> dict:
+    response = http.post("/api/detect", json=body)
+    assert response.status_code == expected, response.text
+    return response.json()
+
+
+def requires_redis_layer():
+    from django.conf import settings
+
+    if "channels_redis" not in settings.CHANNEL_LAYERS["default"]["BACKEND"]:
+        pytest.fail("this test needs the Redis channel layer: set REDIS_URL")
+
+
+def test_ingest_keeps_working_while_redis_is_down_and_a_resuming_client_gets_everything_after(
+    server, simulated_detection
+):
+    requires_redis_layer()
+    with server.http() as http:
+        with connect(server) as ws:
+            post(http, simulated_detection())
+            last_seen = receive(ws)["seq"]
+        stop_redis()
+        during = [post(http, simulated_detection())["id"] for _ in range(3)]
+        assert Detection.objects.filter(pk__in=during).count() == 3
+        assert Event.objects.count() == 4
+        start_redis()
+
+        with connect(server, after=last_seen) as ws:
+            assert [m["id"] for m in receive_events(ws, 3)] == during
+            live = post(http, simulated_detection())
+            assert receive(ws)["id"] == live["id"]  # live delivery flows again
+        with connect(server) as ws:  # and for a client that does not resume
+            live = post(http, simulated_detection())
+            assert receive(ws)["id"] == live["id"]
+    assert server.process.poll() is None, "the server process had to restart"
+
+
+def test_a_hanging_redis_does_not_hang_ingest(server, simulated_detection):
+    requires_redis_layer()
+    # CLIENT PAUSE makes Redis accept connections and then not answer: a hang,
+    # not a refusal. The publish gives up after EVENT_PUBLISH_TIMEOUT (2 s); if
+    # it waited for Redis the POST would outlast the client's 10 s timeout.
+    subprocess.run(["redis-cli", "-h", "127.0.0.1", "client", "pause", "30000", "ALL"], check=True, capture_output=True)
+    try:
+        with server.http() as http:
+            stored = post(http, simulated_detection())
+    finally:
+        subprocess.run(["redis-cli", "-h", "127.0.0.1", "client", "unpause"], check=True, capture_output=True)
+    assert Detection.objects.filter(pk=stored["id"]).exists()
+
+
+def test_ingest_answers_503_while_the_database_is_down_then_stores_the_retry_once(server, simulated_detection):
+    body = simulated_detection()
+    with server.http() as http, connect(server) as ws:
+        stop_mariadb()
+        refused = http.post("/api/detect", json=body)
+        assert refused.status_code == 503
+        assert refused.headers["Retry-After"].isdigit()
+        assert refused.json()["error"] == "database_unavailable"
+        assert stored_files(server.media_root) == []  # no orphan snapshot
+        assert_nothing_else_queued(ws)  # nothing was published
+
+        start_mariadb()
+        stored = post(http, body, expected=201)
+        again = post(http, body, expected=200)
+        assert again["id"] == stored["id"]
+        assert receive(ws)["id"] == stored["id"]
+    connection.close()
+    assert Detection.objects.count() == 1
+    assert server.process.poll() is None, "the server process had to restart"
+
+
+def test_an_idle_socket_on_the_redis_layer_stays_open_and_receives_after_a_minute(server, simulated_detection):
+    requires_redis_layer()
+    with connect(server) as ws:
+        with pytest.raises(TimeoutError):
+            ws.recv(timeout=65)  # idle on purpose: this wait is what is tested
+        with server.http() as http:
+            stored = post(http, simulated_detection())
+        assert receive(ws)["id"] == stored["id"]
+
+
+def test_a_client_that_stops_reading_does_not_hold_up_the_others(server, simulated_detection):
+    with connect(server) as stalled, connect(server) as reader:
+        assert stalled  # connected, and never read from again
+        with server.http() as http:
+            ids = [post(http, simulated_detection())["id"] for _ in range(30)]
+        assert [m["id"] for m in receive_events(reader, 30)] == ids
+
+
+def test_two_server_processes_share_one_feed_and_one_sequence(server, simulated_detection):
+    requires_redis_layer()
+    other = ServerProcess(server.media_root)
+    try:
+        with connect(server) as on_a, connect(other) as on_b:
+            ids = []
+            for i in range(6):
+                target = server if i % 2 else other
+                with target.http() as http:
+                    ids.append(post(http, simulated_detection())["id"])
+            for ws in (on_a, on_b):
+                events = receive_events(ws, 6)
+                assert [m["seq"] for m in events] == [1, 2, 3, 4, 5, 6]
+                assert [m["id"] for m in events] == ids
+    finally:
+        other.stop()
