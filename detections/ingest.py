@@ -86,7 +86,9 @@ def detection_create(
             detection.image.save(f"{stem}.{image.extension}", ContentFile(image.data), save=False)
             detection.thumbnail.save(f"{stem}.jpg", ContentFile(image.thumbnail), save=False)
             detection.thumbnail_bytes = image.thumbnail
-        with transaction.atomic():
+        # durable: the commit happens here, never in a caller's transaction that
+        # could still roll back after the files were kept.
+        with transaction.atomic(durable=True):
             detection.save()
             if idempotency_key:
                 IdempotencyKey.objects.create(key=idempotency_key, request_hash=request_hash, detection=detection)

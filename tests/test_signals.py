@@ -1,0 +1,209 @@
+"""Every creation and deletion, from any path, is counted, numbered, written to
+the event log and published after commit; a rollback leaves no trace."""
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from channels.layers import get_channel_layer
+from conftest import image_bytes, stored_files
+from django.db import transaction
+
+from detections import counters, events, images
+from detections.ingest import detection_create, detection_delete
+from detections.models import Camera, CameraTypeTotal, Detection, Event, HourlyCount
+
+MOMENT = datetime(2026, 11, 24, 8, 15, 30, 120000, tzinfo=UTC)
+NOTHING_ARRIVES = 0.5  # seconds a listener waits to show that no message came
+
+
+class RolledBack(Exception):
+    """Raised inside a transaction to roll it back."""
+
+
+def ingest(tracking_id="trk-0042", *, camera="gate-1", vehicle_type="car", detected_at=MOMENT) -> Detection:
+    return detection_create(
+        camera_name=camera,
+        tracking_id=tracking_id,
+        vehicle_type=vehicle_type,
+        detected_at=detected_at,
+        image=images.verify(image_bytes()),
+    ).detection
+
+
+def counter_state():
+    """Everything the counters hold, to compare before and after."""
+    return (
+        counters.current_position(),
+        sorted(CameraTypeTotal.objects.values_list("camera__name", "vehicle_type", "count")),
+        sorted(HourlyCount.objects.values_list("camera__name", "vehicle_type", "hour", "count")),
+    )
+
+
+def assert_nothing_published(feed_listener):
+    with pytest.raises(TimeoutError):
+        feed_listener.receive(timeout=NOTHING_ARRIVES)
+
+
+# --- Rollbacks -----------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_detection_saved_in_a_transaction_that_rolls_back_publishes_nothing_and_counts_nothing(
+    django_capture_on_commit_callbacks, feed_listener
+):
+    events_before, counters_before = Event.objects.count(), counter_state()
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        with pytest.raises(RolledBack), transaction.atomic():
+            camera, _ = Camera.objects.get_or_create(name="gate-1")
+            Detection.objects.create(camera=camera, tracking_id="t", vehicle_type="car", detected_at=MOMENT)
+            raise RolledBack
+
+    assert callbacks == []
+    assert Detection.objects.count() == 0
+    assert Event.objects.count() == events_before
+    assert counter_state() == counters_before
+    assert_nothing_published(feed_listener)
+
+
+@pytest.mark.django_db
+def test_ingest_refuses_to_run_inside_a_callers_transaction_and_leaves_no_file(_media_root):
+    # The caller could roll back after ingest kept the files; ingest commits itself.
+    with pytest.raises(RuntimeError, match="durable"), transaction.atomic():
+        ingest()
+
+    assert stored_files(_media_root) == []
+
+
+@pytest.mark.django_db
+def test_a_deletion_rolled_back_keeps_the_row_its_files_and_the_counters(
+    django_capture_on_commit_callbacks, feed_listener, _media_root
+):
+    detection = ingest()
+    detection_id, files, counters_before = detection.pk, stored_files(_media_root), counter_state()
+    assert len(files) == 2
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        with pytest.raises(RolledBack), transaction.atomic():
+            detection.delete()
+            raise RolledBack
+
+    assert callbacks == []
+    assert Detection.objects.filter(pk=detection_id).exists()
+    assert stored_files(_media_root) == files
+    assert counter_state() == counters_before
+    assert not Event.objects.filter(kind="deletion").exists()
+    assert_nothing_published(feed_listener)
+
+
+# --- Paths that bypass the ingest module ---------------------------------------------------
+
+
+def create_through_manager(camera):
+    return Detection.objects.create(camera=camera, tracking_id="shell-1", vehicle_type="van", detected_at=MOMENT)
+
+
+def create_through_save(camera):
+    detection = Detection(camera=camera, tracking_id="shell-1", vehicle_type="van", detected_at=MOMENT)
+    detection.save()
+    return detection
+
+
+@pytest.mark.parametrize("create", [create_through_manager, create_through_save], ids=["objects.create", "save"])
+def test_a_detection_created_through_the_orm_gets_an_event_and_a_published_message(
+    transactional_db, feed_listener, create
+):
+    before = counters.current_position()
+
+    detection = create(Camera.objects.create(name="shell-cam"))
+
+    message = feed_listener.receive()
+    assert message["type"] == "new_detection"
+    assert message["id"] == detection.pk
+    assert message["tracking_id"] == "shell-1"
+    assert message["vehicle_type"] == "van"
+    assert message["camera"] == "shell-cam"
+    assert message["seq"] == before.seq + 1
+    assert message["count"] == before.count + 1 == Detection.objects.count()
+    assert message["image"] is None
+    event = Event.objects.get(seq=message["seq"])
+    assert (event.kind, event.detection_id) == ("new_detection", detection.pk)
+
+
+# --- Numbering and counting ----------------------------------------------------------------
+
+
+@pytest.fixture
+def mixed_history(transactional_db, feed_listener):
+    """Creations and deletions through every path, one at a time.
+
+    Returns the position before, and each published message with the number of
+    detections stored right after it.
+    """
+    start = counters.current_position()
+    late = MOMENT + timedelta(hours=2)
+    camera = Camera.objects.create(name="yard")
+    steps = [
+        lambda: ingest("trk-1"),
+        lambda: ingest("trk-2", camera="yard", vehicle_type="truck"),
+        lambda: detection_delete(detection=Detection.objects.get(tracking_id="trk-1")),
+        lambda: Detection.objects.create(camera=camera, tracking_id="trk-3", vehicle_type="bus", detected_at=late),
+        lambda: ingest("trk-4", detected_at=late),
+        lambda: Detection.objects.get(tracking_id="trk-3").delete(),
+        lambda: Detection.objects.filter(tracking_id="trk-2").delete(),
+    ]
+    history = []
+    for step in steps:
+        step()
+        history.append((feed_listener.receive(), Detection.objects.count()))
+    assert_nothing_published(feed_listener)
+    return start, history
+
+
+def test_seq_is_one_sequence_across_creations_and_deletions(mixed_history):
+    start, history = mixed_history
+    messages = [message for message, _ in history]
+
+    assert [m["type"] for m in messages] == [
+        "new_detection",
+        "new_detection",
+        "deletion",
+        "new_detection",
+        "new_detection",
+        "deletion",
+        "deletion",
+    ]
+    assert [m["seq"] for m in messages] == list(range(start.seq + 1, start.seq + 1 + len(messages)))
+    assert list(Event.objects.filter(seq__gt=start.seq).values_list("seq", "kind")) == [(m["seq"], m["type"]) for m in messages]
+    assert counters.current_position().seq == messages[-1]["seq"]
+
+
+def test_count_in_each_event_equals_the_number_of_detections_after_it(mixed_history):
+    _, history = mixed_history
+
+    assert [message["count"] for message, _ in history] == [rows for _, rows in history]
+    assert [rows for _, rows in history] == [1, 2, 1, 2, 3, 2, 1]
+    assert counters.current_position().count == Detection.objects.count()
+
+
+# --- A channel layer that fails ---------------------------------------------------------------
+
+
+def test_a_failed_publish_does_not_raise_from_ingest_is_counted_and_keeps_the_detection_and_event(
+    transactional_db, feed_listener, monkeypatch, caplog
+):
+    async def refuse(group, message):
+        raise ConnectionError("channel layer is down")
+
+    monkeypatch.setattr(get_channel_layer(), "group_send", refuse)
+    failures = events.publish_failures
+
+    with caplog.at_level(logging.WARNING, logger="detections.events"):
+        detection = ingest()
+
+    assert events.publish_failures == failures + 1
+    assert Detection.objects.filter(pk=detection.pk).exists()
+    event = Event.objects.get(kind="new_detection", detection_id=detection.pk)
+    assert f"could not publish event {event.seq} (ConnectionError: channel layer is down)" in caplog.text
+    assert_nothing_published(feed_listener)
