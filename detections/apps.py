@@ -6,6 +6,6 @@ class DetectionsConfig(AppConfig):
     verbose_name = "Vehicle detections"
 
     def ready(self):
-        from . import signals
+        from . import schema, signals  # noqa: F401 (schema registers OpenAPI extensions)
 
         signals.connect()

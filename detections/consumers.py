@@ -9,21 +9,37 @@ replays from the log, then the feed continues live with no gap or duplicate.
 
 import json
 import logging
+import time
+from collections import deque
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 
 from . import events
 from .models import VehicleType
+from .permissions import may_view
 
 logger = logging.getLogger(__name__)
 
-MAX_CLIENT_MESSAGE_BYTES = 4096
+# Close codes (4000-4999 are the application's own; 1008/1009 are standard).
+CLOSE_UNAUTHORIZED = 4401  # no valid session or token
+CLOSE_POLICY_VIOLATION = 1008  # flooding the server with messages
+CLOSE_MESSAGE_TOO_BIG = 1009
+FLOOD_WINDOW_SECONDS = 60
 
 
 class DetectionFeedConsumer(AsyncWebsocketConsumer):
     async def connect(self):
+        # The user was resolved from the session cookie, ?token= or the
+        # Authorization header before we got here (asgi.py).
+        if not may_view(self.scope.get("user")):
+            # Accept only to say why: a refused handshake carries no reason.
+            await self.accept()
+            await self.close(code=CLOSE_UNAUTHORIZED, reason="authentication required")
+            return
+        self.recent_messages: deque[float] = deque()
         self.last_seq = 0  # every event up to here has been delivered or filtered out
         self.cameras: set[str] | None = None
         self.vehicle_types: set[str] | None = None
@@ -43,8 +59,14 @@ class DetectionFeedConsumer(AsyncWebsocketConsumer):
     # --- client -> server ------------------------------------------------------------
 
     async def receive(self, text_data=None, bytes_data=None):
-        if text_data is None or len(text_data) > MAX_CLIENT_MESSAGE_BYTES:
-            return await self.send_error("invalid_message", f"send JSON text of at most {MAX_CLIENT_MESSAGE_BYTES} bytes")
+        if self.flooding():
+            logger.warning("closing a socket that sent over %s messages a minute", settings.SOCKET_MAX_MESSAGES_PER_MINUTE)
+            return await self.close(code=CLOSE_POLICY_VIOLATION, reason="too many messages")
+        size = len(text_data.encode()) if text_data is not None else len(bytes_data or b"")
+        if size > settings.SOCKET_MAX_MESSAGE_BYTES:
+            return await self.close(code=CLOSE_MESSAGE_TOO_BIG, reason="message too big")
+        if text_data is None:
+            return await self.send_error("invalid_message", "send JSON text, not binary frames")
         try:
             message = json.loads(text_data)
         except ValueError:
@@ -61,6 +83,13 @@ class DetectionFeedConsumer(AsyncWebsocketConsumer):
             await self.resume(after)
         else:
             await self.send_error("unknown_type", "type must be one of: ping, subscribe, resume")
+
+    def flooding(self) -> bool:
+        now = time.monotonic()
+        self.recent_messages.append(now)
+        while self.recent_messages[0] < now - FLOOD_WINDOW_SECONDS:
+            self.recent_messages.popleft()
+        return len(self.recent_messages) > settings.SOCKET_MAX_MESSAGES_PER_MINUTE
 
     async def subscribe(self, message: dict):
         cameras = message.get("cameras")

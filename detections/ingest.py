@@ -11,7 +11,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -33,19 +32,17 @@ class IngestResult:
     created: bool  # False: the same detection was stored before (a retry)
 
 
-def camera_for_ingest(name: str) -> Camera:
-    """The camera with this name, created on first sight, its last_seen_at kept fresh."""
-    camera, _ = Camera.objects.get_or_create(name=name)
+def touch_camera(camera: Camera):
+    """Keep the camera's last_seen_at fresh, without a write per detection."""
     now = timezone.now()
     if camera.last_seen_at is None or now - camera.last_seen_at > LAST_SEEN_RESOLUTION:
         Camera.objects.filter(pk=camera.pk).update(last_seen_at=now)
         camera.last_seen_at = now
-    return camera
 
 
 def detection_create(
     *,
-    camera_name: str,
+    camera: Camera,
     tracking_id: str,
     vehicle_type: str,
     detected_at: datetime,
@@ -65,12 +62,12 @@ def detection_create(
     request_hash = ""
     if idempotency_key:
         request_hash = _request_hash(
-            camera_name, tracking_id, vehicle_type, detected_at, image, confidence, bbox, plate
+            camera.pk, tracking_id, vehicle_type, detected_at, image, confidence, bbox, plate
         )
         replayed = _replay_idempotent(idempotency_key, request_hash)
         if replayed:
             return replayed
-    camera = camera_for_ingest(camera_name or settings.DEFAULT_CAMERA_NAME)
+    touch_camera(camera)
     detection = Detection(
         camera=camera,
         tracking_id=tracking_id,
@@ -117,11 +114,11 @@ def _replay_idempotent(key: str, request_hash: str) -> IngestResult | None:
     return IngestResult(stored.detection, created=False)
 
 
-def _request_hash(camera_name, tracking_id, vehicle_type, detected_at, image, confidence, bbox, plate) -> str:
+def _request_hash(camera_id, tracking_id, vehicle_type, detected_at, image, confidence, bbox, plate) -> str:
     """What makes two requests 'the same detection', whatever their JSON spelling."""
     canonical = json.dumps(
         [
-            camera_name,
+            camera_id,
             tracking_id,
             vehicle_type,
             detected_at.isoformat(),

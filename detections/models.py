@@ -174,3 +174,30 @@ class IdempotencyKey(models.Model):
     request_hash = models.CharField(max_length=64)
     detection = models.ForeignKey(Detection, on_delete=models.CASCADE, related_name="+")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+
+class DeviceKey(models.Model):
+    """The key an edge unit posts with, bound to the camera(s) it may post for.
+
+    Only a SHA-256 hash is stored: the key itself is shown once, when it is
+    issued (`detections.auth.issue_device_key`). Keys are 256 random bits, so a
+    plain hash is as good as a slow one and costs nothing per request.
+    """
+
+    label = models.CharField(max_length=100, blank=True, help_text="who or what holds this key")
+    prefix = models.CharField(max_length=16, editable=False, help_text="the start of the key, to tell keys apart")
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    cameras = models.ManyToManyField(Camera, related_name="device_keys")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.prefix}… {self.label}".strip()
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from . import images
@@ -32,6 +33,7 @@ class VehicleTypeField(serializers.CharField):
         return value
 
 
+@extend_schema_field({"type": "string", "description": "base64 of a JPEG, PNG or WebP (optionally a data: URI)"})
 class SnapshotField(serializers.Field):
     """Base64 text (optionally a data: URI) or an uploaded file -> VerifiedImage."""
 
@@ -107,11 +109,16 @@ class DetectionIngestSerializer(serializers.Serializer):
     def validate_plate(self, value):
         return _printable(value, "plate")
 
-    def ingest_arguments(self) -> dict:
+    @property
+    def requested_camera(self) -> str:
+        """The camera the body names ("" when it names none)."""
+        return self.validated_data["camera"]
+
+    def ingest_arguments(self, camera) -> dict:
         """The validated body as keyword arguments of `ingest.detection_create`."""
         data = self.validated_data
         return {
-            "camera_name": data["camera"],
+            "camera": camera,
             "tracking_id": data["id"],
             "vehicle_type": data["vehicle_type"],
             "detected_at": data["time"],

@@ -1,4 +1,4 @@
-"""Thin views: validate, call `ingest` or `stats`, serialise."""
+"""Thin views: authenticate, validate, call `ingest` or `stats`, serialise."""
 
 import zoneinfo
 
@@ -6,19 +6,41 @@ from django.conf import settings
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
-from rest_framework import mixins, serializers, status, viewsets
+from django.views.static import serve
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from . import counters, ingest, stats
+from .auth import camera_for_device
 from .errors import error_response, validation_body
 from .filters import DetectionFilter
 from .models import Detection, VehicleType
+from .permissions import CanDelete, CanView, IsDevice
 from .serializers import DetectionIngestSerializer, DetectionSerializer, DetectionTimeField
 
-
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
+
+ERROR_BODY = inline_serializer(
+    "Error",
+    {
+        "error": serializers.CharField(help_text="machine-readable code"),
+        "detail": serializers.CharField(help_text="what is wrong, in a sentence"),
+        "field": serializers.CharField(required=False, help_text="the field at fault"),
+    },
+)
+INGEST_RESPONSES = {
+    201: DetectionSerializer,
+    200: OpenApiResponse(DetectionSerializer, description="The same detection was stored before"),
+    **{code: ERROR_BODY for code in (400, 401, 403, 413, 415, 422, 429, 503)},
+}
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
+    description="Any string up to 255 characters; the same key again answers with the same detection.",
+)  # fmt: skip
 
 
 def ingest_response(request) -> Response:
@@ -26,12 +48,15 @@ def ingest_response(request) -> Response:
     key = request.headers.get("Idempotency-Key", "")
     if len(key) > MAX_IDEMPOTENCY_KEY_LENGTH or not key.isprintable():
         return error_response(
-            400, "invalid_idempotency_key", f"Idempotency-Key must be printable and at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters."
+            400,
+            "invalid_idempotency_key",
+            f"Idempotency-Key must be printable and at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters.",
         )
     body = DetectionIngestSerializer(data=request.data)
     body.is_valid(raise_exception=True)
+    camera = camera_for_device(request.user, body.requested_camera)
     try:
-        result = ingest.detection_create(**body.ingest_arguments(), idempotency_key=key)
+        result = ingest.detection_create(**body.ingest_arguments(camera), idempotency_key=key)
     except ingest.IdempotencyConflict as conflict:
         return error_response(422, "idempotency_key_reused", str(conflict))
     return Response(
@@ -52,12 +77,39 @@ class BatchSerializer(serializers.Serializer):
         return items
 
 
-def batch_item_result(index: int, item: dict) -> dict:
+BATCH_RESULT = inline_serializer(
+    "BatchResult",
+    {
+        "created": serializers.IntegerField(),
+        "duplicate": serializers.IntegerField(),
+        "error": serializers.IntegerField(),
+        "results": inline_serializer(
+            "BatchItemResult",
+            {
+                "index": serializers.IntegerField(),
+                "status": serializers.ChoiceField(["created", "duplicate", "error"]),
+                "id": serializers.IntegerField(required=False),
+                "error": serializers.CharField(required=False),
+                "detail": serializers.CharField(required=False),
+                "field": serializers.CharField(required=False),
+            },
+            many=True,
+        ),
+    },
+)
+
+
+def batch_item_result(device, index: int, item) -> dict:
     """Ingest one item of a batch and say what became of it."""
     body = DetectionIngestSerializer(data=item)
-    if not body.is_valid():
-        return {"index": index, "status": "error", **validation_body(body.errors)}
-    result = ingest.detection_create(**body.ingest_arguments())
+    try:
+        body.is_valid(raise_exception=True)
+        camera = camera_for_device(device, body.requested_camera)
+    except exceptions.ValidationError as invalid:
+        return {"index": index, "status": "error", **validation_body(invalid.detail)}
+    except exceptions.PermissionDenied as denied:
+        return {"index": index, "status": "error", "error": denied.default_code, "detail": str(denied.detail), "field": "camera"}
+    result = ingest.detection_create(**body.ingest_arguments(camera))
     return {"index": index, "status": "created" if result.created else "duplicate", "id": result.detection.pk}
 
 
@@ -74,12 +126,24 @@ class DetectionViewSet(
     serializer_class = DetectionSerializer
     filterset_class = DetectionFilter
 
+    def get_permissions(self):
+        if self.action in ("create", "batch"):
+            return [IsDevice()]
+        if self.action == "destroy":
+            return [CanDelete()]
+        return [CanView()]
+
+    @extend_schema(request=DetectionIngestSerializer, responses=INGEST_RESPONSES, parameters=[IDEMPOTENCY_HEADER])
     def create(self, request, *args, **kwargs):
         return ingest_response(request)
 
     def perform_destroy(self, instance):
         ingest.detection_delete(detection=instance)
 
+    @extend_schema(
+        request=inline_serializer("Batch", {"detections": DetectionIngestSerializer(many=True)}),
+        responses={200: BATCH_RESULT, **{code: ERROR_BODY for code in (400, 401, 403, 413, 415, 429, 503)}},
+    )
     @action(detail=False, methods=["post"], url_path="batch")
     def batch(self, request):
         """POST /api/detections/batch/: many detections, an answer for each.
@@ -89,7 +153,8 @@ class DetectionViewSet(
         """
         envelope = BatchSerializer(data=request.data)
         envelope.is_valid(raise_exception=True)
-        results = [batch_item_result(index, item) for index, item in enumerate(envelope.validated_data["detections"])]
+        items = envelope.validated_data["detections"]
+        results = [batch_item_result(request.user, index, item) for index, item in enumerate(items)]
         summary = {state: sum(r["status"] == state for r in results) for state in ("created", "duplicate", "error")}
         return Response({**summary, "results": results})
 
@@ -97,6 +162,9 @@ class DetectionViewSet(
 class LegacyDetectView(APIView):
     """POST /api/detect: the path units in the field use."""
 
+    permission_classes = [IsDevice]
+
+    @extend_schema(request=DetectionIngestSerializer, responses=INGEST_RESPONSES, parameters=[IDEMPOTENCY_HEADER])
     def post(self, request):
         return ingest_response(request)
 
@@ -104,6 +172,16 @@ class LegacyDetectView(APIView):
 class LegacyDeleteView(APIView):
     """DELETE /api/delete/{id}: 200 with the new count, as the legacy service answered."""
 
+    permission_classes = [CanDelete]
+
+    @extend_schema(
+        responses={
+            200: inline_serializer(
+                "LegacyDeleted", {"message": serializers.CharField(), "new_count": serializers.IntegerField()}
+            ),
+            **{code: ERROR_BODY for code in (401, 403, 404)},
+        }
+    )
     def delete(self, request, pk: int):
         detection = get_object_or_404(Detection.objects.select_related("camera"), pk=pk)
         new_count = ingest.detection_delete(detection=detection)
@@ -123,7 +201,7 @@ class StatsQuerySerializer(serializers.Serializer):
         try:
             return zoneinfo.ZoneInfo(value)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise serializers.ValidationError(f"'{value}' is not an IANA time zone name.", code="invalid")
+            raise serializers.ValidationError(f"'{value}' is not an IANA time zone name.", code="invalid") from None
 
     def validate(self, data):
         if data.get("since") and data.get("until") and data["since"] >= data["until"]:
@@ -139,6 +217,22 @@ class StatsQuerySerializer(serializers.Serializer):
 class StatsView(APIView):
     """GET /api/stats: legacy total_vehicles and recent_logs, plus breakdowns and a series."""
 
+    @extend_schema(
+        parameters=[StatsQuerySerializer],
+        responses={
+            200: inline_serializer(
+                "Stats",
+                {
+                    "total_vehicles": serializers.IntegerField(),
+                    "recent_logs": DetectionSerializer(many=True),
+                    "by_vehicle_type": serializers.DictField(child=serializers.IntegerField()),
+                    "by_camera": serializers.DictField(child=serializers.IntegerField()),
+                    "series": serializers.DictField(),
+                },
+            ),
+            **{code: ERROR_BODY for code in (400, 401, 403)},
+        },
+    )
     def get(self, request):
         params = StatsQuerySerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
@@ -157,6 +251,16 @@ class StatsView(APIView):
                 "series": series,
             }
         )
+
+
+class MediaView(APIView):
+    """Snapshots and thumbnails, for viewers only (they show plates)."""
+
+    throttle_classes = []
+
+    @extend_schema(exclude=True)
+    def get(self, request, path: str):
+        return serve(request, path, document_root=settings.MEDIA_ROOT)
 
 
 def healthz(request):

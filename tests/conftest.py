@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
@@ -100,6 +101,72 @@ def simulated_detection():
     return make
 
 
+# --- Who is asking ----------------------------------------------------------------------------
+
+CAMERAS = ("gate-1", "gate-2", "yard")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    device: str  # a device key bound to every camera in CAMERAS
+    viewer: str  # a user token without any permission
+    staff: str  # a staff user's token, allowed to delete
+
+    @staticmethod
+    def header(secret: str) -> dict:
+        return {"Authorization": f"Token {secret}"}
+
+
+def make_user_token(username: str, *, staff: bool = False) -> str:
+    from django.contrib.auth.models import Permission, User
+    from rest_framework.authtoken.models import Token
+
+    user = User.objects.create_user(username, password="correct horse battery staple", is_staff=staff)
+    if staff:
+        user.user_permissions.add(Permission.objects.get(codename="delete_detection"))
+    return Token.objects.create(user=user).key
+
+
+@pytest.fixture
+def cameras(db):
+    from detections.models import Camera
+
+    return {name: Camera.objects.create(name=name) for name in CAMERAS}
+
+
+@pytest.fixture
+def credentials(cameras) -> Credentials:
+    from detections.auth import issue_device_key
+
+    _, device = issue_device_key(cameras=list(cameras.values()), label="test unit")
+    return Credentials(device=device, viewer=make_user_token("viewer"), staff=make_user_token("staff", staff=True))
+
+
+def api_client(secret: str | None = None):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    if secret:
+        client.credentials(HTTP_AUTHORIZATION=f"Token {secret}")
+    return client
+
+
+@pytest.fixture
+def device_client(credentials):
+    """An edge unit: may post for gate-1, gate-2 and yard."""
+    return api_client(credentials.device)
+
+
+@pytest.fixture
+def viewer_client(credentials):
+    return api_client(credentials.viewer)
+
+
+@pytest.fixture
+def staff_client(credentials):
+    return api_client(credentials.staff)
+
+
 # --- The channel layer, seen from a test ----------------------------------------------------
 
 
@@ -155,9 +222,10 @@ def database_url() -> str:
 class ServerProcess:
     """`daphne vehicle_monitor.asgi:application` in a process of its own."""
 
-    def __init__(self, media_root: Path, extra_env: dict | None = None):
+    def __init__(self, media_root: Path, credentials: Credentials, extra_env: dict | None = None):
         self.port = free_port()
         self.media_root = media_root
+        self.credentials = credentials
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
         env = {
@@ -166,6 +234,9 @@ class ServerProcess:
             "MEDIA_ROOT": str(media_root),
             "DJANGO_DEBUG": "false",
             "DJANGO_SECRET_KEY": "test-server-secret-key-not-for-production-0123456789",
+            # Plain HTTP on loopback: no TLS proxy in front.
+            "DJANGO_SECURE_SSL_REDIRECT": "false",
+            "DJANGO_SECURE_COOKIES": "false",
             "PYTHONUNBUFFERED": "1",
             **(extra_env or {}),
         }
@@ -191,8 +262,17 @@ class ServerProcess:
                 self._ready.set()
         self._ready.set()  # the process ended; the waiter checks poll()
 
-    def http(self) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, timeout=10)
+    def http(self, secret: str | None = None) -> httpx.Client:
+        headers = Credentials.header(secret) if secret else {}
+        return httpx.Client(base_url=self.base_url, timeout=10, headers=headers)
+
+    def device(self) -> httpx.Client:
+        """An edge unit's client (device key bound to gate-1, gate-2, yard)."""
+        return self.http(self.credentials.device)
+
+    def staff(self) -> httpx.Client:
+        """A staff member's client: reads and deletes."""
+        return self.http(self.credentials.staff)
 
     def stop(self):
         if self.process.poll() is None:
@@ -205,12 +285,12 @@ class ServerProcess:
 
 
 @pytest.fixture
-def server(transactional_db, _media_root):
+def server(transactional_db, _media_root, credentials):
     """A real daphne process on the test database and the configured channel layer.
 
     transactional_db: the server's writes are real commits, so tables are
     emptied after the test instead of rolled back.
     """
-    process = ServerProcess(_media_root)
+    process = ServerProcess(_media_root, credentials)
     yield process
     process.stop()

@@ -2,13 +2,17 @@
 
 import json
 import uuid
+from urllib.parse import urlencode
 
 from websockets.sync.client import connect as ws_connect
 
 
-def connect(server, path="/ws", after: int | None = None):
-    query = f"?after={after}" if after is not None else ""
-    return ws_connect(f"{server.ws_url}{path}{query}", open_timeout=10)
+def connect(server, path="/ws", after: int | None = None, *, token: str | None = None, headers=None):
+    """A viewer's socket; the token (the server's viewer token by default) goes as ?token=."""
+    query = {"token": token or server.credentials.viewer}
+    if after is not None:
+        query["after"] = after
+    return ws_connect(f"{server.ws_url}{path}?{urlencode(query)}", open_timeout=10, additional_headers=headers)
 
 
 def receive(ws, timeout=10.0) -> dict:

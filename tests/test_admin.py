@@ -14,7 +14,7 @@ from django.utils import formats, timezone
 
 from detections import counters, images
 from detections.ingest import detection_create
-from detections.models import Detection
+from detections.models import Camera, Detection
 
 pytestmark = pytest.mark.django_db
 
@@ -25,7 +25,7 @@ MOMENT = datetime(2026, 11, 24, 8, 15, 30, 120000, tzinfo=UTC)
 def store(tracking_id="trk-0042", *, vehicle_type="car", camera="gate-1", detected_at=MOMENT, plate="") -> Detection:
     """A detection stored the way the API stores it, snapshot and thumbnail on disk."""
     return detection_create(
-        camera_name=camera,
+        camera=Camera.objects.get_or_create(name=camera)[0],
         tracking_id=tracking_id,
         vehicle_type=vehicle_type,
         detected_at=detected_at,

@@ -13,7 +13,7 @@ from detections.models import Detection, Event
 def test_every_client_receives_a_new_detection_with_its_fields_count_and_seq(server, simulated_detection):
     body = simulated_detection(camera="gate-1")
     with connect(server) as first, connect(server, "/ws/detections/") as second:
-        with server.http() as http:
+        with server.device() as http:
             response = http.post("/api/detect", json=body)
         assert response.status_code == 201, response.text
         stored = response.json()
@@ -35,10 +35,10 @@ def test_every_client_receives_a_new_detection_with_its_fields_count_and_seq(ser
 
 
 def test_a_deletion_reaches_clients_with_the_new_count(server, simulated_detection):
-    with server.http() as http:
+    with server.device() as http, server.staff() as staff:
         ids = [http.post("/api/detect", json=simulated_detection()).json()["id"] for _ in range(2)]
         with connect(server) as ws:
-            response = http.delete(f"/api/delete/{ids[0]}")
+            response = staff.delete(f"/api/delete/{ids[0]}")
             assert response.status_code == 200
             assert response.json()["new_count"] == 1
             message = receive(ws)
@@ -50,7 +50,7 @@ def test_a_deletion_reaches_clients_with_the_new_count(server, simulated_detecti
                 "camera": "gate-1",
                 "vehicle_type": message["vehicle_type"],
             }
-            assert http.delete(f"/api/detections/{ids[1]}/").status_code == 204
+            assert staff.delete(f"/api/detections/{ids[1]}/").status_code == 204
             assert receive(ws)["count"] == 0
     assert Detection.objects.count() == 0
     assert list(Event.objects.values_list("seq", "kind")) == [

@@ -10,7 +10,7 @@ from detections.models import Detection, Event, IdempotencyKey
 
 def post_in_parallel(server, path, body, times, headers=None):
     def post(_):
-        with server.http() as http:
+        with server.device() as http:
             return http.post(path, json=body, headers=headers or {})
 
     with ThreadPoolExecutor(max_workers=times) as pool:
@@ -41,7 +41,7 @@ def test_twenty_parallel_posts_with_one_idempotency_key_store_one_row(server, si
 
 
 def test_the_same_idempotency_key_with_a_different_body_is_refused_with_422(server, simulated_detection):
-    with server.http() as http:
+    with server.device() as http:
         first = http.post("/api/detect", json=simulated_detection(), headers={"Idempotency-Key": "k-1"})
         assert first.status_code == 201
         reused = http.post("/api/detect", json=simulated_detection(), headers={"Idempotency-Key": "k-1"})
@@ -54,7 +54,7 @@ def test_a_retried_batch_stores_nothing_twice_and_reports_each_item(server, simu
     good = [simulated_detection() for _ in range(3)]
     bad = {"id": "x", "vehicle_type": "spaceship", "time": "2026-11-24T08:00:00Z"}
     batch = {"detections": [good[0], bad, good[1], good[2]]}
-    with server.http() as http, connect(server) as ws:
+    with server.device() as http, connect(server) as ws:
         first = http.post("/api/detections/batch/", json=batch)
         assert first.status_code == 200, first.text
         assert [r["status"] for r in first.json()["results"]] == ["created", "error", "created", "created"]
@@ -69,7 +69,7 @@ def test_a_retried_batch_stores_nothing_twice_and_reports_each_item(server, simu
 
 
 def test_a_batch_over_the_limit_is_refused_whole_with_413(server):
-    with server.http() as http:
+    with server.device() as http:
         response = http.post("/api/detections/batch/", json={"detections": [{}] * 501})
     assert response.status_code == 413
     assert response.json()["error"] == "batch_too_large"

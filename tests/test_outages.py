@@ -40,7 +40,7 @@ def test_ingest_keeps_working_while_redis_is_down_and_a_resuming_client_gets_eve
     server, simulated_detection
 ):
     requires_redis_layer()
-    with server.http() as http:
+    with server.device() as http:
         with connect(server) as ws:
             post(http, simulated_detection())
             last_seen = receive(ws)["seq"]
@@ -67,7 +67,7 @@ def test_a_hanging_redis_does_not_hang_ingest(server, simulated_detection):
     # it waited for Redis the POST would outlast the client's 10 s timeout.
     subprocess.run(["redis-cli", "-h", "127.0.0.1", "client", "pause", "30000", "ALL"], check=True, capture_output=True)
     try:
-        with server.http() as http:
+        with server.device() as http:
             stored = post(http, simulated_detection())
     finally:
         subprocess.run(["redis-cli", "-h", "127.0.0.1", "client", "unpause"], check=True, capture_output=True)
@@ -76,7 +76,7 @@ def test_a_hanging_redis_does_not_hang_ingest(server, simulated_detection):
 
 def test_ingest_answers_503_while_the_database_is_down_then_stores_the_retry_once(server, simulated_detection):
     body = simulated_detection()
-    with server.http() as http, connect(server) as ws:
+    with server.device() as http, connect(server) as ws:
         stop_mariadb()
         refused = http.post("/api/detect", json=body)
         assert refused.status_code == 503
@@ -100,7 +100,7 @@ def test_an_idle_socket_on_the_redis_layer_stays_open_and_receives_after_a_minut
     with connect(server) as ws:
         with pytest.raises(TimeoutError):
             ws.recv(timeout=65)  # idle on purpose: this wait is what is tested
-        with server.http() as http:
+        with server.device() as http:
             stored = post(http, simulated_detection())
         assert receive(ws)["id"] == stored["id"]
 
@@ -108,20 +108,20 @@ def test_an_idle_socket_on_the_redis_layer_stays_open_and_receives_after_a_minut
 def test_a_client_that_stops_reading_does_not_hold_up_the_others(server, simulated_detection):
     with connect(server) as stalled, connect(server) as reader:
         assert stalled  # connected, and never read from again
-        with server.http() as http:
+        with server.device() as http:
             ids = [post(http, simulated_detection())["id"] for _ in range(30)]
         assert [m["id"] for m in receive_events(reader, 30)] == ids
 
 
 def test_two_server_processes_share_one_feed_and_one_sequence(server, simulated_detection):
     requires_redis_layer()
-    other = ServerProcess(server.media_root)
+    other = ServerProcess(server.media_root, server.credentials)
     try:
         with connect(server) as on_a, connect(other) as on_b:
             ids = []
             for i in range(6):
                 target = server if i % 2 else other
-                with target.http() as http:
+                with target.device() as http:
                     ids.append(post(http, simulated_detection())["id"])
             for ws in (on_a, on_b):
                 events = receive_events(ws, 6)

@@ -16,14 +16,14 @@ def post(http, body) -> dict:
 def test_a_client_that_resumes_receives_exactly_the_55_events_it_missed_in_order_then_live_ones(
     server, simulated_detection
 ):
-    with server.http() as http:
+    with server.device() as http, server.staff() as staff:
         with connect(server) as ws:
             post(http, simulated_detection())
             last_seen = receive(ws)["seq"]
         # Offline: 50 detections and 5 deletions happen.
         ids = [post(http, simulated_detection())["id"] for _ in range(50)]
         for detection_id in ids[:5]:
-            assert http.delete(f"/api/detections/{detection_id}/").status_code == 204
+            assert staff.delete(f"/api/detections/{detection_id}/").status_code == 204
 
         with connect(server, after=last_seen) as ws:
             missed = receive_events(ws, 55)
@@ -39,7 +39,7 @@ def test_a_client_that_resumes_receives_exactly_the_55_events_it_missed_in_order
 
 
 def test_a_resume_message_replays_like_the_query_parameter(server, simulated_detection):
-    with server.http() as http:
+    with server.device() as http:
         first = post(http, simulated_detection())
         second = post(http, simulated_detection())
         with connect(server) as ws:
@@ -49,7 +49,7 @@ def test_a_resume_message_replays_like_the_query_parameter(server, simulated_det
 
 
 def test_a_subscription_filters_replayed_and_live_events_alike(server, simulated_detection):
-    with server.http() as http:
+    with server.device() as http:
         gate = post(http, simulated_detection(camera="gate-1"))
         post(http, simulated_detection(camera="yard"))
         with connect(server) as ws:
@@ -65,7 +65,7 @@ def test_a_subscription_filters_replayed_and_live_events_alike(server, simulated
 
 
 def test_a_client_asking_for_events_the_log_no_longer_holds_is_told_to_reload(server, simulated_detection):
-    with server.http() as http:
+    with server.device() as http:
         for _ in range(3):
             post(http, simulated_detection())
     Event.objects.filter(seq__lte=2).delete()  # as retention would

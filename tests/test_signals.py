@@ -23,7 +23,7 @@ class RolledBack(Exception):
 
 def ingest(tracking_id="trk-0042", *, camera="gate-1", vehicle_type="car", detected_at=MOMENT) -> Detection:
     return detection_create(
-        camera_name=camera,
+        camera=Camera.objects.get_or_create(name=camera)[0],
         tracking_id=tracking_id,
         vehicle_type=vehicle_type,
         detected_at=detected_at,

@@ -11,14 +11,19 @@ from PIL import Image
 from detections.models import Detection, VehicleType
 
 
-def simulate(url: str, *extra: str) -> str:
+def simulate(url: str, *extra: str, seed: int = 1) -> str:
     out = io.StringIO()
-    call_command("simulate_camera", "--url", url, "--rate", "20", "--seed", "1", *extra, stdout=out)
+    call_command("simulate_camera", "--url", url, "--rate", "20", "--seed", str(seed), *extra, stdout=out)
     return out.getvalue()
 
 
+def closed_port_url(closed_port: socket.socket) -> str:
+    closed_port.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+    return f"http://127.0.0.1:{closed_port.getsockname()[1]}"
+
+
 def test_the_simulated_camera_stores_detections_with_plausible_types_and_640x480_jpeg_snapshots(server):
-    output = simulate(server.base_url, "--count", "3")
+    output = simulate(server.base_url, "--count", "3", "--token", server.credentials.device)
 
     assert "Sent 3, stored 3, failed 0" in output
     detections = list(Detection.objects.select_related("camera"))
@@ -35,8 +40,34 @@ def test_the_simulated_camera_stores_detections_with_plausible_types_and_640x480
 
 
 def test_the_simulated_camera_fails_saying_nothing_was_stored_when_no_server_listens():
-    with socket.socket() as closed_port:  # bound, never listening: connections are refused
-        closed_port.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{closed_port.getsockname()[1]}"
+    with socket.socket() as closed_port:
         with pytest.raises(CommandError, match="no detection was stored"):
-            simulate(url, "--count", "2", "--timeout", "2")
+            simulate(closed_port_url(closed_port), "--count", "2", "--timeout", "2")
+
+
+def test_the_simulated_camera_spools_while_the_server_is_down_and_delivers_everything_once_after(server, tmp_path):
+    spool = tmp_path / "spool"
+    key = server.credentials.device
+    with socket.socket() as closed_port:
+        output = simulate(closed_port_url(closed_port), "--count", "4", "--spool", str(spool), "--token", key)
+    assert "waiting in the spool 4" in output
+    assert Detection.objects.count() == 0
+
+    # The server is reachable again: the spool goes first (batch ingest), then new ones.
+    output = simulate(server.base_url, "--count", "2", "--spool", str(spool), "--token", key, seed=2)
+    assert "spool: delivered 4 new, 0 already stored; 0 waiting" in output
+    assert "waiting in the spool 0" in output
+    assert Detection.objects.count() == 6
+    assert len({d.tracking_id for d in Detection.objects.all()}) == 6
+
+    # Nothing is delivered twice: a crash after delivery that left the spool in place.
+    spooled = [line for line in (spool / "pending.jsonl").read_text().splitlines()]
+    assert spooled == []
+    first = Detection.objects.order_by("id").first()
+    (spool / "pending.jsonl").write_text(
+        '{"id": "%s", "vehicle_type": "%s", "time": "%s", "camera": "%s"}\n'
+        % (first.tracking_id, first.vehicle_type, first.detected_at.isoformat(), first.camera.name)
+    )
+    output = simulate(server.base_url, "--flush-only", "--spool", str(spool), "--token", key)
+    assert "delivered 0 new, 1 already stored" in output
+    assert Detection.objects.count() == 6

@@ -11,9 +11,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vehicle_monitor.settings")
 # Set up Django (apps, models) before importing anything that uses the ORM.
 django_http_application = get_asgi_application()
 
+from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
+from detections.auth import SocketOriginValidator, SocketTokenAuthMiddleware  # noqa: E402
 from detections.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
@@ -21,6 +23,10 @@ application = ProtocolTypeRouter(
         # Static files (the admin's, the dashboard's) come from the app folders, so
         # the service works with no collectstatic and no proxy in front.
         "http": ASGIStaticFilesHandler(django_http_application),
-        "websocket": URLRouter(websocket_urlpatterns),
+        # Origin first (a browser on another site is turned away at the handshake),
+        # then who is asking: the session cookie, else a viewer token.
+        "websocket": SocketOriginValidator(
+            AuthMiddlewareStack(SocketTokenAuthMiddleware(URLRouter(websocket_urlpatterns)))
+        ),
     }
 )

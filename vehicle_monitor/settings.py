@@ -38,7 +38,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "rest_framework",
+    "rest_framework.authtoken",
     "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "detections.apps.DetectionsConfig",
 ]
 
@@ -175,9 +178,6 @@ BATCH_MAX_ITEMS = env.int("BATCH_MAX_ITEMS", default=500)
 DETECTION_TIME_MIN_YEAR = 2000
 DETECTION_TIME_MAX_FUTURE_SECONDS = env.int("DETECTION_TIME_MAX_FUTURE_SECONDS", default=24 * 3600)
 
-# Detections that name no camera are filed under this one.
-DEFAULT_CAMERA_NAME = env.str("DEFAULT_CAMERA_NAME", default="default")
-
 # --- REST framework ------------------------------------------------------------------
 
 REST_FRAMEWORK = {
@@ -191,12 +191,61 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "detections.pagination.DetectionCursorPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "detections.errors.json_exception_handler",
-    "UNAUTHENTICATED_USER": None,
-    # Who may do what arrives with device keys and viewer accounts (issue #3);
-    # until then the API is open, as the legacy service was.
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    # The first class names the scheme in 401 answers (WWW-Authenticate: Token).
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "detections.auth.DeviceKeyAuthentication",
+        "detections.auth.ViewerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    # Each view names who may use it; anything that forgets is read-only for viewers.
+    "DEFAULT_PERMISSION_CLASSES": ["detections.permissions.CanView"],
+    "DEFAULT_THROTTLE_CLASSES": ["detections.limits.DeviceRateThrottle"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "vehicle_monitor API",
+    # The REST conventions, then the socket protocol: both documented in one place.
+    "DESCRIPTION": "\n\n".join(
+        (BASE_DIR / "docs" / name).read_text(encoding="utf-8") for name in ("api.md", "websocket.md")
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Interactive docs from local files: the product must work on an air-gapped site.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Who may do what, and how much -------------------------------------------------------
+
+# Anyone may read the feed, the list and the stats (never write or delete).
+PUBLIC_FEED = env.bool("PUBLIC_FEED", default=False)
+# Requests per device key: N/s, N/m or N/h, counted across processes in the cache.
+DEVICE_RATE_LIMIT = env.str("DEVICE_RATE_LIMIT", default="50/s")
+# Client -> server socket messages: largest size, and how many a minute before
+# the socket is closed as a flood.
+SOCKET_MAX_MESSAGE_BYTES = env.int("SOCKET_MAX_MESSAGE_BYTES", default=4096)
+SOCKET_MAX_MESSAGES_PER_MINUTE = env.int("SOCKET_MAX_MESSAGES_PER_MINUTE", default=120)
+
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Production hardening (all on when DJANGO_DEBUG=false) ------------------------------
+
+# Behind a TLS-terminating proxy that sets X-Forwarded-Proto.
+if env.bool("DJANGO_BEHIND_TLS_PROXY", default=not DEBUG):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=not DEBUG)
+SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_HSTS_PRELOAD", default=not DEBUG)
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+X_FRAME_OPTIONS = "DENY"
 
 # --- Logging -------------------------------------------------------------------------
 

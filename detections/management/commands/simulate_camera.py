@@ -45,10 +45,13 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=None, help="random seed, for repeatable runs")
         parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each POST")
         parser.add_argument("--spool", default="", help="folder that keeps undelivered detections until the server is back")
+        parser.add_argument("--flush-only", action="store_true", help="deliver what waits in --spool, then stop")
 
     def handle(self, *args, **options):
         if options["rate"] <= 0:
             raise CommandError("--rate must be above 0")
+        if options["flush_only"] and not options["spool"]:
+            raise CommandError("--flush-only needs --spool")
         self.options = options
         self.base_url = options["url"].rstrip("/")
         spool = OfflineSpool(options["spool"]) if options["spool"] else None
@@ -62,7 +65,7 @@ class Command(BaseCommand):
         try:
             if spool:
                 self.flush(spool)
-            while not options["count"] or self.sent < options["count"]:
+            while not options["flush_only"] and (not options["count"] or self.sent < options["count"]):
                 self.sent += 1
                 detection = make_detection(sequence=self.sent, camera=cameras[(self.sent - 1) % len(cameras)], rng=rng)
                 detection["id"] = f"sim-{run_id}-{self.sent:06d}"
@@ -73,7 +76,7 @@ class Command(BaseCommand):
             pass
         waiting = len(spool.pending()) if spool else 0
         self.stdout.write(f"Sent {self.sent}, stored {self.stored}, failed {self.failed}, waiting in the spool {waiting}.")
-        if self.sent and not self.stored and not waiting:
+        if self.failed and not self.stored and not waiting:
             raise CommandError("no detection was stored; is the server running at --url?")
 
     def deliver(self, detection: dict, spool: OfflineSpool | None):

@@ -1,0 +1,41 @@
+"""What each kind of caller may do (protocol.md, "Who may do what").
+
+Edge units (device keys) write; viewers (users) read; staff with the
+`delete_detection` permission delete. An operator may open reading to anyone
+with PUBLIC_FEED=true. Without credentials the answer is 401, with the wrong
+kind 403.
+"""
+
+from django.conf import settings
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+
+from .auth import Device
+
+
+def is_viewer(user) -> bool:
+    return bool(user and user.is_authenticated and not isinstance(user, Device))
+
+
+def may_view(user) -> bool:
+    return settings.PUBLIC_FEED or is_viewer(user)
+
+
+class IsDevice(BasePermission):
+    message = "Only an edge unit's device key may post detections."
+
+    def has_permission(self, request, view):
+        return isinstance(request.user, Device)
+
+
+class CanView(BasePermission):
+    message = "Reading needs a viewer account (a user token or a session)."
+
+    def has_permission(self, request, view):
+        return request.method in SAFE_METHODS and may_view(request.user)
+
+
+class CanDelete(BasePermission):
+    message = "Deleting needs the 'delete detection' permission (staff)."
+
+    def has_permission(self, request, view):
+        return is_viewer(request.user) and request.user.has_perm("detections.delete_detection")
