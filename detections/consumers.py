@@ -23,10 +23,11 @@ from .permissions import may_view
 
 logger = logging.getLogger(__name__)
 
-# Close codes (4000-4999 are the application's own; 1008/1009 are standard).
+# Close codes: the application's own range (daphne allows only 1000 and
+# 3000-4999), numbered after the HTTP statuses they echo.
 CLOSE_UNAUTHORIZED = 4401  # no valid session or token
-CLOSE_POLICY_VIOLATION = 1008  # flooding the server with messages
-CLOSE_MESSAGE_TOO_BIG = 1009
+CLOSE_MESSAGE_TOO_BIG = 4413  # a client message over SOCKET_MAX_MESSAGE_BYTES
+CLOSE_TOO_MANY_MESSAGES = 4429  # over SOCKET_MAX_MESSAGES_PER_MINUTE
 FLOOD_WINDOW_SECONDS = 60
 
 
@@ -61,7 +62,7 @@ class DetectionFeedConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data=None, bytes_data=None):
         if self.flooding():
             logger.warning("closing a socket that sent over %s messages a minute", settings.SOCKET_MAX_MESSAGES_PER_MINUTE)
-            return await self.close(code=CLOSE_POLICY_VIOLATION, reason="too many messages")
+            return await self.close(code=CLOSE_TOO_MANY_MESSAGES, reason="too many messages")
         size = len(text_data.encode()) if text_data is not None else len(bytes_data or b"")
         if size > settings.SOCKET_MAX_MESSAGE_BYTES:
             return await self.close(code=CLOSE_MESSAGE_TOO_BIG, reason="message too big")

@@ -6,9 +6,10 @@ human `detail` sentence, and `field` when one field is at fault (protocol.md).
 
 import logging
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, InterfaceError, OperationalError
-from django.http import JsonResponse
+from django.http import Http404, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -35,6 +36,10 @@ def json_exception_handler(exc, context):
         return response
     if isinstance(exc, DatabaseError):
         return None  # a bug, not bad input: let it surface as a 500 and be logged
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(str(exc) or None)
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
     response = exception_handler(exc, context)
     if response is None:
         return None

@@ -233,7 +233,8 @@ class ServerProcess:
             "DATABASE_URL": database_url(),
             "MEDIA_ROOT": str(media_root),
             "DJANGO_DEBUG": "false",
-            "DJANGO_SECRET_KEY": "test-server-secret-key-not-for-production-0123456789",
+            # The test process's key, so sessions it logs in are valid on the server.
+            "DJANGO_SECRET_KEY": settings.SECRET_KEY,
             # Plain HTTP on loopback: no TLS proxy in front.
             "DJANGO_SECURE_SSL_REDIRECT": "false",
             "DJANGO_SECURE_COOKIES": "false",
@@ -294,3 +295,4 @@ def server(transactional_db, _media_root, credentials):
     process = ServerProcess(_media_root, credentials)
     yield process
     process.stop()
+    print("--- server output ---\n" + "".join(process.output))  # shown when the test fails
