@@ -1,0 +1,34 @@
+# vehicle_monitor: the commands a newcomer, a developer and CI use.
+#
+#   make demo    set up, start the server on SQLite + in-memory layer, feed it a simulated camera
+#   make test    the whole suite on the real MariaDB and Redis (what CI runs)
+#   make check   Django's system checks and a check for missing migrations
+
+# The demo server's port: make demo PORT=8001
+PORT ?= 8000
+
+.DEFAULT_GOAL := help
+.PHONY: help demo test check bootstrap bootstrap-dev services
+
+help:
+	@sed -n 's/^#   //p' Makefile
+
+demo:
+	PORT=$(PORT) bash scripts/demo.sh
+
+# Extra pytest arguments: make test PYTEST_ARGS="-k feed -x"
+test:
+	bash scripts/test.sh $(PYTEST_ARGS)
+
+check: bootstrap
+	.venv/bin/python manage.py check
+	.venv/bin/python manage.py makemigrations --check --dry-run
+
+bootstrap:
+	bash scripts/bootstrap.sh
+
+bootstrap-dev:
+	bash scripts/bootstrap.sh --dev
+
+services:
+	bash scripts/services.sh

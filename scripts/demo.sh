@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# The newcomer's one command (`make demo`): set up, migrate, start the server on the
+# embedded defaults (SQLite file, in-memory channel layer, media/ on disk) and feed it
+# from a simulated camera. Ctrl-C stops both.
+#
+#   PORT=8001 make demo      # another port (default 8000)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+PORT="${PORT:-8000}"
+WAIT_SECONDS="${DEMO_WAIT_SECONDS:-30}"
+BASE="http://127.0.0.1:$PORT"
+VPY="$ROOT/.venv/bin/python"
+LOG="$ROOT/var/demo-server.log"
+
+step() { printf '==> %s\n' "$*"; }
+fail() {
+    printf 'demo: error: %s\n' "$*" >&2
+    exit 1
+}
+
+bash scripts/bootstrap.sh
+
+port_taken() {
+    "$VPY" -c 'import socket, sys
+with socket.socket() as s:
+    s.settimeout(1)
+    sys.exit(s.connect_ex(("127.0.0.1", int(sys.argv[1]))) != 0)' "$PORT"
+}
+healthy() {
+    "$VPY" -c 'import sys, urllib.request
+urllib.request.urlopen(sys.argv[1], timeout=2).read()' "$BASE/healthz" >/dev/null 2>&1
+}
+
+if port_taken; then
+    fail "something already listens on 127.0.0.1:$PORT; pick another port: PORT=8001 make demo"
+fi
+
+# The demo runs on the embedded defaults, whatever this shell has set for production.
+unset DATABASE_URL REDIS_URL
+
+step "migrating the SQLite database (db.sqlite3)"
+"$VPY" manage.py migrate --noinput
+
+# The admin login, a viewer token for the API and the socket, and a device key for the
+# simulated camera: a new one each run, the previous demo key revoked. Nothing secret
+# is written to disk.
+setup_out="$("$VPY" manage.py shell --verbosity 0 -c '
+from django.contrib.auth import get_user_model
+from rest_framework.authtoken.models import Token
+from detections.auth import issue_device_key, revoke_device_keys
+from detections.models import Camera, DeviceKey
+User = get_user_model()
+admin = User.objects.filter(username="admin").first()
+if admin:
+    print("==> superuser admin exists (password admin unless you changed it)")
+else:
+    admin = User.objects.create_superuser("admin", "admin@example.com", "admin")
+    print("==> created superuser admin (password admin)")
+print("VIEWER_TOKEN=" + Token.objects.get_or_create(user=admin)[0].key)
+revoke_device_keys(DeviceKey.objects.filter(label="make demo"))
+camera, _ = Camera.objects.get_or_create(name="gate-1")
+key, secret = issue_device_key(cameras=[camera], label="make demo")
+print(f"==> issued device key {key.prefix}... for camera gate-1 (label \"make demo\")")
+print("DEVICE_KEY=" + secret)
+')"
+printf '%s\n' "$setup_out" | grep -v -e '^DEVICE_KEY=' -e '^VIEWER_TOKEN=' || true
+DEVICE_KEY="$(printf '%s\n' "$setup_out" | sed -n 's/^DEVICE_KEY=//p')"
+VIEWER_TOKEN="$(printf '%s\n' "$setup_out" | sed -n 's/^VIEWER_TOKEN=//p')"
+
+SERVER_PID=""
+cleanup() {
+    local status=$?
+    trap - EXIT INT TERM
+    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        step "stopping the server (pid $SERVER_PID)"
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        for _ in $(seq 50); do
+            kill -0 "$SERVER_PID" 2>/dev/null || break
+            sleep 0.2
+        done
+        kill -KILL "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+mkdir -p "$(dirname "$LOG")"
+step "starting daphne on $BASE (log: ${LOG#"$ROOT"/})"
+"$ROOT/.venv/bin/daphne" -b 127.0.0.1 -p "$PORT" vehicle_monitor.asgi:application >"$LOG" 2>&1 &
+SERVER_PID=$!
+
+deadline=$((SECONDS + WAIT_SECONDS))
+until healthy; do
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+        tail -n 30 "$LOG" >&2 || true
+        SERVER_PID=""
+        fail "the server stopped before it answered $BASE/healthz (log above)"
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+        tail -n 30 "$LOG" >&2 || true
+        fail "the server did not answer $BASE/healthz within ${WAIT_SECONDS}s (log above)"
+    fi
+    sleep 0.5
+done
+
+if "$VPY" -c 'import websockets' 2>/dev/null; then
+    watch="$VPY -m websockets 'ws://127.0.0.1:$PORT/ws?token=$VIEWER_TOKEN'"
+else
+    ws_pin="$(grep -i '^websockets==' requirements-dev.txt 2>/dev/null || echo websockets)"
+    watch=".venv/bin/pip install -q $ws_pin && .venv/bin/python -m websockets 'ws://127.0.0.1:$PORT/ws?token=$VIEWER_TOKEN'"
+fi
+
+cat <<EOF
+
+  The server is up. Log in once as admin / admin, then everything below opens in the browser:
+    dashboard   $BASE/
+    admin       $BASE/admin/
+    counts      $BASE/api/stats
+    detections  $BASE/api/detections/
+    API docs    $BASE/api/docs/
+  From a script or an app, use admin's viewer token:
+    curl -H 'Authorization: Token $VIEWER_TOKEN' $BASE/api/stats
+  Watch the live socket from another terminal:
+    $watch
+  Server log: ${LOG#"$ROOT"/}
+
+  A simulated camera now posts one detection a second. Ctrl-C stops both.
+
+EOF
+
+"$VPY" manage.py simulate_camera --url "$BASE" --rate 1 --token "$DEVICE_KEY" --spool var/spool
