@@ -3,13 +3,25 @@
 Deleting, one at a time or with the bulk action, goes through the model's
 signals like any other path: the files go and every socket gets a `deletion`.
 Detections are read-only: they are what a camera saw, and counters follow them.
+The list reads no more than it shows: no facet counts, no full COUNT(*), and
+"detections today" of a camera comes from the hourly counters.
 """
 
-from django.contrib import admin, messages
-from django.utils.html import format_html
+from datetime import date, datetime, time, timedelta
 
+from django.contrib import admin, messages
+from django.contrib.admin.actions import delete_selected as django_delete_selected
+from django.core.exceptions import PermissionDenied
+from django.core.files.storage import default_storage
+from django.db.models import IntegerField, OuterRef, Q, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from PIL import Image, UnidentifiedImageError
+
+from . import counters, exports, retention
 from .auth import issue_device_key, new_device_secret, revoke_device_keys, rotate_device_key
-from .models import Camera, Detection, DeviceKey
+from .models import Camera, Detection, DeviceKey, HourlyCount
 
 
 def show_key_once(request, secret: str, cameras):
@@ -24,10 +36,31 @@ def show_key_once(request, secret: str, cameras):
 
 @admin.register(Camera)
 class CameraAdmin(admin.ModelAdmin):
-    list_display = ["name", "description", "active_keys", "last_seen_at", "created_at"]
+    list_display = ["name", "description", "active_keys", "last_seen_at", "detections_today", "created_at"]
     search_fields = ["name", "description"]
     readonly_fields = ["last_seen_at", "created_at"]
     actions = ["issue_key"]
+
+    def get_queryset(self, request):
+        # From the hourly counters, one subquery for the page: never a COUNT(*)
+        # over detections. "Today" starts at the admin's local midnight, taken
+        # to the UTC hour that holds it (the counters' resolution).
+        since = counters.hour_of(timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0))
+        today = (
+            HourlyCount.objects.filter(camera=OuterRef("pk"), hour__gte=since)
+            .values("camera")
+            .annotate(n=Sum("count"))
+            .values("n")
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(detections_today_count=Coalesce(Subquery(today, output_field=IntegerField()), Value(0)))
+        )
+
+    @admin.display(description="Detections today", ordering="detections_today_count")
+    def detections_today(self, camera):
+        return camera.detections_today_count
 
     @admin.display(description="Active keys")
     def active_keys(self, camera):
@@ -86,16 +119,116 @@ class DeviceKeyAdmin(admin.ModelAdmin):
             show_key_once(request, secret, new_key.cameras.all())
 
 
+class DateRangeFilter(admin.ListFilter):
+    """Detections from one date to another, both inclusive, in the admin's time zone."""
+
+    title = "date range"
+    template = "admin/detections/date_range_filter.html"
+    from_name = "detected_from"
+    to_name = "detected_to"
+
+    def __init__(self, request, params, model, model_admin):
+        super().__init__(request, params, model, model_admin)
+        self.bounds: dict[str, date] = {}
+        for name in (self.from_name, self.to_name):
+            if name not in params:
+                continue
+            value = params.pop(name)[-1].strip()
+            self.used_parameters[name] = value
+            if not value:
+                continue
+            try:
+                self.bounds[name] = date.fromisoformat(value)
+            except ValueError:
+                messages.warning(request, f"“{value}” is not a date (YYYY-MM-DD); that bound was ignored.")
+
+    def has_output(self):
+        return True
+
+    def expected_parameters(self):
+        return [self.from_name, self.to_name]
+
+    @staticmethod
+    def _midnight(day: date) -> datetime:
+        return timezone.make_aware(datetime.combine(day, time.min), timezone.get_current_timezone())
+
+    def queryset(self, request, queryset):
+        if self.from_name in self.bounds:
+            queryset = queryset.filter(detected_at__gte=self._midnight(self.bounds[self.from_name]))
+        if self.to_name in self.bounds:
+            queryset = queryset.filter(detected_at__lt=self._midnight(self.bounds[self.to_name] + timedelta(days=1)))
+        return queryset
+
+    def choices(self, changelist):
+        ours = self.expected_parameters()
+        yield {
+            "selected": bool(self.bounds),
+            "from_name": self.from_name,
+            "to_name": self.to_name,
+            "from_value": self.used_parameters.get(self.from_name, ""),
+            "to_value": self.used_parameters.get(self.to_name, ""),
+            # The other filters, the search and the ordering ride along with the form.
+            "hidden": [
+                (name, value)
+                for name, values in changelist.filter_params.items()
+                if name not in ours
+                for value in values
+            ],
+            "clear_query_string": changelist.get_query_string(remove=ours),
+        }
+
+
+class ConfidenceFilter(admin.SimpleListFilter):
+    title = "confidence"
+    parameter_name = "confidence"
+    BUCKETS = {
+        "low": ("below 0.5", Q(confidence__lt=0.5)),
+        "medium": ("0.5 to 0.8", Q(confidence__gte=0.5, confidence__lt=0.8)),
+        "high": ("0.8 and above", Q(confidence__gte=0.8)),
+        "none": ("not given", Q(confidence__isnull=True)),
+    }
+
+    def lookups(self, request, model_admin):
+        return [(key, label) for key, (label, _) in self.BUCKETS.items()]
+
+    def queryset(self, request, queryset):
+        bucket = self.BUCKETS.get(self.value())
+        return queryset.filter(bucket[1]) if bucket else queryset
+
+
+def image_size(name: str) -> tuple[int, int] | None:
+    """The pixel size of a stored image, read from its header only."""
+    try:
+        with default_storage.open(name, "rb") as handle, Image.open(handle) as image:
+            return image.size
+    except (OSError, ValueError, UnidentifiedImageError):
+        return None
+
+
+def bbox_of(detection) -> tuple[float, float, float, float] | None:
+    box = detection.bbox
+    if not isinstance(box, list) or len(box) != 4 or not all(isinstance(v, int | float) for v in box):
+        return None
+    x, y, width, height = (float(v) for v in box)
+    return (x, y, width, height) if width > 0 and height > 0 else None
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"
+
+
 @admin.register(Detection)
 class DetectionAdmin(admin.ModelAdmin):
     list_display = ["thumbnail_preview", "vehicle_type", "camera", "detected_at", "tracking_id", "plate", "confidence"]
     list_display_links = ["thumbnail_preview", "vehicle_type"]
-    list_filter = ["vehicle_type", "camera", "detected_at"]
+    list_filter = ["camera", "vehicle_type", "detected_at", DateRangeFilter, ConfidenceFilter]
     list_select_related = ["camera"]
     search_fields = ["tracking_id", "plate"]
     date_hierarchy = "detected_at"
-    # No COUNT(*) over the whole table on every list page.
+    # No COUNT(*) over the whole table on every list page, nor one per filter choice.
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    actions = ["delete_selected", "export_csv"]
     fields = [
         "snapshot",
         "camera",
@@ -119,12 +252,48 @@ class DetectionAdmin(admin.ModelAdmin):
 
     @admin.display(description="Snapshot")
     def snapshot(self, detection):
+        """The full snapshot, its bounding box drawn over it by an SVG whose
+        coordinates are the image's own pixels, scaled with the image."""
         if not detection.image:
             return "No snapshot was sent with this detection."
-        return format_html(
-            '<a href="{0}"><img src="{0}" alt="Snapshot of detection {1}" style="max-width:100%;max-height:480px"></a>',
-            detection.image.url,
+        url = detection.image.url
+        picture = format_html(
+            '<a href="{0}"><img src="{0}" alt="Snapshot of detection {1}" '
+            'style="display:block;max-width:100%;max-height:480px"></a>',
+            url,
             detection.pk,
+        )
+        box = bbox_of(detection)
+        if box is None:
+            return format_html('<div class="snapshot">{}</div>', picture)
+        x, y, width, height = (_number(v) for v in box)
+        size = image_size(detection.image.name)
+        if size is None:
+            caption = format_html(
+                "Bounding box x={}, y={}, {}×{} px (not drawn: the image file cannot be read).", x, y, width, height
+            )
+            return format_html('<div class="snapshot">{}<p>{}</p></div>', picture, caption)
+        overlay = format_html(
+            '<svg class="bbox-overlay" viewBox="0 0 {} {}" preserveAspectRatio="none" aria-hidden="true" '
+            'style="position:absolute;left:0;top:0;width:100%;height:100%;pointer-events:none;overflow:hidden">'
+            '<rect x="{}" y="{}" width="{}" height="{}" fill="none" stroke="#ff1f1f" stroke-width="3" '
+            'vector-effect="non-scaling-stroke"/></svg>',
+            size[0],
+            size[1],
+            x,
+            y,
+            width,
+            height,
+        )
+        caption = format_html(
+            "Bounding box x={}, y={}, {}×{} px, on the {}×{} snapshot.", x, y, width, height, size[0], size[1]
+        )
+        return format_html(
+            '<div class="snapshot"><div style="position:relative;display:inline-block;max-width:100%">{}{}</div>'
+            "<p>{}</p></div>",
+            picture,
+            overlay,
+            caption,
         )
 
     def has_add_permission(self, request):
@@ -132,3 +301,34 @@ class DetectionAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    # --- Actions -----------------------------------------------------------------------
+
+    @admin.action(permissions=["delete"], description="Delete selected detections")
+    def delete_selected(self, request, queryset):
+        """Django's confirmation page first; once confirmed, delete in batches and
+        say how many went and that every client was told."""
+        if not request.POST.get("post"):
+            return django_delete_selected(self, request, queryset)
+        _, _, perms_needed, protected = self.get_deleted_objects(queryset, request)
+        if protected:
+            return django_delete_selected(self, request, queryset)  # explains why not
+        if perms_needed:
+            raise PermissionDenied
+        self.log_deletions(request, queryset)
+        deleted, _ = retention.delete_in_batches(queryset)
+        noun = "detection" if deleted == 1 else "detections"
+        events = "deletion event was" if deleted == 1 else "deletion events were"
+        self.message_user(
+            request,
+            f"Deleted {deleted} {noun}; {deleted} {events} published to every connected client.",
+            messages.SUCCESS,
+        )
+        return None
+
+    def delete_queryset(self, request, queryset):
+        retention.delete_in_batches(queryset)
+
+    @admin.action(permissions=["view"], description="Export selected to CSV")
+    def export_csv(self, request, queryset):
+        return exports.csv_response(request, queryset)

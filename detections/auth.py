@@ -69,6 +69,7 @@ class Device:
     """The principal of a request made with a device key (request.user)."""
 
     key_id: int
+    key_prefix: str  # random, unlike key_id: names the key's rate counter
     cameras: dict[str, Camera] = field(default_factory=dict)  # by name
     is_authenticated = True
     is_staff = False
@@ -107,7 +108,7 @@ class DeviceKeyAuthentication(TokenAuthentication):
         now = timezone.now()
         if key.last_used_at is None or now - key.last_used_at > LAST_USE_RESOLUTION:
             DeviceKey.objects.filter(pk=key.pk).update(last_used_at=now)
-        return Device(key_id=key.pk, cameras={b.camera.name: b.camera for b in bindings}), key
+        return Device(key_id=key.pk, key_prefix=key.prefix, cameras={b.camera.name: b.camera for b in bindings}), key
 
 
 class ViewerTokenAuthentication(TokenAuthentication):

@@ -17,7 +17,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from . import events
+from . import events, metrics
 from .models import VehicleType
 from .permissions import may_view
 
@@ -48,6 +48,8 @@ class DetectionFeedConsumer(AsyncWebsocketConsumer):
         # ways, and seq tells the copies apart.
         await self.channel_layer.group_add(events.FEED_GROUP, self.channel_name)
         await self.accept()
+        metrics.SOCKETS_CONNECTED.inc()
+        self.counted_in_metrics = True
         after = _query_int(self.scope, "after")
         if after is None:
             self.last_seq = await database_sync_to_async(events.feed_head)()
@@ -55,6 +57,8 @@ class DetectionFeedConsumer(AsyncWebsocketConsumer):
             await self.resume(after)
 
     async def disconnect(self, code):
+        if getattr(self, "counted_in_metrics", False):
+            metrics.SOCKETS_CONNECTED.dec()
         await self.channel_layer.group_discard(events.FEED_GROUP, self.channel_name)
 
     # --- client -> server ------------------------------------------------------------

@@ -16,7 +16,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from . import counters, images
+from . import counters, images, metrics
 from .models import Detection, Event, EventKind
 
 logger = logging.getLogger(__name__)
@@ -117,8 +117,10 @@ def publish(event: Event, *, thumbnail: bytes | None = None) -> bool:
         async_to_sync(_group_send)(message)
     except Exception as exc:  # the layer is best effort; the event is in the database
         publish_failures += 1
+        metrics.EVENTS_PUBLISH_FAILED.labels(kind=event.kind).inc()
         logger.warning("could not publish event %s (%s: %s)", event.seq, type(exc).__name__, exc)
         return False
+    metrics.EVENTS_PUBLISHED.labels(kind=event.kind).inc()
     return True
 
 

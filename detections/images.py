@@ -18,6 +18,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 # Pillow's names for the formats we accept, and the media types they go by.
 ACCEPTED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
+# Media types that encoders write but that mean the same thing.
+MEDIA_TYPE_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/x-png": "image/png"}
 
 _DATA_URI = re.compile(r"^data:(?P<media>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w.+-]+=[\w.+-]+)*);base64,", re.ASCII)
 # Line breaks and spaces are how MIME encoders wrap base64; anything else is not base64.
@@ -55,6 +57,7 @@ def decode_base64(text: str) -> tuple[bytes, str | None]:
         if not match:
             raise ImageRejected("invalid_image", "vehicle_img has a malformed data: URI prefix")
         claimed = (match.group("media") or "").lower() or None
+        claimed = MEDIA_TYPE_ALIASES.get(claimed, claimed)
         text = text[match.end() :]
     text = _WRAPPING.sub("", text)
     if not text:

@@ -15,7 +15,7 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import counters, images
+from . import counters, images, metrics
 from .models import Camera, Detection, IdempotencyKey
 
 # A camera's last_seen_at is written at most this often, not on every detection.
@@ -102,6 +102,7 @@ def detection_create(
     except BaseException:
         images.delete_files([detection.image.name, detection.thumbnail.name])
         raise
+    metrics.detection_ingested(camera.name, vehicle_type)
     return IngestResult(detection, created=True)
 
 

@@ -27,7 +27,7 @@ class DeviceRateThrottle(BaseThrottle):
         limit, window = parse_rate(settings.DEVICE_RATE_LIMIT)
         now = time.time()
         window_start = math.floor(now / window) * window
-        key = f"rate:device:{request.user.key_id}:{window_start}"
+        key = f"rate:device:{request.user.key_prefix}:{window_start}"
         cache.add(key, 0, timeout=window + 1)
         try:
             hits = cache.incr(key)

@@ -7,6 +7,7 @@ keyword arguments of `ingest.detection_create`, nothing more.
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
+from django.http import QueryDict
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -130,15 +131,26 @@ class DetectionIngestSerializer(serializers.Serializer):
 
 
 def _resolve_aliases(data):
-    resolved = {key: data[key] for key in data}
+    """A copy of the body with aliases renamed; a form body stays a QueryDict, so
+    that list fields sent as repeated form fields (bbox=1&bbox=2...) still parse."""
+    if hasattr(data, "getlist"):
+        resolved = QueryDict(mutable=True)
+        for key in data:
+            resolved.setlist(key, data.getlist(key))
+        take = resolved.pop
+        put = resolved.setlist
+    else:
+        resolved = {key: data[key] for key in data}
+        take = resolved.pop
+        put = resolved.__setitem__
     for alias, name in FIELD_ALIASES.items():
         if alias in resolved:
-            value = resolved.pop(alias)
-            if name in resolved and resolved[name] != value:
+            value = take(alias)
+            if name in resolved and resolved[name] != (value[-1] if hasattr(data, "getlist") else value):
                 raise serializers.ValidationError(
                     {alias: [f"{alias} and {name} are the same field; send one of them."]}, code="conflict"
                 )
-            resolved[name] = value
+            put(name, value)
     return resolved
 
 

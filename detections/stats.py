@@ -31,6 +31,7 @@ class StatsQuery:
 
 
 def _filtered(queryset, query: StatsQuery):
+    """Camera and vehicle-type filters, for detections and counter rows alike."""
     if query.camera:
         queryset = queryset.filter(camera__name=query.camera)
     if query.vehicle_type:
@@ -114,7 +115,10 @@ def _iso(moment: datetime) -> str:
 
 
 def recent_logs(query: StatsQuery):
-    """The latest detections, newest first."""
-    return _filtered(Detection.objects.select_related("camera"), query).order_by("-detected_at", "-id")[
-        : query.recent
-    ]
+    """The latest detections within the query's filters, newest first."""
+    detections = _filtered(Detection.objects.select_related("camera"), query)
+    if query.since:
+        detections = detections.filter(detected_at__gte=query.since)
+    if query.until:
+        detections = detections.filter(detected_at__lt=query.until)
+    return detections.order_by("-detected_at", "-id")[: query.recent]

@@ -1,7 +1,7 @@
 from django.urls import path, re_path
 from rest_framework.routers import SimpleRouter
 
-from . import views
+from . import exports, views
 
 router = SimpleRouter()
 router.register("detections", views.DetectionViewSet, basename="detection")
@@ -11,5 +11,7 @@ urlpatterns = [
     re_path(r"^detect/?$", views.LegacyDetectView.as_view(), name="legacy-detect"),
     re_path(r"^delete/(?P<pk>[0-9]+)/?$", views.LegacyDeleteView.as_view(), name="legacy-delete"),
     re_path(r"^stats/?$", views.StatsView.as_view(), name="stats"),
+    # Before the router's routes, so that "export.csv" is never read as an id.
+    re_path(r"^detections/export\.csv$", exports.DetectionExportView.as_view(), name="detection-export"),
     *router.urls,
 ]

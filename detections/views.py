@@ -14,7 +14,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import counters, ingest, stats
+from . import counters, ingest, metrics, stats
 from .auth import camera_for_device
 from .errors import error_response, validation_body
 from .filters import DetectionFilter
@@ -43,6 +43,7 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 )  # fmt: skip
 
 
+@metrics.INGEST_LATENCY.time()
 def ingest_response(request) -> Response:
     """POST a detection (either path): 201 when stored, 200 when it already was."""
     key = request.headers.get("Idempotency-Key", "")

@@ -45,6 +45,14 @@ def pytest_configure(config):
 
 
 @pytest.fixture(autouse=True)
+def _test_settings(settings):
+    """Rate limits are tested where they are the subject (test_auth.py) and set
+    there; elsewhere a test may post as fast as it likes. Passwords hash fast."""
+    settings.DEVICE_RATE_LIMIT = "1000000/s"
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _media_root(settings, tmp_path_factory):
     """Each test writes snapshots to a folder of its own."""
     settings.MEDIA_ROOT = str(tmp_path_factory.mktemp("media"))
@@ -121,7 +129,7 @@ def make_user_token(username: str, *, staff: bool = False) -> str:
     from django.contrib.auth.models import Permission, User
     from rest_framework.authtoken.models import Token
 
-    user = User.objects.create_user(username, password="correct horse battery staple", is_staff=staff)
+    user = User.objects.create_user(username, is_staff=staff)
     if staff:
         user.user_permissions.add(Permission.objects.get(codename="delete_detection"))
     return Token.objects.create(user=user).key
@@ -235,6 +243,7 @@ class ServerProcess:
             "DJANGO_DEBUG": "false",
             # The test process's key, so sessions it logs in are valid on the server.
             "DJANGO_SECRET_KEY": settings.SECRET_KEY,
+            "DEVICE_RATE_LIMIT": "1000000/s",
             # Plain HTTP on loopback: no TLS proxy in front.
             "DJANGO_SECURE_SSL_REDIRECT": "false",
             "DJANGO_SECURE_COOKIES": "false",

@@ -1,0 +1,115 @@
+"""The live dashboard at `/`: an operator's view of the feed (issue 6, item 1).
+
+The page is rendered with a snapshot of the state (counts, the hourly series,
+the latest detections) and the `seq` of the last event that snapshot includes.
+The browser then opens the socket with `?after=<that seq>`, so every event
+after the snapshot is applied exactly once, whatever happened in between.
+
+`GET /?format=json` answers the same snapshot as JSON: the page reloads it when
+the filter changes and when the socket says `reset`. /api/stats holds the same
+numbers but not the seq they correspond to, and without it a reload cannot be
+lined up with the event stream (an event near the reload would be counted twice
+or not at all).
+"""
+
+import logging
+
+from django.contrib.auth.decorators import login_required
+from django.http import JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+
+from . import counters, stats
+from .events import format_time
+from .models import Camera, VehicleType
+from .serializers import DetectionSerializer
+
+logger = logging.getLogger(__name__)
+
+# How many detections the feed shows (and the snapshot carries).
+FEED_SIZE = 40
+# Attempts at a snapshot that no commit interleaved with (see `snapshot`).
+SNAPSHOT_ATTEMPTS = 10
+CAMERA_NAME_MAX_LENGTH = Camera._meta.get_field("name").max_length
+
+
+def filter_from(params) -> dict:
+    """The camera and vehicle type filter of a request; anything invalid means "all"."""
+    camera = params.get("camera", "").strip()
+    vehicle_type = params.get("vehicle_type", "").strip().lower()
+    return {
+        "camera": camera if camera and len(camera) <= CAMERA_NAME_MAX_LENGTH and camera.isprintable() else None,
+        "vehicle_type": vehicle_type if vehicle_type in VehicleType.values else None,
+    }
+
+
+def snapshot(camera: str | None = None, vehicle_type: str | None = None) -> dict:
+    """Counts, series and latest detections, and the seq they are exact at.
+
+    The database reads at READ COMMITTED: each query sees the commits made
+    before it, so the queries below could see different states. Every change
+    to the counters moves the feed's seq in the same transaction, so when the
+    seq is the same before and after the reads, no commit came in between and
+    the reads agree with that seq. A busy feed may need a second try.
+    """
+    query = stats.StatsQuery(camera=camera, vehicle_type=vehicle_type, bucket="hour", recent=FEED_SIZE)
+    for _ in range(SNAPSHOT_ATTEMPTS):
+        before = counters.current_position()
+        now = timezone.now()
+        by_type, by_camera = stats.breakdowns(query)
+        series = stats.series(query, now=now)
+        recent = DetectionSerializer(stats.recent_logs(query), many=True).data
+        after = counters.current_position()
+        if after.seq == before.seq:
+            break
+    else:
+        # Still moving: `before` is the safe side. Events after it are replayed,
+        # and the few the reads already counted are counted again until a reload.
+        logger.warning("dashboard snapshot did not settle in %s attempts", SNAPSHOT_ATTEMPTS)
+    return {
+        "seq": before.seq,
+        "total": before.count,
+        "by_vehicle_type": by_type,
+        "by_camera": by_camera,
+        "series": series,
+        "recent": recent,
+        "filter": {"camera": camera, "vehicle_type": vehicle_type},
+        "generated_at": format_time(now),
+    }
+
+
+@never_cache
+@login_required
+def dashboard(request):
+    """The page, or with ?format=json the state it starts from."""
+    chosen = filter_from(request.GET)
+    state = snapshot(**chosen)
+    if request.GET.get("format") == "json":
+        return JsonResponse(state)
+    cameras = list(Camera.objects.order_by("name").values_list("name", flat=True))
+    if chosen["camera"] and chosen["camera"] not in cameras:
+        cameras.append(chosen["camera"])
+    config = {
+        "stateUrl": reverse("dashboard"),
+        "socketPath": "/ws",
+        "statsUrl": reverse("stats"),
+        "detectionsUrl": reverse("detection-list"),
+        "loginUrl": f"{reverse('admin:login')}?next={reverse('dashboard')}",
+        "adminChangeUrl": (
+            reverse("admin:detections_detection_change", args=[0]) if request.user.is_staff else None
+        ),
+        "vehicleTypes": list(VehicleType.values),
+    }
+    return render(
+        request,
+        "detections/dashboard.html",
+        {
+            "state": state,
+            "config": config,
+            "cameras": cameras,
+            "vehicle_types": VehicleType.values,
+            "chosen": chosen,
+        },
+    )

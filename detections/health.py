@@ -1,0 +1,99 @@
+"""Readiness and metrics, for load balancers and monitoring.
+
+- /healthz (views.healthz): the process is up. Restart it when this fails.
+- /readyz: the process can do its work: the database answers a query and the
+  channel layer carries a message to this process and back. A load balancer
+  stops sending traffic while this answers 503, and resumes when it is 200.
+- /metrics: Prometheus metrics (see `metrics`).
+
+None of them needs credentials: they reveal no detection. Restrict /metrics at
+the proxy if camera names are private (docs/operations.md).
+"""
+
+import asyncio
+import logging
+import time
+import uuid
+
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.db import connection
+from django.http import HttpResponse, JsonResponse
+from django.views.decorators.cache import never_cache
+
+from . import metrics
+
+logger = logging.getLogger(__name__)
+
+# Seconds each check may take before it counts as failing: a dependency that
+# hangs is as unready as one that refuses.
+CHECK_TIMEOUT = 2.0
+READY_MESSAGE_TYPE = "readyz.ping"
+
+
+def check_database():
+    """One trivial query on this thread's connection."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception:
+        # A dead connection must not be reused by the next request or check.
+        connection.close()
+        raise
+
+
+async def check_channel_layer():
+    """Send a message to a channel of this process and receive it back."""
+    layer = get_channel_layer()
+    if layer is None:
+        raise RuntimeError("no channel layer is configured")
+    channel = await layer.new_channel("readyz")
+    nonce = uuid.uuid4().hex
+    await layer.send(channel, {"type": READY_MESSAGE_TYPE, "nonce": nonce})
+    message = await layer.receive(channel)
+    if message.get("nonce") != nonce:
+        raise RuntimeError("the channel layer returned another message")
+
+
+async def _run(name: str, check) -> dict:
+    started = time.monotonic()
+    try:
+        await asyncio.wait_for(check(), timeout=CHECK_TIMEOUT)
+    except TimeoutError:
+        outcome = {"status": "failing", "error": f"no answer within {CHECK_TIMEOUT:g} s"}
+    except Exception as exc:  # any failure is a reason to be unready, never a 500
+        outcome = {"status": "failing", "error": f"{type(exc).__name__}: {_first_line(exc)}"}
+    else:
+        outcome = {"status": "ok"}
+    outcome["seconds"] = round(time.monotonic() - started, 4)
+    if outcome["status"] != "ok":
+        logger.warning("readiness check %s failing: %s", name, outcome["error"])
+    return outcome
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else "(no message)"
+
+
+@never_cache
+async def readyz(request):
+    """200 {"status": "ready", "checks": {...}} or 503 {"status": "unready", ...}."""
+    database, channel_layer = await asyncio.gather(
+        _run("database", sync_to_async(check_database)),
+        _run("channel_layer", check_channel_layer),
+    )
+    checks = {"database": database, "channel_layer": channel_layer}
+    failing = sorted(name for name, outcome in checks.items() if outcome["status"] != "ok")
+    body = {"status": "unready" if failing else "ready", "checks": checks}
+    if failing:
+        body["failing"] = failing
+    return JsonResponse(body, status=503 if failing else 200)
+
+
+@never_cache
+def metrics_view(request):
+    """Prometheus' text format."""
+    payload, content_type = metrics.exposition()
+    return HttpResponse(payload, content_type=content_type)

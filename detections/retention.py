@@ -1,0 +1,253 @@
+"""Retention and storage hygiene, for the operator commands `purge_detections`
+and `find_orphans`.
+
+Purging deletes through the ORM, one batch per transaction, so the post_delete
+receiver (signals.py) runs for every row: counters and the event log follow,
+the files go after commit, and every socket is told. Nothing here scans all of
+the detections table at once or holds it in memory.
+"""
+
+import posixpath
+import re
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from django.core.files.storage import default_storage
+from django.db import router, transaction
+from django.db.models import Q
+from django.db.models.deletion import Collector
+from django.utils import timezone
+
+from . import counters
+from .models import Detection, Event, HourlyCount
+
+# The folders Detection's file fields upload to (models._snapshot_path, _thumbnail_path).
+MEDIA_FOLDERS = ("snapshots", "thumbnails")
+EVENT_PRUNE_CHUNK = 10_000
+
+
+def cutoff_for(days: int, now: datetime | None = None) -> datetime:
+    return (now or timezone.now()) - timedelta(days=days)
+
+
+# --- Purge ---------------------------------------------------------------------------------
+
+
+def expired(cutoff: datetime):
+    return Detection.objects.filter(detected_at__lt=cutoff)
+
+
+@dataclass
+class PurgeReport:
+    detections: int = 0
+    files: int = 0
+    events_pruned: int = 0
+    hourly_rows_pruned: int = 0
+
+
+def delete_in_batches(
+    queryset, *, batch_size: int = 500, progress: Callable[[int, int], None] | None = None
+) -> tuple[int, int]:
+    """Delete the detections of `queryset`, `batch_size` per transaction, oldest
+    first; returns (detections, files) deleted.
+
+    Each batch locks its rows before deleting them, so a row someone deletes at
+    the same moment is counted out once, not twice. The delete is what
+    Model.delete() does, for a batch: post_delete runs for each row (counters,
+    event row; after commit the files go and the `deletion` is published),
+    with the row's camera already loaded.
+    """
+    detections = files = 0
+    while True:
+        with transaction.atomic():
+            ids = list(
+                queryset.order_by("detected_at", "id").select_for_update().values_list("pk", flat=True)[:batch_size]
+            )
+            if not ids:
+                break
+            batch = list(Detection.objects.select_related("camera").filter(pk__in=ids))
+            collector = Collector(using=router.db_for_write(Detection))
+            collector.collect(batch)
+            deleted = collector.delete()[1].get(Detection._meta.label, 0)
+        if not deleted:
+            break  # nothing left that this queryset can delete
+        detections += deleted
+        files += sum(bool(d.image) + bool(d.thumbnail) for d in batch)
+        if progress:
+            progress(detections, files)
+    return detections, files
+
+
+def purge_detections(
+    cutoff: datetime, *, batch_size: int = 500, progress: Callable[[int], None] | None = None
+) -> PurgeReport:
+    """Delete every detection older than `cutoff` (see delete_in_batches), then
+    the empty hourly counters and the event log before it."""
+    report = PurgeReport()
+    report.detections, report.files = delete_in_batches(
+        expired(cutoff), batch_size=batch_size, progress=(lambda done, _: progress(done)) if progress else None
+    )
+    report.hourly_rows_pruned = prune_empty_hours(cutoff)
+    report.events_pruned = prune_events(cutoff)
+    return report
+
+
+def preview_purge(cutoff: datetime) -> PurgeReport:
+    """What `purge_detections(cutoff)` would delete; changes nothing."""
+    rows = expired(cutoff)
+    files = rows.exclude(image="").count() + rows.exclude(thumbnail="").count()
+    return PurgeReport(
+        detections=rows.count(),
+        files=files,
+        events_pruned=prunable_events(cutoff).count(),
+        hourly_rows_pruned=_empty_hours(cutoff).count(),
+    )
+
+
+def _empty_hours(cutoff: datetime):
+    return HourlyCount.objects.filter(hour__lt=counters.hour_of(cutoff), count=0)
+
+
+def prune_empty_hours(cutoff: datetime) -> int:
+    """Drop hourly counters that fell to zero before the cutoff. A late
+    detection of such an hour makes its row again; an increment that lands
+    first keeps the row (the condition is checked by the DELETE itself)."""
+    return _empty_hours(cutoff).delete()[0]
+
+
+def _event_boundary(cutoff: datetime) -> int | None:
+    """The seq below which every event is older than the cutoff: the log is
+    trimmed only at its start (a hole would make resume skip events), and the
+    newest event always stays, so the log still tells where the feed is."""
+    newest = Event.objects.order_by("-seq").values_list("seq", flat=True).first()
+    if newest is None:
+        return None
+    first_kept = (
+        Event.objects.filter(created_at__gte=cutoff).order_by("seq").values_list("seq", flat=True).first()
+    )
+    return min(first_kept, newest) if first_kept is not None else newest
+
+
+def prunable_events(cutoff: datetime):
+    boundary = _event_boundary(cutoff)
+    if boundary is None:
+        return Event.objects.none()
+    return Event.objects.filter(seq__lt=boundary)
+
+
+def prune_events(cutoff: datetime, *, chunk: int = EVENT_PRUNE_CHUNK) -> int:
+    """Delete the events older than the cutoff (only `resume` reads them), in
+    seq ranges of `chunk`, never the newest."""
+    boundary = _event_boundary(cutoff)
+    if boundary is None:
+        return 0
+    pruned = 0
+    oldest = Event.objects.order_by("seq").values_list("seq", flat=True).first()
+    while oldest is not None and oldest < boundary:
+        upper = min(oldest + chunk, boundary)
+        pruned += Event.objects.filter(seq__lt=upper).delete()[0]
+        oldest = upper
+    return pruned
+
+
+# --- Orphans ---------------------------------------------------------------------------------
+
+
+@dataclass
+class OrphanReport:
+    orphan_files: list[str] = field(default_factory=list)
+    recent_unmatched: int = 0  # files without a row, too new to call orphans
+    missing: list[tuple[int, str, str]] = field(default_factory=list)  # (id, field, name)
+
+
+_DAY_FOLDER = re.compile(r"^(?:snapshots|thumbnails)/(\d{4})/(\d{2})/(\d{2})$")
+
+
+def walk(folder: str) -> Iterator[tuple[str, list[str]]]:
+    """(folder, file names) for `folder` and every folder below it, through the storage API."""
+    try:
+        folders, files = default_storage.listdir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    yield folder, sorted(files)
+    for name in sorted(folders):
+        yield from walk(posixpath.join(folder, name))
+
+
+def _names_stored_for(folder: str, files: list[str]) -> set[str]:
+    """Which of `folder`'s files a row names."""
+    day = _DAY_FOLDER.match(folder)
+    if day:
+        # The folder is named after the detection's date in the offset it was
+        # sent with; a day either side covers every offset.
+        start = datetime(*map(int, day.groups()), tzinfo=UTC)
+        rows = Detection.objects.filter(
+            detected_at__gte=start - timedelta(days=1), detected_at__lt=start + timedelta(days=2)
+        )
+    else:
+        paths = [posixpath.join(folder, name) for name in files]
+        rows = Detection.objects.filter(Q(image__in=paths) | Q(thumbnail__in=paths))
+    stored = set()
+    for image, thumbnail in rows.values_list("image", "thumbnail").iterator():
+        stored.add(image)
+        stored.add(thumbnail)
+    return stored
+
+
+def find_orphan_files(*, min_age: timedelta) -> Iterator[tuple[str, bool]]:
+    """Files under the media folders that no row names: (name, old enough).
+
+    A file younger than `min_age` may belong to a detection whose row is being
+    written right now (ingest writes the files first), so it is never an orphan yet.
+    """
+    now = timezone.now()
+    for top in MEDIA_FOLDERS:
+        for folder, files in walk(top):
+            if not files:
+                continue
+            stored = _names_stored_for(folder, files)
+            for name in files:
+                path = posixpath.join(folder, name)
+                if path not in stored:
+                    yield path, now - default_storage.get_modified_time(path) >= min_age
+
+
+class _FolderListings:
+    """Recently listed folders: rows come in time order, so their files share folders."""
+
+    def __init__(self, keep: int = 16):
+        self.keep = keep
+        self.cache: OrderedDict[str, set[str]] = OrderedDict()
+
+    def exists(self, name: str) -> bool:
+        folder, base = posixpath.split(name)
+        if folder not in self.cache:
+            try:
+                self.cache[folder] = set(default_storage.listdir(folder)[1])
+            except (FileNotFoundError, NotADirectoryError):
+                self.cache[folder] = set()
+            if len(self.cache) > self.keep:
+                self.cache.popitem(last=False)
+        self.cache.move_to_end(folder)
+        return base in self.cache[folder]
+
+
+def find_missing_files(*, page_size: int = 2000) -> Iterator[tuple[int, str, str]]:
+    """Rows whose image or thumbnail file is gone: (id, field, name), by keyset pages."""
+    listings = _FolderListings()
+    rows = Detection.objects.filter(~Q(image="") | ~Q(thumbnail="")).order_by("detected_at", "id")
+    after = None
+    while True:
+        page = rows
+        if after is not None:
+            page = page.filter(Q(detected_at__gt=after[0]) | Q(detected_at=after[0], id__gt=after[1]))
+        batch = list(page.values_list("id", "detected_at", "image", "thumbnail")[:page_size])
+        for pk, _, image, thumbnail in batch:
+            for field_name, name in (("image", image), ("thumbnail", thumbnail)):
+                if name and not listings.exists(name):
+                    yield pk, field_name, name
+        if len(batch) < page_size:
+            return
+        after = (batch[-1][1], batch[-1][0])

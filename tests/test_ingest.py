@@ -1,0 +1,478 @@
+"""POST /api/detect and POST /api/detections/: what is stored, and what is refused
+(protocol.md, Ingest). In-process, through the full DRF stack."""
+
+import base64
+import io
+import json
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from conftest import api_client, b64, detection_body, image_bytes, stored_files
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
+from PIL import Image
+
+from detections.auth import issue_device_key, revoke_device_keys
+from detections.models import Detection, DeviceKey, Event
+from detections.serializers import VEHICLE_TYPES
+
+pytestmark = pytest.mark.django_db
+
+INGEST_PATHS = ["/api/detect", "/api/detections/"]
+DETECTION_FIELDS = {
+    "id",
+    "tracking_id",
+    "vehicle_type",
+    "camera",
+    "time",
+    "received_at",
+    "confidence",
+    "bbox",
+    "plate",
+    "image_url",
+    "thumbnail_url",
+}
+
+
+# --- Helpers -----------------------------------------------------------------------------
+
+
+def post(client, body, path="/api/detect"):
+    return client.post(path, body, format="json")
+
+
+def noisy_jpeg(size=(128, 96), quality=90, seed=1) -> bytes:
+    """A JPEG of random pixels: it barely compresses, so its size follows its pixel count."""
+    pixels = random.Random(seed).randbytes(size[0] * size[1] * 3)
+    out = io.BytesIO()
+    Image.frombytes("RGB", size, pixels).save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
+def truncated(image: bytes) -> bytes:
+    return image[: len(image) // 2]
+
+
+def multipart_body(image: bytes) -> dict:
+    """The legacy fields as form fields, the snapshot as a file part."""
+    body = detection_body(vehicle_img=..., bbox=...)
+    body["vehicle_img"] = SimpleUploadedFile("snapshot.jpg", image, content_type="image/jpeg")
+    return body
+
+
+def assert_stored_with_files(response, media_root, *, image: bytes, extension: str) -> Detection:
+    """The answer is 201, and the row has the image file as sent plus a JPEG thumbnail."""
+    assert response.status_code == 201, response.content
+    detection = Detection.objects.get(pk=response.json()["id"])
+    assert detection.image.name.endswith(f".{extension}")
+    assert (media_root / detection.image.name).read_bytes() == image
+    thumbnail = Image.open(media_root / detection.thumbnail.name)
+    assert thumbnail.format == "JPEG"
+    assert thumbnail.width <= 256 and thumbnail.height <= 192
+    files = [media_root / detection.image.name, media_root / detection.thumbnail.name]
+    assert stored_files(media_root) == sorted(files)
+    assert response.json()["image_url"] == f"/media/{detection.image.name}"
+    assert response.json()["thumbnail_url"] == f"/media/{detection.thumbnail.name}"
+    return detection
+
+
+def assert_rejected(response, media_root, status, error, field=None) -> dict:
+    """A JSON error body with a code and a sentence; nothing stored, no file left."""
+    assert response.status_code == status, response.content
+    assert response["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert body["error"] == error, body
+    assert isinstance(body["detail"], str) and body["detail"]
+    if field is None:
+        assert "field" not in body, body
+    else:
+        assert body["field"] == field, body
+    assert Detection.objects.count() == 0
+    assert Event.objects.count() == 0
+    assert stored_files(media_root) == []
+    return body
+
+
+# --- What is stored --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", INGEST_PATHS)
+def test_a_legacy_body_is_stored_with_its_image_and_thumbnail(device_client, _media_root, path):
+    response = post(device_client, detection_body(), path)
+
+    detection = assert_stored_with_files(response, _media_root, image=image_bytes(), extension="jpg")
+    body = response.json()
+    assert set(body) == DETECTION_FIELDS
+    assert body["id"] == detection.pk
+    assert body["tracking_id"] == "trk-0042"
+    assert body["vehicle_type"] == "car"
+    assert body["camera"] == "gate-1"
+    assert body["time"] == "2026-11-24T08:15:30.120000Z"
+    assert body["confidence"] == 0.91
+    assert body["bbox"] == [412, 220, 160, 96]
+    assert body["plate"] == "34ABC123"
+    assert detection.detected_at == datetime(2026, 11, 24, 8, 15, 30, 120000, tzinfo=UTC)
+    assert detection.camera.name == "gate-1"
+
+
+def test_the_aliases_tracking_id_and_image_are_accepted(device_client, _media_root):
+    body = detection_body(id=..., vehicle_img=..., tracking_id="trk-alias", image=b64(image_bytes()))
+
+    response = post(device_client, body, "/api/detections/")
+
+    assert_stored_with_files(response, _media_root, image=image_bytes(), extension="jpg")
+    assert response.json()["tracking_id"] == "trk-alias"
+
+
+def test_an_alias_that_contradicts_its_field_is_refused(device_client, _media_root):
+    response = post(device_client, detection_body(tracking_id="trk-other"))
+
+    assert_rejected(response, _media_root, 400, "conflict", "tracking_id")
+
+
+@pytest.mark.parametrize(
+    "overrides, field, stored",
+    [
+        pytest.param({"id": 42}, "tracking_id", "42", id="numeric id"),
+        pytest.param({"plate": "34 ÇĞŞ 123"}, "plate", "34 ÇĞŞ 123", id="non-ASCII plate"),
+    ],
+)
+def test_text_fields_are_stored_as_sent(device_client, overrides, field, stored):
+    response = post(device_client, detection_body(**overrides))
+
+    assert response.status_code == 201, response.content
+    assert response.json()[field] == stored
+
+
+@pytest.mark.parametrize("vehicle_type", ["Car", "CAR", "cAr"])
+def test_the_vehicle_type_is_accepted_in_any_case(device_client, vehicle_type):
+    response = post(device_client, detection_body(vehicle_type=vehicle_type))
+
+    assert response.status_code == 201, response.content
+    assert response.json()["vehicle_type"] == "car"
+    assert Detection.objects.get().vehicle_type == "car"
+
+
+@pytest.mark.parametrize(
+    "sent",
+    ["2026-11-24T08:15:30", "2026-11-24T08:15:30Z", "2026-11-24T11:15:30+03:00"],
+    ids=["no offset", "Z", "+03:00"],
+)
+def test_a_time_without_an_offset_is_utc_and_an_offset_is_honoured(device_client, sent):
+    response = post(device_client, detection_body(time=sent))
+
+    assert response.status_code == 201, response.content
+    assert response.json()["time"] == "2026-11-24T08:15:30.000000Z"
+    assert Detection.objects.get().detected_at == datetime(2026, 11, 24, 8, 15, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "fmt, prefix, extension",
+    [
+        ("JPEG", "", "jpg"),
+        ("JPEG", "data:image/jpeg;base64,", "jpg"),
+        ("JPEG", "data:image/jpg;base64,", "jpg"),
+        ("PNG", "", "png"),
+        ("PNG", "data:image/png;base64,", "png"),
+        ("WEBP", "", "webp"),
+        ("WEBP", "data:image/webp;base64,", "webp"),
+    ],
+)
+def test_jpeg_png_and_webp_are_accepted_with_or_without_a_data_uri_prefix(
+    device_client, _media_root, fmt, prefix, extension
+):
+    image = image_bytes(fmt)
+
+    response = post(device_client, detection_body(vehicle_img=prefix + b64(image)))
+
+    assert_stored_with_files(response, _media_root, image=image, extension=extension)
+
+
+def test_base64_wrapped_over_lines_is_accepted(device_client, _media_root):
+    encoded = b64(image_bytes())
+    wrapped = "\n".join(encoded[i : i + 76] for i in range(0, len(encoded), 76))
+
+    response = post(device_client, detection_body(vehicle_img=wrapped))
+
+    assert_stored_with_files(response, _media_root, image=image_bytes(), extension="jpg")
+
+
+def test_a_snapshot_of_about_two_megabytes_is_stored(device_client, _media_root):
+    image = noisy_jpeg(size=(1600, 1080), quality=95)
+    assert 1_800_000 < len(image) < 2_300_000
+
+    response = post(device_client, detection_body(vehicle_img=b64(image)))
+
+    assert_stored_with_files(response, _media_root, image=image, extension="jpg")
+
+
+@pytest.mark.parametrize("vehicle_img", [..., None], ids=["omitted", "null"])
+def test_a_detection_without_an_image_is_stored_without_files(device_client, _media_root, vehicle_img):
+    response = post(device_client, detection_body(vehicle_img=vehicle_img))
+
+    assert response.status_code == 201, response.content
+    assert response.json()["image_url"] is None
+    assert response.json()["thumbnail_url"] is None
+    detection = Detection.objects.get()
+    assert not detection.image and not detection.thumbnail
+    assert stored_files(_media_root) == []
+
+
+@pytest.mark.parametrize("path", INGEST_PATHS)
+def test_a_multipart_upload_with_the_image_as_a_file_part_is_stored(device_client, _media_root, path):
+    image = noisy_jpeg()
+
+    response = device_client.post(path, multipart_body(image), format="multipart")
+
+    assert_stored_with_files(response, _media_root, image=image, extension="jpg")
+    body = response.json()
+    assert (body["tracking_id"], body["vehicle_type"], body["camera"]) == ("trk-0042", "car", "gate-1")
+    assert (body["confidence"], body["plate"]) == (0.91, "34ABC123")
+
+
+def test_a_multipart_upload_carries_the_bbox_as_repeated_form_fields(device_client):
+    body = multipart_body(noisy_jpeg())
+    body["bbox"] = ["412", "220", "160", "96"]
+
+    response = device_client.post("/api/detect", body, format="multipart")
+
+    assert response.status_code == 201, response.content
+    assert response.json()["bbox"] == [412, 220, 160, 96]
+
+
+@pytest.mark.parametrize("path", INGEST_PATHS)
+@pytest.mark.parametrize(
+    "replayed_time", ["2026-11-24T08:15:30.120Z", "2026-11-24T11:15:30.12+03:00"], ids=["same text", "same instant"]
+)
+def test_a_replayed_detection_answers_200_with_the_stored_record_and_stores_nothing_new(
+    device_client, _media_root, path, replayed_time, django_capture_on_commit_callbacks
+):
+    first = post(device_client, detection_body(), path)
+    assert first.status_code == 201, first.content
+    files_after_first = stored_files(_media_root)
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        replay = post(device_client, detection_body(time=replayed_time), path)
+
+    assert replay.status_code == 200, replay.content
+    assert replay.json() == first.json()
+    assert Detection.objects.count() == 1
+    assert Event.objects.count() == 1
+    assert callbacks == []  # nothing to publish
+    assert stored_files(_media_root) == files_after_first
+
+
+@pytest.mark.parametrize(
+    "first, second",
+    [(("trk-a", "gate-1"), ("TRK-A", "gate-1")), (("trk-a", "gate-1"), ("trk-a", "gate-2"))],
+    ids=["tracking ids differing in case", "another camera"],
+)
+def test_detections_differing_in_tracking_id_or_camera_are_both_stored(device_client, first, second):
+    bodies = [detection_body(id=tracking_id, camera=camera) for tracking_id, camera in (first, second)]
+
+    responses = [post(device_client, body) for body in bodies]
+
+    assert [r.status_code for r in responses] == [201, 201], responses[1].content
+    assert sorted((r.json()["tracking_id"], r.json()["camera"]) for r in responses) == sorted([first, second])
+    assert Detection.objects.count() == 2
+
+
+@pytest.mark.parametrize("camera", [..., ""], ids=["omitted", "blank"])
+def test_a_detection_without_a_camera_is_filed_under_the_only_camera_of_its_key(cameras, camera):
+    _, secret = issue_device_key(cameras=[cameras["yard"]])
+
+    response = post(api_client(secret), detection_body(camera=camera))
+
+    assert response.status_code == 201, response.content
+    assert response.json()["camera"] == "yard"
+    assert Detection.objects.get().camera == cameras["yard"]
+
+
+def test_a_key_bound_to_several_cameras_must_name_one(device_client, _media_root):
+    response = post(device_client, detection_body(camera=...))
+
+    body = assert_rejected(response, _media_root, 400, "required", "camera")
+    assert "gate-1" in body["detail"]
+
+
+@pytest.mark.parametrize("camera", ["gate-9", "GATE-1"], ids=["unknown camera", "another spelling"])
+def test_a_key_may_not_post_for_a_camera_it_is_not_bound_to(device_client, _media_root, camera):
+    response = post(device_client, detection_body(camera=camera))
+
+    assert_rejected(response, _media_root, 403, "camera_not_allowed")
+
+
+@pytest.mark.parametrize(
+    "who, status, error",
+    [
+        ("nobody", 401, "not_authenticated"),
+        ("unknown key", 401, "authentication_failed"),
+        ("revoked key", 401, "authentication_failed"),
+        ("viewer", 403, "permission_denied"),
+    ],
+)
+@pytest.mark.parametrize("path", INGEST_PATHS)
+def test_only_a_valid_device_key_may_post(credentials, cameras, _media_root, who, status, error, path):
+    key, secret = issue_device_key(cameras=[cameras["gate-1"]])
+    revoke_device_keys(DeviceKey.objects.filter(pk=key.pk))
+    secrets = {"nobody": None, "unknown key": "vmk_" + "x" * 43, "revoked key": secret, "viewer": credentials.viewer}
+
+    response = post(api_client(secrets[who]), detection_body(), path)
+
+    assert_rejected(response, _media_root, status, error)
+
+
+def test_a_new_detection_is_published_with_its_thumbnail_after_commit(
+    device_client, feed_listener, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post(device_client, detection_body())
+
+    message = feed_listener.receive()
+    assert message["type"] == "new_detection"
+    assert message["id"] == response.json()["id"]
+    assert message["count"] == 1
+    assert message["thumbnail_url"] == response.json()["thumbnail_url"]
+    assert Image.open(io.BytesIO(base64.b64decode(message["image"], validate=True))).format == "JPEG"
+
+
+# --- What is refused ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "vehicle_img",
+    [
+        pytest.param("this is not base64!", id="not base64"),
+        pytest.param("QUJD" + "é" * 8, id="non-ASCII in base64"),
+        pytest.param("QUJDRA", id="base64 without padding"),
+        pytest.param(b64(b"plain text, not a picture at all"), id="not an image"),
+        pytest.param(b64(truncated(noisy_jpeg())), id="truncated JPEG"),
+        pytest.param(b64(noisy_jpeg())[:-3], id="base64 cut mid-quantum"),
+        pytest.param(b64(image_bytes("GIF")), id="GIF"),
+        pytest.param(b64(image_bytes("BMP")), id="BMP"),
+        pytest.param("data:image/png;base64," + b64(image_bytes()), id="data URI claims PNG holds JPEG"),
+        pytest.param("data:image/jpeg;charset=x;;base64," + b64(image_bytes()), id="malformed data URI"),
+        pytest.param("", id="empty"),
+    ],
+)
+def test_it_rejects_a_snapshot_that_is_not_an_accepted_image(device_client, _media_root, vehicle_img):
+    response = post(device_client, detection_body(vehicle_img=vehicle_img))
+
+    assert_rejected(response, _media_root, 400, "invalid_image", "vehicle_img")
+
+
+@pytest.mark.parametrize("field", ["id", "vehicle_type", "time"])
+def test_it_rejects_a_body_missing_a_required_field(device_client, _media_root, field):
+    response = post(device_client, detection_body(**{field: ...}))
+
+    body = assert_rejected(response, _media_root, 400, "required", field)
+    assert field in body["detail"]
+
+
+def test_it_rejects_an_unknown_vehicle_type_listing_the_accepted_ones(device_client, _media_root):
+    response = post(device_client, detection_body(vehicle_type="spaceship"))
+
+    body = assert_rejected(response, _media_root, 400, "invalid_choice", "vehicle_type")
+    assert "spaceship" in body["detail"]
+    for accepted in VEHICLE_TYPES:
+        assert accepted in body["detail"]
+
+
+@pytest.mark.parametrize(
+    "time, error",
+    [
+        pytest.param("yesterday at noon", "invalid", id="not a time"),
+        pytest.param("2026-13-45T08:15:30Z", "invalid", id="no such date"),
+        pytest.param(1764000000, "invalid", id="a number"),
+        pytest.param("1970-01-01T00:00:00Z", "time_out_of_range", id="year 1970"),
+        pytest.param((timezone.now() + timedelta(days=2)).isoformat(), "time_out_of_range", id="two days ahead"),
+    ],
+)
+def test_it_rejects_a_bad_time(device_client, _media_root, time, error):
+    response = post(device_client, detection_body(time=time))
+
+    assert_rejected(response, _media_root, 400, error, "time")
+
+
+@pytest.mark.parametrize(
+    "overrides, field, error",
+    [
+        pytest.param({"id": ["trk-1"]}, "id", "invalid", id="id as a list"),
+        pytest.param({"id": {"value": "trk-1"}}, "id", "invalid", id="id as an object"),
+        pytest.param({"id": ""}, "id", "blank", id="id blank"),
+        pytest.param({"id": "t" * 101}, "id", "max_length", id="id over 100 characters"),
+        pytest.param({"vehicle_type": ["car"]}, "vehicle_type", "invalid", id="vehicle_type as a list"),
+        pytest.param({"vehicle_img": 12345}, "vehicle_img", "invalid", id="vehicle_img as a number"),
+        pytest.param({"confidence": "high"}, "confidence", "invalid", id="confidence as a string"),
+        pytest.param({"confidence": 1.5}, "confidence", "max_value", id="confidence 1.5"),
+        pytest.param({"confidence": -0.1}, "confidence", "min_value", id="confidence negative"),
+        pytest.param({"bbox": [412, 220, 160]}, "bbox", "min_length", id="bbox with 3 numbers"),
+        pytest.param({"bbox": [412, 220, 160, 96, 1]}, "bbox", "max_length", id="bbox with 5 numbers"),
+        pytest.param({"bbox": "412,220,160,96"}, "bbox", "not_a_list", id="bbox as a string"),
+        pytest.param({"bbox": [412, 220, -1, 96]}, "bbox.2", "min_value", id="bbox negative"),
+        pytest.param({"camera": ["gate-1"]}, "camera", "invalid", id="camera as a list"),
+        pytest.param({"plate": "P" * 33}, "plate", "max_length", id="plate over 32 characters"),
+    ],
+)
+def test_it_rejects_a_field_of_the_wrong_type_or_range(device_client, _media_root, overrides, field, error):
+    response = post(device_client, detection_body(**overrides))
+
+    body = assert_rejected(response, _media_root, 400, error, field)
+    assert body["detail"].startswith(field)
+
+
+@pytest.mark.parametrize("field", ["plate", "id", "camera"])
+def test_it_rejects_control_characters_in_a_text_field(device_client, _media_root, field):
+    response = post(device_client, detection_body(**{field: "34\x1bABC\x07123"}))
+
+    assert_rejected(response, _media_root, 400, "invalid", field)
+
+
+def test_it_rejects_a_body_that_is_a_json_list(device_client, _media_root):
+    response = post(device_client, [detection_body()])
+
+    assert_rejected(response, _media_root, 400, "invalid")
+
+
+def test_it_rejects_malformed_json_with_400(device_client, _media_root):
+    raw = json.dumps(detection_body())[:-10]
+
+    response = device_client.post("/api/detect", raw, content_type="application/json")
+
+    assert_rejected(response, _media_root, 400, "malformed_request")
+
+
+def test_it_rejects_a_body_that_is_not_json_or_a_form_with_415(device_client, _media_root):
+    response = device_client.post("/api/detect", json.dumps(detection_body()), content_type="text/plain")
+
+    assert_rejected(response, _media_root, 415, "unsupported_media_type")
+
+
+@pytest.mark.parametrize("upload", ["base64", "multipart"])
+def test_it_rejects_an_image_over_the_byte_limit_with_413(device_client, _media_root, settings, upload):
+    image = noisy_jpeg(size=(200, 150))
+    settings.MAX_IMAGE_BYTES = len(image) // 2
+    if upload == "base64":
+        response = post(device_client, detection_body(vehicle_img=b64(image)))
+    else:
+        response = device_client.post("/api/detect", multipart_body(image), format="multipart")
+
+    assert_rejected(response, _media_root, 413, "image_too_large", "vehicle_img")
+
+
+def test_it_rejects_an_image_over_the_pixel_limit_with_413(device_client, _media_root, settings):
+    settings.MAX_IMAGE_PIXELS = 64 * 48 - 1
+
+    response = post(device_client, detection_body(vehicle_img=b64(image_bytes(size=(64, 48)))))
+
+    body = assert_rejected(response, _media_root, 413, "image_too_large", "vehicle_img")
+    assert "64x48" in body["detail"]
+
+
+def test_it_rejects_a_body_over_the_upload_limit_with_413(device_client, _media_root, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+
+    response = post(device_client, detection_body(vehicle_img=b64(noisy_jpeg(size=(200, 150)))))
+
+    assert_rejected(response, _media_root, 413, "request_too_large")
