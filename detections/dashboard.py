@@ -16,7 +16,8 @@ import logging
 
 from django.contrib.auth.decorators import login_required
 from django.http import JsonResponse
-from django.shortcuts import render
+from django.conf import settings
+from django.shortcuts import render, resolve_url
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -81,13 +82,22 @@ def snapshot(camera: str | None = None, vehicle_type: str | None = None) -> dict
 
 
 @never_cache
-@login_required
 def dashboard(request):
-    """The page, or with ?format=json the state it starts from."""
+    """The page (login required), or with ?format=json the state it starts from."""
+    if request.GET.get("format") == "json":
+        if not request.user.is_authenticated:
+            # A script's request: an answer it can read, not a login page.
+            return JsonResponse(
+                {"error": "not_authenticated", "detail": "Log in to see the dashboard."}, status=401
+            )
+        return JsonResponse(snapshot(**filter_from(request.GET)))
+    return page(request)
+
+
+@login_required
+def page(request):
     chosen = filter_from(request.GET)
     state = snapshot(**chosen)
-    if request.GET.get("format") == "json":
-        return JsonResponse(state)
     cameras = list(Camera.objects.order_by("name").values_list("name", flat=True))
     if chosen["camera"] and chosen["camera"] not in cameras:
         cameras.append(chosen["camera"])
@@ -96,7 +106,7 @@ def dashboard(request):
         "socketPath": "/ws",
         "statsUrl": reverse("stats"),
         "detectionsUrl": reverse("detection-list"),
-        "loginUrl": f"{reverse('admin:login')}?next={reverse('dashboard')}",
+        "loginUrl": f"{resolve_url(settings.LOGIN_URL)}?next={reverse('dashboard')}",
         "adminChangeUrl": (
             reverse("admin:detections_detection_change", args=[0]) if request.user.is_staff else None
         ),

@@ -6,27 +6,18 @@ to the channel layer only after commit. A failed publish is logged and counted,
 never raised: the row is stored, and a client that resumes gets the event.
 """
 
-import asyncio
 import base64
 import json
-import logging
 from datetime import UTC, datetime
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
-from django.conf import settings
-
-from . import counters, images, metrics
+from . import counters, images
 from .models import Detection, Event, EventKind
-
-logger = logging.getLogger(__name__)
+from .publisher import publisher
 
 # Every socket joins this group; subscriptions filter inside the consumer.
 FEED_GROUP = "detections"
 # The channel-layer message type, handled by DetectionFeedConsumer.feed_event.
 FEED_MESSAGE_TYPE = "feed.event"
-
-publish_failures = 0  # since process start; read by health checks and tests
 
 
 def format_time(moment: datetime) -> str:
@@ -103,30 +94,19 @@ def message_text(event: Event, thumbnail: bytes | None = None) -> str:
     return json.dumps(message, separators=(",", ":"))
 
 
-def publish(event: Event, *, thumbnail: bytes | None = None) -> bool:
-    """Send an event to every socket, serialised once. Never raises."""
-    global publish_failures
-    message = {
-        "type": FEED_MESSAGE_TYPE,
-        "seq": event.seq,
-        "camera": event.camera,
-        "vehicle_type": event.vehicle_type,
-        "text": message_text(event, thumbnail),
-    }
-    try:
-        async_to_sync(_group_send)(message)
-    except Exception as exc:  # the layer is best effort; the event is in the database
-        publish_failures += 1
-        metrics.EVENTS_PUBLISH_FAILED.labels(kind=event.kind).inc()
-        logger.warning("could not publish event %s (%s: %s)", event.seq, type(exc).__name__, exc)
-        return False
-    metrics.EVENTS_PUBLISHED.labels(kind=event.kind).inc()
-    return True
-
-
-async def _group_send(message: dict):
-    layer = get_channel_layer()
-    await asyncio.wait_for(layer.group_send(FEED_GROUP, message), timeout=settings.EVENT_PUBLISH_TIMEOUT)
+def publish(event: Event, *, thumbnail: bytes | None = None):
+    """Send an event to every socket, serialised once here. Never raises."""
+    publisher.submit(
+        FEED_GROUP,
+        {
+            "type": FEED_MESSAGE_TYPE,
+            "kind": event.kind,
+            "seq": event.seq,
+            "camera": event.camera,
+            "vehicle_type": event.vehicle_type,
+            "text": message_text(event, thumbnail),
+        },
+    )
 
 
 # --- Replay --------------------------------------------------------------------------

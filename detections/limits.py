@@ -1,6 +1,12 @@
 """Per-device request rate, counted in the shared cache so that every server
-process counts against the same budget (Redis when REDIS_URL is set)."""
+process counts against the same budget (Redis when REDIS_URL is set).
 
+The limit fails open: if the cache is down or slow, requests are let through
+(and a warning logged) rather than refused or held, because losing detections
+is worse than a camera posting too fast for a while.
+"""
+
+import logging
 import math
 import time
 
@@ -9,6 +15,8 @@ from django.core.cache import cache
 from rest_framework.throttling import BaseThrottle
 
 from .auth import Device
+
+logger = logging.getLogger(__name__)
 
 
 def parse_rate(rate: str) -> tuple[int, int]:
@@ -28,14 +36,21 @@ class DeviceRateThrottle(BaseThrottle):
         now = time.time()
         window_start = math.floor(now / window) * window
         key = f"rate:device:{request.user.key_prefix}:{window_start}"
+        self.retry_after = max(1, math.ceil(window_start + window - now))
+        try:
+            return self._count(key, window) <= limit
+        except Exception as exc:  # the cache is unreachable or too slow: fail open
+            logger.warning("rate limit not checked, the cache failed (%s: %s)", type(exc).__name__, exc)
+            return True
+
+    @staticmethod
+    def _count(key: str, window: int) -> int:
         cache.add(key, 0, timeout=window + 1)
         try:
-            hits = cache.incr(key)
+            return cache.incr(key)
         except ValueError:  # expired between add and incr: a new window
             cache.add(key, 1, timeout=window + 1)
-            hits = 1
-        self.retry_after = max(1, math.ceil(window_start + window - now))
-        return hits <= limit
+            return 1
 
     def wait(self):
         return self.retry_after

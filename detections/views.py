@@ -225,6 +225,7 @@ class StatsView(APIView):
                 "Stats",
                 {
                     "total_vehicles": serializers.IntegerField(),
+                    "seq": serializers.IntegerField(),
                     "recent_logs": DetectionSerializer(many=True),
                     "by_vehicle_type": serializers.DictField(child=serializers.IntegerField()),
                     "by_camera": serializers.DictField(child=serializers.IntegerField()),
@@ -243,9 +244,13 @@ class StatsView(APIView):
         except ValueError as problem:
             raise serializers.ValidationError({"since": [str(problem)]}, code="window_too_large") from None
         by_type, by_camera = stats.breakdowns(query)
+        position = counters.current_position()
         return Response(
             {
-                "total_vehicles": counters.current_position().count,
+                "total_vehicles": position.count,
+                # The feed position these figures were read at: a client can resume
+                # the socket from here with ?after=seq.
+                "seq": position.seq,
                 "recent_logs": DetectionSerializer(stats.recent_logs(query), many=True).data,
                 "by_vehicle_type": by_type,
                 "by_camera": by_camera,

@@ -11,6 +11,7 @@ from django.db import transaction
 
 from detections import counters, events, images
 from detections.ingest import detection_create, detection_delete
+from detections.publisher import publisher
 from detections.models import Camera, CameraTypeTotal, Detection, Event, HourlyCount
 
 MOMENT = datetime(2026, 11, 24, 8, 15, 30, 120000, tzinfo=UTC)
@@ -197,12 +198,12 @@ def test_a_failed_publish_does_not_raise_from_ingest_is_counted_and_keeps_the_de
         raise ConnectionError("channel layer is down")
 
     monkeypatch.setattr(get_channel_layer(), "group_send", refuse)
-    failures = events.publish_failures
+    failures = publisher.failed
 
-    with caplog.at_level(logging.WARNING, logger="detections.events"):
+    with caplog.at_level(logging.WARNING, logger="detections.publisher"):
         detection = ingest()
 
-    assert events.publish_failures == failures + 1
+    assert publisher.failed == failures + 1
     assert Detection.objects.filter(pk=detection.pk).exists()
     event = Event.objects.get(kind="new_detection", detection_id=detection.pk)
     assert f"could not publish event {event.seq} (ConnectionError: channel layer is down)" in caplog.text

@@ -20,17 +20,21 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from detections.auth import SocketOriginValidator, SocketTokenAuthMiddleware  # noqa: E402
+from detections.publisher import PublisherMiddleware  # noqa: E402
 from detections.routing import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter(
-    {
+# PublisherMiddleware: events are sent from this loop, not from request threads.
+application = PublisherMiddleware(
+    ProtocolTypeRouter(
+        {
         # Static files (the admin's, the dashboard's) come from the app folders, so
         # the service works with no collectstatic and no proxy in front.
-        "http": ASGIStaticFilesHandler(django_http_application),
-        # Origin first (a browser on another site is turned away at the handshake),
-        # then who is asking: the session cookie, else a viewer token.
-        "websocket": SocketOriginValidator(
-            AuthMiddlewareStack(SocketTokenAuthMiddleware(URLRouter(websocket_urlpatterns)))
-        ),
-    }
+            "http": ASGIStaticFilesHandler(django_http_application),
+            # Origin first (a browser on another site is turned away at the handshake),
+            # then who is asking: the session cookie, else a viewer token.
+            "websocket": SocketOriginValidator(
+                AuthMiddlewareStack(SocketTokenAuthMiddleware(URLRouter(websocket_urlpatterns)))
+            ),
+        }
+    )
 )

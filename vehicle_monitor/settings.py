@@ -137,6 +137,10 @@ EVENT_PUBLISH_TIMEOUT = env.float("EVENT_PUBLISH_TIMEOUT", default=2.0)
 
 # --- Auth, i18n ------------------------------------------------------------------
 
+LOGIN_URL = "login"  # the dashboard (/) sends visitors here
+LOGIN_REDIRECT_URL = "dashboard"
+LOGOUT_REDIRECT_URL = "login"
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -177,6 +181,12 @@ BATCH_MAX_ITEMS = env.int("BATCH_MAX_ITEMS", default=500)
 # camera with a broken clock.
 DETECTION_TIME_MIN_YEAR = 2000
 DETECTION_TIME_MAX_FUTURE_SECONDS = env.int("DETECTION_TIME_MAX_FUTURE_SECONDS", default=24 * 3600)
+
+# --- Retention -----------------------------------------------------------------------
+
+# `manage.py purge_detections` deletes detections older than this many days (and
+# their files); 0 keeps everything forever. Run it from cron (docs/operations.md).
+RETENTION_DAYS = env.int("RETENTION_DAYS", default=0)
 
 # --- REST framework ------------------------------------------------------------------
 
@@ -230,7 +240,15 @@ SOCKET_MAX_MESSAGE_BYTES = env.int("SOCKET_MAX_MESSAGE_BYTES", default=4096)
 SOCKET_MAX_MESSAGES_PER_MINUTE = env.int("SOCKET_MAX_MESSAGES_PER_MINUTE", default=120)
 
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            # The cache only counts request rates: a slow or dead Redis must not hold
+            # a request for longer than this (the limiter then lets it through).
+            "OPTIONS": {"socket_timeout": 0.25, "socket_connect_timeout": 0.25},
+        }
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -246,6 +264,9 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", defa
 SECURE_HSTS_PRELOAD = env.bool("DJANGO_HSTS_PRELOAD", default=not DEBUG)
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 X_FRAME_OPTIONS = "DENY"
+# Probes and scrapers talk plain HTTP to each process, without the proxy's
+# X-Forwarded-Proto: answer them instead of redirecting to https.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 
 # --- Logging -------------------------------------------------------------------------
 

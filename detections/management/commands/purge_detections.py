@@ -15,8 +15,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from detections import events, retention
+from detections import retention
 from detections.events import format_time
+from detections.publisher import publisher
 
 BAR_WIDTH = 30
 
@@ -90,15 +91,15 @@ class Command(BaseCommand):
             report = retention.preview_purge(cutoff)
             self.stdout.write(
                 f"Dry run: would delete {report.detections} detection(s) from before {format_time(cutoff)} "
-                f"({days} days), {report.files} image file(s), {report.events_pruned} event log row(s) "
+                f"({days} day{'s' if days != 1 else ''}), {report.files} image file(s), {report.events_pruned} event log row(s) "
                 f"and {report.hourly_rows_pruned} empty hourly counter(s). Nothing was changed."
             )
             return
 
         total = retention.expired(cutoff).count()
-        self.stdout.write(f"Deleting {total} detection(s) from before {format_time(cutoff)} ({days} days)...")
+        self.stdout.write(f"Deleting {total} detection(s) from before {format_time(cutoff)} ({days} day{'s' if days != 1 else ''})...")
         bar = ProgressBar(self.stdout, total, enabled=verbosity > 0 and total > 0)
-        failures_before = events.publish_failures
+        failures_before = publisher.failed
         started = timezone.now()
         report = retention.purge_detections(cutoff, batch_size=batch_size, progress=bar.update)
         bar.finish()
@@ -110,7 +111,7 @@ class Command(BaseCommand):
                 f"and {report.hourly_rows_pruned} empty hourly counter(s)."
             )
         )
-        failed = events.publish_failures - failures_before
+        failed = publisher.failed - failures_before
         if failed:
             self.stderr.write(
                 f"{failed} event(s) could not be published live (channel layer unavailable); "

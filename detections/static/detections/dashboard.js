@@ -242,7 +242,7 @@
       $("feed-empty").hidden = count > 0;
       const { camera, vehicle_type: type } = model.filter;
       const scope = [camera, type && capitalise(type)].filter(Boolean).join(" · ");
-      $("feed-note").textContent = scope ? `${scope} · newest first` : "newest first";
+      $("feed-note").textContent = scope ? `${scope} · latest on top` : "latest on top";
     },
   };
 
@@ -544,7 +544,8 @@
       // The socket may have passed the snapshot's seq already (those events went
       // to the old state): have the server replay from the snapshot. Events that
       // arrive before the replay are applied once; their replayed copies are skipped.
-      if (!send({ type: "resume", after: state.seq })) connection.after = null;
+      // (A socket still connecting asks for it when it opens: see onOpen.)
+      send({ type: "resume", after: state.seq });
     } catch (error) {
       if (error.name === "AbortError" || controller !== reloadController) return;
       reloadController = null;
