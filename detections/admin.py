@@ -16,7 +16,7 @@ from django.core.files.storage import default_storage
 from django.db.models import IntegerField, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 from PIL import Image, UnidentifiedImageError
 
 from . import counters, exports, retention

@@ -47,9 +47,9 @@ class DetectionFeedConsumer(AsyncWebsocketConsumer):
         # Join before reading the log: an event committed in between arrives both
         # ways, and seq tells the copies apart.
         await self.channel_layer.group_add(events.FEED_GROUP, self.channel_name)
-        await self.accept()
-        metrics.SOCKETS_CONNECTED.inc()
+        metrics.SOCKETS_CONNECTED.inc()  # before the handshake completes: a client that sees it is counted
         self.counted_in_metrics = True
+        await self.accept()
         after = _query_int(self.scope, "after")
         if after is None:
             self.last_seq = await database_sync_to_async(events.feed_head)()

@@ -59,7 +59,8 @@ def decode_base64(text: str) -> tuple[bytes, str | None]:
         claimed = (match.group("media") or "").lower() or None
         claimed = MEDIA_TYPE_ALIASES.get(claimed, claimed)
         text = text[match.end() :]
-    text = _WRAPPING.sub("", text)
+    if any(c in text for c in " \t\r\n"):
+        text = _WRAPPING.sub("", text)
     if not text:
         raise ImageRejected("invalid_image", "vehicle_img is empty")
     if not text.isascii():
@@ -102,6 +103,12 @@ def verify(data: bytes, *, claimed_media_type: str | None = None) -> VerifiedIma
                     "invalid_image",
                     f"vehicle_img claims {claimed_media_type} but holds {ACCEPTED_FORMATS[image_format]}",
                 )
+            if not _ends_where_the_image_ends(data, image_format):
+                raise ImageRejected(
+                    "invalid_image",
+                    f"vehicle_img does not end where its {image_format} image ends: "
+                    "it is truncated, or has other data appended (a polyglot file)",
+                )
             width, height = image.size
             if width * height > settings.MAX_IMAGE_PIXELS:
                 raise ImageRejected(
@@ -117,6 +124,21 @@ def verify(data: bytes, *, claimed_media_type: str | None = None) -> VerifiedIma
         # Pillow's way of saying the image is truncated or corrupt.
         raise ImageRejected("invalid_image", "vehicle_img is truncated or corrupt") from None
     return VerifiedImage(data=data, format=image_format, width=width, height=height, thumbnail=thumbnail)
+
+
+PNG_END = b"IEND\xaeB`\x82"  # the IEND chunk's type and CRC
+
+
+def _ends_where_the_image_ends(data: bytes, image_format: str) -> bool:
+    """No bytes after the image: a file that is also a ZIP or an HTML page
+    (a polyglot) must not be stored and served as a snapshot. Zero padding after
+    a JPEG, which some encoders write, is allowed."""
+    if image_format == "JPEG":
+        return data.rstrip(b"\x00").endswith(b"\xff\xd9")
+    if image_format == "PNG":
+        return data.endswith(PNG_END)
+    riff_size = int.from_bytes(data[4:8], "little")  # WebP: a RIFF container
+    return len(data) == riff_size + 8
 
 
 def _make_thumbnail(image: Image.Image) -> bytes:

@@ -21,4 +21,7 @@ class BoundedJSONParser(parsers.JSONParser):
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         if length and length.isdigit() and int(length) > limit:
             raise RequestTooLarge(f"The request body is {length} bytes; the limit is {limit} bytes.")
-        return super().parse(stream, media_type, parser_context)
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise exceptions.ParseError("JSON parse error - nested too deeply.") from None

@@ -22,6 +22,7 @@ VEHICLE_TYPES = [choice.value for choice in VehicleType]
 FIELD_ALIASES = {"tracking_id": "id", "image": "vehicle_img"}
 
 
+@extend_schema_field({"type": "string", "enum": VEHICLE_TYPES, "description": "any letter case is accepted"})
 class VehicleTypeField(serializers.CharField):
     default_error_messages = {
         "invalid_choice": "'{input}' is not a vehicle type; accepted: " + ", ".join(VEHICLE_TYPES) + "."

@@ -45,9 +45,16 @@ def start_redis():
     wait_until(redis_up, True, "Redis")
 
 
+def mariadb_process_gone() -> bool:
+    return subprocess.run(["pgrep", "-x", "mariadbd"], capture_output=True, timeout=10).returncode != 0
+
+
 def stop_mariadb():
     subprocess.run(["mysqladmin", "-uroot", "-h127.0.0.1", "shutdown"], capture_output=True, timeout=60)
     wait_until(mariadb_up, False, "MariaDB")
+    # It stops answering before its process has exited; start_mariadb in between
+    # would find it "already running", start nothing, and time out.
+    wait_until(mariadb_process_gone, True, "MariaDB's process to exit")
 
 
 def start_mariadb():

@@ -9,9 +9,9 @@ from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vehicle_monitor.settings")
 
-from vehicle_monitor.redaction import install_daphne_redaction  # noqa: E402
+from vehicle_monitor import daphne_patches  # noqa: E402
 
-install_daphne_redaction()  # sockets carry ?token=; the access log must not
+daphne_patches.install()  # no token in the access log; no form parsing by Twisted
 # Set up Django (apps, models) before importing anything that uses the ORM.
 django_http_application = get_asgi_application()
 

@@ -201,6 +201,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "detections.pagination.DetectionCursorPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "detections.errors.json_exception_handler",
+    # ASCII JSON (\u escapes): a lone surrogate echoed back in an error message
+    # cannot be encoded as UTF-8, and must not turn a 400 into a 500.
+    "UNICODE_JSON": False,
     # The first class names the scheme in 401 answers (WWW-Authenticate: Token).
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "detections.auth.DeviceKeyAuthentication",

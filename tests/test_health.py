@@ -1,0 +1,232 @@
+"""Health and metrics: /healthz says the process is up; /readyz says whether the
+database and the channel layer answer, and which does not; /metrics gives
+Prometheus the ingest, socket and publish counters. The outage tests stop and
+start the machine's real MariaDB and Redis, and always leave them running."""
+
+import subprocess
+import time
+
+import httpx
+import pytest
+from conftest import ServerProcess, detection_body
+from django.db import connection
+from feed_client import connect, receive
+from prometheus_client.parser import text_string_to_metric_families
+from services import start_mariadb, start_redis, stop_mariadb, stop_redis
+
+
+@pytest.fixture
+def services_restored():
+    """Whatever a test stopped is running again afterwards."""
+    yield
+    start_redis()
+    start_mariadb()
+    connection.close()  # the test's own connection may have died with the server
+
+
+def requires_redis_layer():
+    from django.conf import settings
+
+    if "channels_redis" not in settings.CHANNEL_LAYERS["default"]["BACKEND"]:
+        pytest.fail("this test needs the Redis channel layer: set REDIS_URL")
+
+
+def readiness(server) -> tuple[int, dict]:
+    response = httpx.get(f"{server.base_url}/readyz", timeout=10)
+    return response.status_code, response.json()
+
+
+# --- /healthz and /readyz ---------------------------------------------------------------------
+
+
+def test_healthz_answers_ok_without_credentials(client):
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_readyz_is_ready_when_the_database_and_the_channel_layer_answer(server):
+    status, body = readiness(server)
+
+    assert status == 200
+    assert body["status"] == "ready"
+    assert {name: check["status"] for name, check in body["checks"].items()} == {
+        "database": "ok",
+        "channel_layer": "ok",
+    }
+    assert "failing" not in body
+
+
+def test_readyz_reports_the_channel_layer_down_and_ready_again_when_redis_returns(server, services_restored):
+    requires_redis_layer()
+    assert readiness(server)[0] == 200
+
+    stop_redis()
+    status, body = readiness(server)
+    assert status == 503
+    assert body["status"] == "unready"
+    assert body["failing"] == ["channel_layer"]
+    assert body["checks"]["channel_layer"]["status"] == "failing"
+    assert "Error" in body["checks"]["channel_layer"]["error"]
+    assert body["checks"]["database"]["status"] == "ok"
+
+    start_redis()
+    status, body = readiness(server)
+    assert (status, body["status"]) == (200, "ready"), body
+    assert server.process.poll() is None, "the server process had to restart"
+
+
+def test_readyz_reports_the_database_down_and_ready_again_when_mariadb_returns(server, services_restored):
+    assert readiness(server)[0] == 200
+
+    stop_mariadb()
+    status, body = readiness(server)
+    assert status == 503
+    assert body["failing"] == ["database"]
+    assert body["checks"]["database"]["status"] == "failing"
+    assert "OperationalError" in body["checks"]["database"]["error"]
+    assert body["checks"]["channel_layer"]["status"] == "ok"
+
+    start_mariadb()
+    status, body = readiness(server)
+    assert (status, body["status"]) == (200, "ready"), body
+    assert server.process.poll() is None, "the server process had to restart"
+
+
+def test_readyz_reports_a_hanging_redis_within_the_check_timeout(server):
+    requires_redis_layer()
+    # CLIENT PAUSE: Redis accepts the connection and then does not answer.
+    subprocess.run(["redis-cli", "-h", "127.0.0.1", "client", "pause", "20000", "ALL"], check=True, capture_output=True)
+    try:
+        started = time.monotonic()
+        status, body = readiness(server)
+        elapsed = time.monotonic() - started
+    finally:
+        subprocess.run(["redis-cli", "-h", "127.0.0.1", "client", "unpause"], check=True, capture_output=True)
+
+    assert status == 503
+    assert body["failing"] == ["channel_layer"]
+    assert body["checks"]["channel_layer"]["error"] == "no answer within 2 s"
+    assert elapsed < 8
+
+
+# --- /metrics -------------------------------------------------------------------------------------
+
+
+def scrape(server) -> dict[tuple[str, tuple], float]:
+    """Every sample on /metrics: (name, sorted labels) -> value."""
+    response = httpx.get(f"{server.base_url}/metrics", timeout=10)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=")
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def value(samples, name, **labels) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def eventually(read, expected, timeout=10.0):
+    """Poll `read()` until it equals `expected`: what the server does after it
+    has answered (publishing, a socket's disconnect) sends the test nothing to
+    wait on."""
+    deadline = time.monotonic() + timeout
+    while (current := read()) != expected:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still {current!r}, expected {expected!r}")
+        time.sleep(0.05)
+
+
+def test_metrics_expose_every_series_by_name_and_type(server):
+    text = httpx.get(f"{server.base_url}/metrics", timeout=10).text
+
+    families = {family.name: family.type for family in text_string_to_metric_families(text)}
+
+    assert families["vehicle_monitor_detections_ingested"] == "counter"
+    assert families["vehicle_monitor_ingest_latency_seconds"] == "histogram"
+    assert families["vehicle_monitor_sockets_connected"] == "gauge"
+    assert families["vehicle_monitor_events_published"] == "counter"
+    assert families["vehicle_monitor_events_publish_failed"] == "counter"
+
+
+def test_an_ingest_moves_the_ingested_latency_and_published_counters(server):
+    before = scrape(server)
+
+    with server.device() as device:
+        assert device.post("/api/detect", json=detection_body(camera="yard", vehicle_type="Bus")).status_code == 201
+        assert device.post("/api/detect", json=detection_body(camera="yard", vehicle_type="Bus")).status_code == 200
+    after = scrape(server)
+
+    ingested = "vehicle_monitor_detections_ingested_total"
+    assert value(after, ingested, camera="yard", vehicle_type="bus") - value(
+        before, ingested, camera="yard", vehicle_type="bus"
+    ) == 1  # the retry stored nothing new
+    latency = "vehicle_monitor_ingest_latency_seconds_count"
+    assert value(after, latency) - value(before, latency) == 2  # both requests were answered
+    # The server publishes after it answers, from its event loop.
+    published = "vehicle_monitor_events_published_total"
+    eventually(lambda: value(scrape(server), published, kind="new_detection"), value(before, published, kind="new_detection") + 1)
+    assert value(after, "vehicle_monitor_ingest_latency_seconds_sum") > value(
+        before, "vehicle_monitor_ingest_latency_seconds_sum"
+    )
+
+
+def test_a_publish_that_fails_while_redis_is_down_is_counted(server, services_restored):
+    requires_redis_layer()
+    failed = "vehicle_monitor_events_publish_failed_total"
+    before = value(scrape(server), failed, kind="new_detection")
+
+    stop_redis()
+    with server.device() as device:
+        assert device.post("/api/detect", json=detection_body()).status_code == 201
+    # The publish is tried after the answer: it fails while Redis is still down.
+    eventually(lambda: value(scrape(server), failed, kind="new_detection"), before + 1)
+    start_redis()
+
+
+def test_the_sockets_gauge_follows_connections(server):
+    gauge = "vehicle_monitor_sockets_connected"
+    assert value(scrape(server), gauge) == 0
+
+    with connect(server) as first, connect(server) as second:
+        for ws in (first, second):  # the handshake is done: both are counted
+            ws.send('{"type": "ping"}')
+            assert receive(ws) == {"type": "pong"}
+        assert value(scrape(server), gauge) == 2
+
+    eventually(lambda: value(scrape(server), gauge), 0)
+
+
+def test_a_refused_socket_is_not_counted(server):
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect as ws_connect
+
+    with ws_connect(f"{server.ws_url}/ws", open_timeout=10) as anonymous:
+        with pytest.raises(ConnectionClosed) as closed:
+            anonymous.recv(timeout=10)
+    assert closed.value.rcvd.code == 4401
+
+    assert value(scrape(server), "vehicle_monitor_sockets_connected") == 0
+
+
+def test_in_multiprocess_mode_any_process_shows_the_sum_over_the_host(server, tmp_path):
+    shared = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    first = ServerProcess(server.media_root, server.credentials, extra_env=shared)
+    second = ServerProcess(server.media_root, server.credentials, extra_env=shared)
+    try:
+        for n, process in enumerate((first, second, second)):
+            with process.device() as device:
+                body = detection_body(id=f"trk-{n}", camera="gate-2", vehicle_type="van")
+                assert device.post("/api/detect", json=body).status_code == 201
+        ingested = "vehicle_monitor_detections_ingested_total"
+        for process in (first, second):
+            assert value(scrape(process), ingested, camera="gate-2", vehicle_type="van") == 3
+        with connect(first):
+            assert value(scrape(second), "vehicle_monitor_sockets_connected") == 1
+    finally:
+        first.stop()
+        second.stop()
