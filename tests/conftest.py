@@ -14,7 +14,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -91,6 +90,50 @@ def detection_body(**overrides) -> dict:
 
 def stored_files(media_root: Path) -> list[Path]:
     return sorted(p for p in media_root.rglob("*") if p.is_file())
+
+
+MOMENT = datetime(2026, 11, 24, 8, 15, 30, 120000, tzinfo=UTC)
+
+
+def store_detection(
+    tracking_id="trk-0042",
+    *,
+    vehicle_type="car",
+    camera="gate-1",
+    detected_at=MOMENT,
+    plate="",
+    confidence=None,
+    bbox=None,
+    size=(64, 48),
+    with_image=True,
+):
+    """A detection stored the way the API stores it, snapshot and thumbnail on disk."""
+    from detections import images
+    from detections.ingest import detection_create
+    from detections.models import Camera
+
+    return detection_create(
+        camera=Camera.objects.get_or_create(name=camera)[0],
+        tracking_id=tracking_id,
+        vehicle_type=vehicle_type,
+        detected_at=detected_at,
+        image=images.verify(image_bytes(size=size)) if with_image else None,
+        plate=plate,
+        confidence=confidence,
+        bbox=bbox,
+    ).detection
+
+
+@pytest.fixture
+def services_restored():
+    """Whatever a test stopped (MariaDB, Redis) is running again afterwards."""
+    from django.db import connection
+    from services import start_mariadb, start_redis
+
+    yield
+    start_redis()
+    start_mariadb()
+    connection.close()  # the test's own connection may have died with the server
 
 
 @pytest.fixture

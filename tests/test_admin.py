@@ -2,69 +2,26 @@
 show what a camera saw, filter and search it, and deleting (one or many) removes
 the files and tells every socket, like any other deletion."""
 
-import re
-from datetime import UTC, datetime
-from html import unescape
-from urllib.parse import urlencode
 
 import pytest
-from conftest import image_bytes, stored_files
+from admin_pages import CHANGELIST, changelist_rows, listed_ids, text
+from conftest import MOMENT, store_detection, stored_files
 from django.urls import reverse
 from django.utils import formats, timezone
 
-from detections import counters, images
-from detections.ingest import detection_create
-from detections.models import Camera, Detection
+from detections import counters
+from detections.models import Detection
 
 pytestmark = pytest.mark.django_db
 
-CHANGELIST = reverse("admin:detections_detection_changelist")
-MOMENT = datetime(2026, 11, 24, 8, 15, 30, 120000, tzinfo=UTC)
-
-
-def store(tracking_id="trk-0042", *, vehicle_type="car", camera="gate-1", detected_at=MOMENT, plate="") -> Detection:
-    """A detection stored the way the API stores it, snapshot and thumbnail on disk."""
-    return detection_create(
-        camera=Camera.objects.get_or_create(name=camera)[0],
-        tracking_id=tracking_id,
-        vehicle_type=vehicle_type,
-        detected_at=detected_at,
-        image=images.verify(image_bytes()),
-        plate=plate,
-    ).detection
 
 
 def files_of(*detections: Detection) -> list:
     return sorted(name for d in detections for name in (d.image.path, d.thumbnail.path))
 
 
-_ROW = re.compile(r"<tr>(.*?)</tr>", re.DOTALL)
-_SELECTED = re.compile(r'name="_selected_action" value="(\d+)"')
-_CELL = re.compile(r'<(td|th) class="field-(\w+)[^"]*">(.*?)</\1>', re.DOTALL)
-_TAG = re.compile(r"<[^>]+>")
-
-
-def changelist_rows(response) -> dict[int, dict[str, str]]:
-    """The changelist's rows by detection id: each column's cell as served (HTML)."""
-    assert response.status_code == 200, response.status_code
-    rows = {}
-    for row in _ROW.findall(response.content.decode()):
-        selected = _SELECTED.search(row)
-        if selected:
-            rows[int(selected.group(1))] = {column: html for _, column, html in _CELL.findall(row)}
-    return rows
-
-
-def text(cell_html: str) -> str:
-    return unescape(_TAG.sub("", cell_html)).strip()
-
-
-def listed_ids(admin_client, **query) -> set[int]:
-    return set(changelist_rows(admin_client.get(f"{CHANGELIST}?{urlencode(query)}")))
-
-
 def test_the_changelist_shows_each_detections_thumbnail_type_camera_and_time(admin_client):
-    detection = store(plate="34ABC123")
+    detection = store_detection(plate="34ABC123")
 
     row = changelist_rows(admin_client.get(CHANGELIST))[detection.pk]
 
@@ -77,14 +34,14 @@ def test_the_changelist_shows_each_detections_thumbnail_type_camera_and_time(adm
 
 
 def test_the_changelist_filters_by_vehicle_type(admin_client):
-    car, truck = store("trk-1", vehicle_type="car"), store("trk-2", vehicle_type="truck")
+    car, truck = store_detection("trk-1", vehicle_type="car"), store_detection("trk-2", vehicle_type="truck")
 
     assert listed_ids(admin_client, vehicle_type__exact="truck") == {truck.pk}
     assert listed_ids(admin_client, vehicle_type__exact="car") == {car.pk}
 
 
 def test_the_changelist_filters_by_camera(admin_client):
-    gate, yard = store("trk-1", camera="gate-1"), store("trk-2", camera="yard")
+    gate, yard = store_detection("trk-1", camera="gate-1"), store_detection("trk-2", camera="yard")
 
     assert listed_ids(admin_client, camera__id__exact=yard.camera_id) == {yard.pk}
     assert listed_ids(admin_client, camera__id__exact=gate.camera_id) == {gate.pk}
@@ -99,29 +56,29 @@ def test_the_changelist_filters_by_camera(admin_client):
     ids=["date-list-filter", "date-hierarchy"],
 )
 def test_the_changelist_filters_by_date(admin_client, query):
-    that_day = store("trk-1", detected_at=MOMENT)
-    store("trk-2", detected_at=MOMENT.replace(day=23, hour=23, minute=59))
-    store("trk-3", detected_at=MOMENT.replace(day=25, hour=0, minute=0))
+    that_day = store_detection("trk-1", detected_at=MOMENT)
+    store_detection("trk-2", detected_at=MOMENT.replace(day=23, hour=23, minute=59))
+    store_detection("trk-3", detected_at=MOMENT.replace(day=25, hour=0, minute=0))
 
     assert listed_ids(admin_client, **query) == {that_day.pk}
 
 
 def test_the_changelist_searches_by_tracking_id(admin_client):
-    alpha = store("trk-alpha", plate="34ABC123")
-    store("trk-beta", plate="06XYZ999")
+    alpha = store_detection("trk-alpha", plate="34ABC123")
+    store_detection("trk-beta", plate="06XYZ999")
 
     assert listed_ids(admin_client, q="alpha") == {alpha.pk}
 
 
 def test_the_changelist_searches_by_plate(admin_client):
-    store("trk-alpha", plate="34ABC123")
-    beta = store("trk-beta", plate="06XYZ999")
+    store_detection("trk-alpha", plate="34ABC123")
+    beta = store_detection("trk-beta", plate="06XYZ999")
 
     assert listed_ids(admin_client, q="xyz9") == {beta.pk}
 
 
 def test_the_changelist_renders_html_in_plate_and_tracking_id_escaped(admin_client):
-    detection = store("<b>trk</b>", plate="<script>alert(1)</script>")
+    detection = store_detection("<b>trk</b>", plate="<script>alert(1)</script>")
 
     response = admin_client.get(CHANGELIST)
     row = changelist_rows(response)[detection.pk]
@@ -133,7 +90,7 @@ def test_the_changelist_renders_html_in_plate_and_tracking_id_escaped(admin_clie
 
 
 def test_the_detail_page_shows_the_snapshot(admin_client):
-    detection = store()
+    detection = store_detection()
 
     response = admin_client.get(reverse("admin:detections_detection_change", args=[detection.pk]))
 
@@ -144,7 +101,7 @@ def test_the_detail_page_shows_the_snapshot(admin_client):
 def test_deleting_one_detection_removes_its_row_and_files_and_publishes_a_deletion(
     admin_client, django_capture_on_commit_callbacks, feed_listener, _media_root
 ):
-    doomed, kept = store("trk-1"), store("trk-2")
+    doomed, kept = store_detection("trk-1"), store_detection("trk-2")
     doomed_id = doomed.pk
     before = counters.current_position()
 
@@ -167,8 +124,8 @@ def test_deleting_one_detection_removes_its_row_and_files_and_publishes_a_deleti
 def test_the_bulk_delete_action_removes_every_row_and_file_and_publishes_one_deletion_per_row(
     admin_client, django_capture_on_commit_callbacks, feed_listener, _media_root
 ):
-    doomed = [store(f"trk-{n}") for n in range(3)]
-    kept = store("trk-kept")
+    doomed = [store_detection(f"trk-{n}") for n in range(3)]
+    kept = store_detection("trk-kept")
     doomed_ids = sorted(d.pk for d in doomed)
     before = counters.current_position()
 

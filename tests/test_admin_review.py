@@ -8,12 +8,12 @@ import csv
 import io
 import re
 from datetime import UTC, datetime, timedelta
-from html import unescape
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import image_bytes, stored_files
+from admin_pages import CHANGELIST, changelist_rows, listed_ids, text
+from conftest import MOMENT, store_detection, stored_files
 from django.contrib import admin
 from django.contrib.auth.models import Permission
 from django.db import connection
@@ -22,66 +22,13 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import formats, timezone
 
-from detections import counters, images
+from detections import counters
 from detections.auth import issue_device_key, revoke_device_keys
-from detections.ingest import detection_create
 from detections.models import Camera, Detection, DeviceKey, HourlyCount
 
 pytestmark = pytest.mark.django_db
 
-CHANGELIST = reverse("admin:detections_detection_changelist")
 CAMERAS = reverse("admin:detections_camera_changelist")
-MOMENT = datetime(2026, 11, 24, 8, 15, 30, 120000, tzinfo=UTC)
-
-
-def store(
-    tracking_id="trk-0042",
-    *,
-    vehicle_type="car",
-    camera="gate-1",
-    detected_at=MOMENT,
-    plate="",
-    confidence=None,
-    bbox=None,
-    size=(64, 48),
-    with_image=True,
-) -> Detection:
-    """A detection stored the way the API stores it, snapshot and thumbnail on disk."""
-    return detection_create(
-        camera=Camera.objects.get_or_create(name=camera)[0],
-        tracking_id=tracking_id,
-        vehicle_type=vehicle_type,
-        detected_at=detected_at,
-        image=images.verify(image_bytes(size=size)) if with_image else None,
-        plate=plate,
-        confidence=confidence,
-        bbox=bbox,
-    ).detection
-
-
-_ROW = re.compile(r"<tr>(.*?)</tr>", re.DOTALL)
-_SELECTED = re.compile(r'name="_selected_action" value="(\d+)"')
-_CELL = re.compile(r'<(td|th) class="field-(\w+)[^"]*">(.*?)</\1>', re.DOTALL)
-_TAG = re.compile(r"<[^>]+>")
-
-
-def changelist_rows(response) -> dict[int, dict[str, str]]:
-    """The changelist's rows by object id: each column's cell as served (HTML)."""
-    assert response.status_code == 200, response.status_code
-    rows = {}
-    for row in _ROW.findall(response.content.decode()):
-        selected = _SELECTED.search(row)
-        if selected:
-            rows[int(selected.group(1))] = {column: html for _, column, html in _CELL.findall(row)}
-    return rows
-
-
-def text(cell_html: str) -> str:
-    return unescape(_TAG.sub("", cell_html)).strip()
-
-
-def listed_ids(admin_client, **query) -> set[int]:
-    return set(changelist_rows(admin_client.get(f"{CHANGELIST}?{urlencode(query)}")))
 
 
 def page_messages(response) -> list[str]:
@@ -92,7 +39,7 @@ def page_messages(response) -> list[str]:
 
 
 def test_the_list_shows_a_thumbnail_for_a_detection_with_a_snapshot_and_a_dash_without(admin_client):
-    pictured, bare = store("trk-1"), store("trk-2", with_image=False)
+    pictured, bare = store_detection("trk-1"), store_detection("trk-2", with_image=False)
 
     rows = changelist_rows(admin_client.get(CHANGELIST))
 
@@ -101,24 +48,24 @@ def test_the_list_shows_a_thumbnail_for_a_detection_with_a_snapshot_and_a_dash_w
 
 
 def test_the_list_filters_by_camera(admin_client):
-    gate, yard = store("trk-1", camera="gate-1"), store("trk-2", camera="yard")
+    gate, yard = store_detection("trk-1", camera="gate-1"), store_detection("trk-2", camera="yard")
 
     assert listed_ids(admin_client, camera__id__exact=yard.camera_id) == {yard.pk}
     assert listed_ids(admin_client, camera__id__exact=gate.camera_id) == {gate.pk}
 
 
 def test_the_list_filters_by_vehicle_type(admin_client):
-    car, bus = store("trk-1", vehicle_type="car"), store("trk-2", vehicle_type="bus")
+    car, bus = store_detection("trk-1", vehicle_type="car"), store_detection("trk-2", vehicle_type="bus")
 
     assert listed_ids(admin_client, vehicle_type__exact="bus") == {bus.pk}
     assert listed_ids(admin_client, vehicle_type__exact="car") == {car.pk}
 
 
 def test_the_date_range_filter_keeps_the_first_and_the_last_day_whole(admin_client):
-    before = store("trk-0", detected_at=datetime(2026, 11, 21, 23, 59, 59, tzinfo=UTC))
-    first = store("trk-1", detected_at=datetime(2026, 11, 22, 0, 0, tzinfo=UTC))
-    last = store("trk-2", detected_at=datetime(2026, 11, 24, 23, 59, 59, 999999, tzinfo=UTC))
-    after = store("trk-3", detected_at=datetime(2026, 11, 25, 0, 0, tzinfo=UTC))
+    before = store_detection("trk-0", detected_at=datetime(2026, 11, 21, 23, 59, 59, tzinfo=UTC))
+    first = store_detection("trk-1", detected_at=datetime(2026, 11, 22, 0, 0, tzinfo=UTC))
+    last = store_detection("trk-2", detected_at=datetime(2026, 11, 24, 23, 59, 59, 999999, tzinfo=UTC))
+    after = store_detection("trk-3", detected_at=datetime(2026, 11, 25, 0, 0, tzinfo=UTC))
 
     assert listed_ids(admin_client, detected_from="2026-11-22", detected_to="2026-11-24") == {first.pk, last.pk}
     assert listed_ids(admin_client, detected_from="2026-11-24") == {last.pk, after.pk}
@@ -126,8 +73,8 @@ def test_the_date_range_filter_keeps_the_first_and_the_last_day_whole(admin_clie
 
 
 def test_the_date_range_filter_counts_days_in_the_admins_time_zone(admin_user, rf):
-    early = store("trk-1", detected_at=datetime(2026, 11, 23, 15, 30, tzinfo=UTC))  # the 24th in Tokyo
-    store("trk-2", detected_at=datetime(2026, 11, 23, 14, 30, tzinfo=UTC))  # the 23rd in Tokyo
+    early = store_detection("trk-1", detected_at=datetime(2026, 11, 23, 15, 30, tzinfo=UTC))  # the 24th in Tokyo
+    store_detection("trk-2", detected_at=datetime(2026, 11, 23, 14, 30, tzinfo=UTC))  # the 23rd in Tokyo
     request = rf.get(CHANGELIST, {"detected_from": "2026-11-24", "detected_to": "2026-11-24"})
     request.user = admin_user
     model_admin = admin.site._registry[Detection]
@@ -141,7 +88,7 @@ def test_the_date_range_filter_counts_days_in_the_admins_time_zone(admin_user, r
 
 
 def test_the_date_range_filter_is_a_form_with_two_dates_that_keeps_the_other_filters(admin_client):
-    store()
+    store_detection()
 
     page = admin_client.get(f"{CHANGELIST}?{urlencode({'vehicle_type__exact': 'car', 'q': 'trk'})}").content.decode()
 
@@ -153,7 +100,7 @@ def test_the_date_range_filter_is_a_form_with_two_dates_that_keeps_the_other_fil
 
 
 def test_a_date_range_bound_that_is_not_a_date_is_ignored_with_a_warning(admin_client):
-    stored = store()
+    stored = store_detection()
 
     response = admin_client.get(f"{CHANGELIST}?detected_from=yesterday")
 
@@ -166,16 +113,16 @@ def test_a_date_range_bound_that_is_not_a_date_is_ignored_with_a_warning(admin_c
     [("low", {"c0.3"}), ("medium", {"c0.5", "c0.79"}), ("high", {"c0.8", "c1.0"}), ("none", {"none"})],
 )
 def test_the_list_filters_by_confidence_bucket(admin_client, bucket, expected):
-    ids = {store("none").pk: "none"}
+    ids = {store_detection("none").pk: "none"}
     for confidence in (0.3, 0.5, 0.79, 0.8, 1.0):
-        ids[store(f"c{confidence}", confidence=confidence).pk] = f"c{confidence}"
+        ids[store_detection(f"c{confidence}", confidence=confidence).pk] = f"c{confidence}"
 
     assert {ids[pk] for pk in listed_ids(admin_client, confidence=bucket)} == expected
 
 
 def test_the_list_searches_by_tracking_id_and_by_plate(admin_client):
-    alpha = store("trk-alpha", plate="34ABC123")
-    beta = store("trk-beta", plate="06XYZ999")
+    alpha = store_detection("trk-alpha", plate="34ABC123")
+    beta = store_detection("trk-beta", plate="06XYZ999")
 
     assert listed_ids(admin_client, q="alpha") == {alpha.pk}
     assert listed_ids(admin_client, q="XYZ9") == {beta.pk}
@@ -183,7 +130,7 @@ def test_the_list_searches_by_tracking_id_and_by_plate(admin_client):
 
 
 def test_the_list_asks_for_no_facet_counts(admin_client):
-    store()
+    store_detection()
 
     response = admin_client.get(f"{CHANGELIST}?_facets=True")
 
@@ -201,7 +148,7 @@ def detail_page(admin_client, detection) -> str:
 
 
 def test_the_detail_page_draws_the_bounding_box_over_the_snapshot_in_image_pixels(admin_client):
-    detection = store(size=(640, 480), bbox=[412, 220, 160, 96], confidence=0.91)
+    detection = store_detection(size=(640, 480), bbox=[412, 220, 160, 96], confidence=0.91)
 
     page = detail_page(admin_client, detection)
 
@@ -222,7 +169,7 @@ def test_the_detail_page_draws_the_bounding_box_over_the_snapshot_in_image_pixel
 
 
 def test_the_detail_page_draws_no_box_when_the_detection_has_none(admin_client):
-    detection = store(size=(640, 480), bbox=None)
+    detection = store_detection(size=(640, 480), bbox=None)
 
     page = detail_page(admin_client, detection)
 
@@ -232,7 +179,7 @@ def test_the_detail_page_draws_no_box_when_the_detection_has_none(admin_client):
 
 
 def test_the_detail_page_says_so_when_no_snapshot_was_sent(admin_client):
-    detection = store(with_image=False, bbox=[1, 2, 3, 4])
+    detection = store_detection(with_image=False, bbox=[1, 2, 3, 4])
 
     assert "No snapshot was sent with this detection." in detail_page(admin_client, detection)
 
@@ -241,7 +188,7 @@ def test_the_detail_page_says_so_when_no_snapshot_was_sent(admin_client):
 
 
 def test_the_bulk_delete_asks_for_confirmation_and_deletes_nothing_until_confirmed(admin_client, _media_root):
-    doomed = [store(f"trk-{n}") for n in range(2)]
+    doomed = [store_detection(f"trk-{n}") for n in range(2)]
     files_before = stored_files(_media_root)
 
     response = admin_client.post(
@@ -259,8 +206,8 @@ def test_the_bulk_delete_asks_for_confirmation_and_deletes_nothing_until_confirm
 def test_the_confirmed_bulk_delete_reports_how_many_went_and_that_every_client_was_told(
     admin_client, django_capture_on_commit_callbacks, feed_listener, _media_root
 ):
-    doomed = [store(f"trk-{n}") for n in range(3)]
-    kept = store("trk-kept")
+    doomed = [store_detection(f"trk-{n}") for n in range(3)]
+    kept = store_detection("trk-kept")
     doomed_ids = sorted(d.pk for d in doomed)
     before = counters.current_position()
 
@@ -280,7 +227,7 @@ def test_the_confirmed_bulk_delete_reports_how_many_went_and_that_every_client_w
 
 
 def test_the_bulk_delete_of_one_detection_says_one(admin_client, django_capture_on_commit_callbacks):
-    doomed = store()
+    doomed = store_detection()
 
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(
@@ -291,7 +238,7 @@ def test_the_bulk_delete_of_one_detection_says_one(admin_client, django_capture_
 
 
 def test_staff_without_the_delete_permission_are_not_offered_the_bulk_delete(client, django_user_model):
-    stored = store()
+    stored = store_detection()
     reviewer = django_user_model.objects.create_user("reviewer", password="pw-reviewer-1", is_staff=True)
     reviewer.user_permissions.add(Permission.objects.get(codename="view_detection"))
     client.force_login(reviewer)
@@ -309,8 +256,8 @@ def test_staff_without_the_delete_permission_are_not_offered_the_bulk_delete(cli
 
 
 def test_the_export_action_downloads_the_selected_detections_as_csv(admin_client):
-    chosen = [store("trk-1", plate="=1+1"), store("trk-2", detected_at=MOMENT + timedelta(seconds=1))]
-    store("trk-3")
+    chosen = [store_detection("trk-1", plate="=1+1"), store_detection("trk-2", detected_at=MOMENT + timedelta(seconds=1))]
+    store_detection("trk-3")
 
     response = admin_client.post(CHANGELIST, {"action": "export_csv", "_selected_action": [d.pk for d in chosen]})
 
@@ -332,9 +279,9 @@ def test_the_camera_list_shows_active_keys_last_seen_and_detections_today(admin_
     yard_key, _ = issue_device_key(cameras=[yard], label="old unit")
     revoke_device_keys(DeviceKey.objects.filter(pk=yard_key.pk))
     now = timezone.now()
-    store("trk-1", camera="gate-1", detected_at=now - timedelta(minutes=1))
-    store("trk-2", camera="gate-1", detected_at=now - timedelta(minutes=2), vehicle_type="bus")
-    store("trk-3", camera="gate-1", detected_at=now - timedelta(days=2))  # not today
+    store_detection("trk-1", camera="gate-1", detected_at=now - timedelta(minutes=1))
+    store_detection("trk-2", camera="gate-1", detected_at=now - timedelta(minutes=2), vehicle_type="bus")
+    store_detection("trk-3", camera="gate-1", detected_at=now - timedelta(days=2))  # not today
     gate.refresh_from_db()
 
     with CaptureQueriesContext(connection) as queries:
@@ -352,7 +299,7 @@ def test_the_camera_list_shows_active_keys_last_seen_and_detections_today(admin_
 
 def test_detections_today_follows_the_hourly_counters(admin_client):
     gate = Camera.objects.create(name="gate-1")
-    store("trk-1", camera="gate-1", detected_at=timezone.now())
+    store_detection("trk-1", camera="gate-1", detected_at=timezone.now())
     HourlyCount.objects.filter(camera=gate).update(count=41)  # what the counters say is what is shown
 
     rows = changelist_rows(admin_client.get(CAMERAS))

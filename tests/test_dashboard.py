@@ -11,7 +11,6 @@ No sleeps: every wait is Playwright's auto-waiting `expect` (or
 import json
 import re
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
 
 import httpx
 import pytest

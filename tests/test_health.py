@@ -9,19 +9,9 @@ import time
 import httpx
 import pytest
 from conftest import ServerProcess, detection_body
-from django.db import connection
 from feed_client import connect, receive
 from prometheus_client.parser import text_string_to_metric_families
 from services import start_mariadb, start_redis, stop_mariadb, stop_redis
-
-
-@pytest.fixture
-def services_restored():
-    """Whatever a test stopped is running again afterwards."""
-    yield
-    start_redis()
-    start_mariadb()
-    connection.close()  # the test's own connection may have died with the server
 
 
 def requires_redis_layer():

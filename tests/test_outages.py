@@ -15,14 +15,6 @@ from detections.models import Detection, Event
 pytestmark = pytest.mark.usefixtures("services_restored")
 
 
-@pytest.fixture
-def services_restored():
-    yield
-    start_redis()
-    start_mariadb()
-    connection.close()  # the test's own connection may have died with the server
-
-
 def post(http, body, expected=201) -> dict:
     response = http.post("/api/detect", json=body)
     assert response.status_code == expected, response.text

@@ -2,34 +2,23 @@
 the event log and published after commit; a rollback leaves no trace."""
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from channels.layers import get_channel_layer
-from conftest import image_bytes, stored_files
+from conftest import MOMENT, store_detection, stored_files
 from django.db import transaction
 
-from detections import counters, events, images
-from detections.ingest import detection_create, detection_delete
+from detections import counters
+from detections.ingest import detection_delete
 from detections.publisher import publisher
 from detections.models import Camera, CameraTypeTotal, Detection, Event, HourlyCount
 
-MOMENT = datetime(2026, 11, 24, 8, 15, 30, 120000, tzinfo=UTC)
 NOTHING_ARRIVES = 0.5  # seconds a listener waits to show that no message came
 
 
 class RolledBack(Exception):
     """Raised inside a transaction to roll it back."""
-
-
-def ingest(tracking_id="trk-0042", *, camera="gate-1", vehicle_type="car", detected_at=MOMENT) -> Detection:
-    return detection_create(
-        camera=Camera.objects.get_or_create(name=camera)[0],
-        tracking_id=tracking_id,
-        vehicle_type=vehicle_type,
-        detected_at=detected_at,
-        image=images.verify(image_bytes()),
-    ).detection
 
 
 def counter_state():
@@ -72,7 +61,7 @@ def test_a_detection_saved_in_a_transaction_that_rolls_back_publishes_nothing_an
 def test_ingest_refuses_to_run_inside_a_callers_transaction_and_leaves_no_file(_media_root):
     # The caller could roll back after ingest kept the files; ingest commits itself.
     with pytest.raises(RuntimeError, match="durable"), transaction.atomic():
-        ingest()
+        store_detection()
 
     assert stored_files(_media_root) == []
 
@@ -81,7 +70,7 @@ def test_ingest_refuses_to_run_inside_a_callers_transaction_and_leaves_no_file(_
 def test_a_deletion_rolled_back_keeps_the_row_its_files_and_the_counters(
     django_capture_on_commit_callbacks, feed_listener, _media_root
 ):
-    detection = ingest()
+    detection = store_detection()
     detection_id, files, counters_before = detection.pk, stored_files(_media_root), counter_state()
     assert len(files) == 2
 
@@ -146,11 +135,11 @@ def mixed_history(transactional_db, feed_listener):
     late = MOMENT + timedelta(hours=2)
     camera = Camera.objects.create(name="yard")
     steps = [
-        lambda: ingest("trk-1"),
-        lambda: ingest("trk-2", camera="yard", vehicle_type="truck"),
+        lambda: store_detection("trk-1"),
+        lambda: store_detection("trk-2", camera="yard", vehicle_type="truck"),
         lambda: detection_delete(detection=Detection.objects.get(tracking_id="trk-1")),
         lambda: Detection.objects.create(camera=camera, tracking_id="trk-3", vehicle_type="bus", detected_at=late),
-        lambda: ingest("trk-4", detected_at=late),
+        lambda: store_detection("trk-4", detected_at=late),
         lambda: Detection.objects.get(tracking_id="trk-3").delete(),
         lambda: Detection.objects.filter(tracking_id="trk-2").delete(),
     ]
@@ -201,7 +190,7 @@ def test_a_failed_publish_does_not_raise_from_ingest_is_counted_and_keeps_the_de
     failures = publisher.failed
 
     with caplog.at_level(logging.WARNING, logger="detections.publisher"):
-        detection = ingest()
+        detection = store_detection()
 
     assert publisher.failed == failures + 1
     assert Detection.objects.filter(pk=detection.pk).exists()
