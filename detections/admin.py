@@ -222,13 +222,19 @@ class DetectionAdmin(admin.ModelAdmin):
     list_display = ["thumbnail_preview", "vehicle_type", "camera", "detected_at", "tracking_id", "plate", "confidence"]
     list_display_links = ["thumbnail_preview", "vehicle_type"]
     list_filter = ["camera", "vehicle_type", "detected_at", DateRangeFilter, ConfidenceFilter]
-    list_select_related = ["camera"]
+    # Cameras are prefetched (get_queryset), not joined: with a join MySQL sorts
+    # every detection for each page instead of reading the newest off an index.
+    list_select_related = False
     search_fields = ["tracking_id", "plate"]
     date_hierarchy = "detected_at"
     # No COUNT(*) over the whole table on every list page, nor one per filter choice.
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
     actions = ["delete_selected", "export_csv"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("camera")
+
     fields = [
         "snapshot",
         "camera",

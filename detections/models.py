@@ -73,9 +73,10 @@ class Detection(models.Model):
         ]
         indexes = [
             # The list and recent logs, newest first; the same with a camera or a type.
+            # Each ends with id, the list's tie-breaker, so the index gives the order.
             models.Index(fields=["-detected_at", "-id"], name="detection_time_idx"),
-            models.Index(fields=["camera", "-detected_at"], name="detection_camera_time_idx"),
-            models.Index(fields=["vehicle_type", "-detected_at"], name="detection_type_time_idx"),
+            models.Index(fields=["camera", "-detected_at", "-id"], name="detection_camera_time_id_idx"),
+            models.Index(fields=["vehicle_type", "-detected_at", "-id"], name="detection_type_time_id_idx"),
             models.Index(fields=["tracking_id"], name="detection_tracking_idx"),
             models.Index(fields=["plate"], name="detection_plate_idx"),
         ]

@@ -123,7 +123,8 @@ class DetectionViewSet(
 ):
     """/api/detections/: list (filtered, cursor-paginated), retrieve, create, destroy."""
 
-    queryset = Detection.objects.select_related("camera")
+    # prefetch, not select_related: see stats.recent_logs (no join, no filesort).
+    queryset = Detection.objects.prefetch_related("camera")
     serializer_class = DetectionSerializer
     filterset_class = DetectionFilter
 
