@@ -44,16 +44,18 @@ class DetectionFeedConsumer(AsyncWebsocketConsumer):
         self.last_seq = 0  # every event up to here has been delivered or filtered out
         self.cameras: set[str] | None = None
         self.vehicle_types: set[str] | None = None
-        # Join before reading the log: an event committed in between arrives both
+        after = _query_int(self.scope, "after")
+        if after is None:
+            # "From now on": read the head before joining, so that an event published
+            # in between shows up as a gap at the next event and is read from the log.
+            self.last_seq = await database_sync_to_async(events.feed_head)()
+        # Join before replaying: an event committed during the replay arrives both
         # ways, and seq tells the copies apart.
         await self.channel_layer.group_add(events.FEED_GROUP, self.channel_name)
         metrics.SOCKETS_CONNECTED.inc()  # before the handshake completes: a client that sees it is counted
         self.counted_in_metrics = True
         await self.accept()
-        after = _query_int(self.scope, "after")
-        if after is None:
-            self.last_seq = await database_sync_to_async(events.feed_head)()
-        else:
+        if after is not None:
             await self.resume(after)
 
     async def disconnect(self, code):
