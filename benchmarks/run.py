@@ -866,11 +866,20 @@ class Bench:
             phase_rows = [r for r in ROWS if r in rows and ROWS[r][1] == phase]
             if not phase_rows:
                 continue
-            self.wait_for_services_and_quiet()
-            self.say(f"database {DB_NAME}: recreate, migrate, bulk-load {size} rows")
-            recreate_database(self.env, self.log)
-            self.setup_credentials()
-            seconds = bulk_load(size, self.env, self.log)
+            for attempt in range(3):
+                # Others' outage tests may stop MariaDB in the middle: try again.
+                self.wait_for_services_and_quiet()
+                self.say(f"database {DB_NAME}: recreate, migrate, bulk-load {size} rows")
+                try:
+                    recreate_database(self.env, self.log)
+                    self.setup_credentials()
+                    seconds = bulk_load(size, self.env, self.log)
+                    break
+                except Exception as exc:  # noqa: BLE001
+                    if attempt == 2:
+                        raise
+                    self.say(f"setting up the database failed ({str(exc)[:200]}); again")
+                    time.sleep(10)
             self.say(f"bulk-loaded {size} rows and rebuilt the counters in {seconds:.0f} s")
             self.notes_setup.append(f"{size} rows bulk-loaded in {seconds:.0f} s")
             self.start_server()
@@ -1063,6 +1072,8 @@ def main():
     except BaseException:
         stop_all()
         shutil.rmtree(bench.media, ignore_errors=True)
+        if bench.results:
+            print(bench.report(options.rows or list(ROWS)))
         print(f"failed; logs kept in {bench.workdir}:\n--- server.log\n{tail(bench.log)}\n--- loadgen.log\n{tail(bench.genlog)}", file=sys.stderr)
         raise
     stop_all()
