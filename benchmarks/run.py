@@ -537,7 +537,13 @@ class Bench:
                 "redis": lambda: service("redis-server"),
             }
         )
-        self.label = options.server + (f"-w{options.workers}" if options.workers > 1 else "") + ("-quick" if self.quick else "")
+        extra = "".join(ch if ch.isalnum() else "-" for ch in " ".join(options.server_arg or [])).strip("-")
+        self.label = (
+            options.server
+            + (f"-w{options.workers}" if options.workers > 1 else "")
+            + (f"-{extra}" if extra else "")
+            + ("-quick" if self.quick else "")
+        )
         self.profile_dir = BENCH / "results" / "profiles"
 
     def say(self, text):
@@ -684,6 +690,16 @@ class Bench:
             self.say(f"machine busy with other processes ({other:.0f}% of a core); waiting")
         self.say("machine still busy; running the row anyway (see 'other' CPU in its notes)")
 
+    def server_db_connections(self) -> int:
+        """TCP connections from the server's processes to MariaDB (evidence for leaks)."""
+        count = 0
+        for process in self.server.all_processes() if self.server else []:
+            try:
+                count += sum(1 for c in process.net_connections(kind="tcp") if c.raddr and c.raddr.port == 3306)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                pass
+        return count
+
     def service_pids(self):
         pids = []
         for names in (("mariadbd", "mysqld"), ("redis-server",)):
@@ -755,6 +771,7 @@ class Bench:
                 self.close_listeners(listeners)
             lat = result["latencies"]
             row = {
+                "db_connections": self.server_db_connections(),
                 "dps": result["created"] / result["elapsed"],
                 "post_p50": pct(lat, 0.5),
                 "post_p99": pct(lat, 0.99),
@@ -895,12 +912,20 @@ class Bench:
                         for gen in list(self.gens):
                             gen.stop()
                         self.gens.clear()
-                        if any(p.poll() is not None for p in self.server.processes):
-                            self.say("the server died; starting it again")
-                            self.stop_server()
-                            self.start_server()
+                        # A fresh server for the next row: this one may have died, or (seen
+                        # with uvicorn after the steady-rate rows) still hold every MySQL
+                        # connection the server allows, so that nothing else can connect.
+                        self.say(f"server holds {self.server_db_connections()} MySQL connections; starting it again")
+                        self.stop_server()
+                        self.start_server()
                         continue
                     self.say(f"  -> {format_brief(self.results[row_id])}")
+                    if self.results[row_id].get("missing"):
+                        # Undelivered events are still queued in the server: the next row
+                        # would pay for them. Start it on a fresh server.
+                        self.say("events still undelivered: restarting the server for the next row")
+                        self.stop_server()
+                        self.start_server()
             finally:
                 self.stop_server()
                 shutil.rmtree(self.media, ignore_errors=True)
@@ -989,6 +1014,8 @@ def notes(row_id, r) -> str:
             parts.append(f"delivery max {fmt(r['delivery_max'])} ms")
         if r.get("listen_lag_p99", 0) > 5:
             parts.append(f"listener loop lag p99 {r['listen_lag_p99']:.0f} ms")
+    if r.get("db_connections", 0) > 20:
+        parts.append(f"server holds {r['db_connections']} MySQL connections after the row")
     if r.get("shed"):
         parts.append(f"{r['shed']} sends shed (128 requests already waiting)")
     if r.get("late_p99", 0) > 5:

@@ -106,7 +106,11 @@ elif _db["ENGINE"] == "django.db.backends.sqlite3":
 # Test runs only: which database the suite creates, so parallel runs do not collide.
 if env.str("DATABASE_TEST_NAME", default=""):
     _db.setdefault("TEST", {})["NAME"] = env.str("DATABASE_TEST_NAME")
-_db["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+# 0: close each request's connection when it ends. Under ASGI every request runs
+# in a context of its own and opens its own connection, so keeping them open only
+# piles them up until MySQL refuses more ("Too many connections", measured under
+# load by benchmarks/run.py). Django's docs advise the same for ASGI.
+_db["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
 _db["CONN_HEALTH_CHECKS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
