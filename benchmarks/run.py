@@ -1080,6 +1080,8 @@ def main():
     parser.add_argument("--wait-quiet", type=float, default=120, help="seconds to wait, before each row, for other processes to go quiet (0: do not wait)")
     options = parser.parse_args()
 
+    # Ctrl-C stops the run even when started from a shell that ignores SIGINT in the background.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGHUP, _on_signal)
     atexit.register(stop_all)
