@@ -31,7 +31,6 @@ class Publisher:
     def __init__(self):
         self.loop: asyncio.AbstractEventLoop | None = None
         self.queue: asyncio.Queue | None = None
-        self.sent = 0
         self.failed = 0
 
     def attach(self, loop: asyncio.AbstractEventLoop):
@@ -68,7 +67,6 @@ class Publisher:
         except Exception as exc:  # best effort: the event is in the database
             self._failure(message, f"{type(exc).__name__}: {exc}")
         else:
-            self.sent += 1
             metrics.EVENTS_PUBLISHED.labels(kind=message.get("kind", "")).inc()
 
     def _failure(self, message: dict, reason: str):

@@ -4,7 +4,7 @@ No side effects here: the ingest serializer turns a request body into the
 keyword arguments of `ingest.detection_create`, nothing more.
 """
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 
 from django.conf import settings
 from django.http import QueryDict
@@ -197,11 +197,3 @@ class DetectionSerializer(serializers.ModelSerializer):
 
     def get_thumbnail_url(self, detection) -> str | None:
         return file_url(detection.thumbnail)
-
-
-def parse_time_param(value: str, name: str) -> datetime:
-    """A since/until query parameter, ISO 8601, UTC when it has no offset."""
-    try:
-        return DetectionTimeField().to_internal_value(value)
-    except serializers.ValidationError as error:
-        raise serializers.ValidationError({name: error.detail}) from None
