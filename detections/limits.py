@@ -1,17 +1,20 @@
-"""Per-device request rate, counted in the shared cache so that every server
-process counts against the same budget (Redis when REDIS_URL is set).
+"""Per-device request rate, counted in Redis when REDIS_URL is set, so that
+every server process counts against the same budget (in this process's
+memory otherwise, which is all a single-process demo needs).
 
 The limit fails open: if the cache is down or slow, requests are let through
 (and a warning logged) rather than refused or held, because losing detections
 is worse than a camera posting too fast for a while.
 """
 
+import functools
 import logging
 import math
 import time
 
+import redis
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import caches
 from rest_framework.throttling import BaseThrottle
 
 from .auth import Device
@@ -45,12 +48,39 @@ class DeviceRateThrottle(BaseThrottle):
 
     @staticmethod
     def _count(key: str, window: int) -> int:
-        cache.add(key, 0, timeout=window + 1)
-        try:
-            return cache.incr(key)
-        except ValueError:  # expired between add and incr: a new window
-            cache.add(key, 1, timeout=window + 1)
-            return 1
+        """Count one request in the window `key`; the count so far."""
+        client = _redis_client()
+        if client is None:
+            return _count_in_memory(key, window)
+        # One round trip: count, and start the window's clock on the first request.
+        pipeline = client.pipeline(transaction=False)
+        pipeline.incr(key)
+        pipeline.expire(key, window + 1, nx=True)
+        count, _ = pipeline.execute()
+        return count
 
     def wait(self):
         return self.retry_after
+
+
+@functools.cache
+def _redis_client() -> redis.Redis | None:
+    """One client (one connection pool) per process, shared by every request thread.
+
+    Not Django's cache: its connection objects are per request under ASGI, so
+    each request would open, and greet, a new Redis connection.
+    """
+    if not settings.REDIS_URL:
+        return None
+    # A slow or dead Redis must not hold a request longer than this (the limit then fails open).
+    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.25, socket_connect_timeout=0.25)
+
+
+def _count_in_memory(key: str, window: int) -> int:
+    memory = caches["default"]  # LocMemCache when there is no Redis
+    memory.add(key, 0, timeout=window + 1)
+    try:
+        return memory.incr(key)
+    except ValueError:  # expired between add and incr: a new window
+        memory.add(key, 1, timeout=window + 1)
+        return 1

@@ -106,11 +106,12 @@ elif _db["ENGINE"] == "django.db.backends.sqlite3":
 # Test runs only: which database the suite creates, so parallel runs do not collide.
 if env.str("DATABASE_TEST_NAME", default=""):
     _db.setdefault("TEST", {})["NAME"] = env.str("DATABASE_TEST_NAME")
-# 0: close each request's connection when it ends. Under ASGI every request runs
-# in a context of its own and opens its own connection, so keeping them open only
-# piles them up until MySQL refuses more ("Too many connections", measured under
-# load by benchmarks/run.py). Django's docs advise the same for ASGI.
-_db["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+# Each server process runs requests on HTTP_THREADS long-lived threads
+# (vehicle_monitor/http_threads.py), and each thread keeps its connection this
+# long, checked before reuse (CONN_HEALTH_CHECKS), so a database restart costs
+# a reconnect, not an error. Connections per process: HTTP_THREADS + 1 (sockets).
+HTTP_THREADS = env.int("HTTP_THREADS", default=8)
+_db["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=300)
 _db["CONN_HEALTH_CHECKS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -246,18 +247,9 @@ DEVICE_RATE_LIMIT = env.str("DEVICE_RATE_LIMIT", default="50/s")
 SOCKET_MAX_MESSAGE_BYTES = env.int("SOCKET_MAX_MESSAGE_BYTES", default=4096)
 SOCKET_MAX_MESSAGES_PER_MINUTE = env.int("SOCKET_MAX_MESSAGES_PER_MINUTE", default=120)
 
-if REDIS_URL:
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
-            # The cache only counts request rates: a slow or dead Redis must not hold
-            # a request for longer than this (the limiter then lets it through).
-            "OPTIONS": {"socket_timeout": 0.25, "socket_connect_timeout": 0.25},
-        }
-    }
-else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# The rate limit counts in Redis when REDIS_URL is set, through a client of its
+# own (detections/limits.py); Django's cache is this process's memory.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Production hardening (all on when DJANGO_DEBUG=false) ------------------------------
 
