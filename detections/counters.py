@@ -5,6 +5,7 @@ rows and at ten million: nothing here ever scans the detections table.
 `rebuild()` recomputes them from the table, for an operator who needs it.
 """
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -29,19 +30,29 @@ def hour_of(moment: datetime) -> datetime:
 def _upsert_increment(model, key: dict, delta: int):
     """Add `delta` to model.count for the row with `key`, creating it if needed,
     in one statement, so concurrent writers never race on the insert."""
+    _upsert_increments(model, list(key), {tuple(key.values()): delta})
+
+
+def _upsert_increments(model, key_columns: list[str], deltas: dict[tuple, int]):
+    """`_upsert_increment` for many rows in one statement: `deltas` maps each
+    key (values in the order of `key_columns`) to what its count gains."""
     table = connection.ops.quote_name(model._meta.db_table)
-    columns = list(key) + ["count"]
-    params = list(key.values()) + [delta]
+    columns = key_columns + ["count"]
     column_sql = ", ".join(connection.ops.quote_name(c) for c in columns)
-    placeholders = ", ".join(["%s"] * len(columns))
+    row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    # Rows in key order: concurrent writers lock them in the same order, so they
+    # queue behind each other instead of deadlocking.
+    rows = sorted(deltas.items())
+    params = [value for key, delta in rows for value in (*key, delta)]
     count_col = connection.ops.quote_name("count")
     if connection.vendor == "mysql":
         conflict = f"ON DUPLICATE KEY UPDATE {count_col} = {count_col} + VALUES({count_col})"
     else:  # SQLite and PostgreSQL
-        key_sql = ", ".join(connection.ops.quote_name(c) for c in key)
+        key_sql = ", ".join(connection.ops.quote_name(c) for c in key_columns)
         conflict = f"ON CONFLICT ({key_sql}) DO UPDATE SET {count_col} = {table}.{count_col} + excluded.{count_col}"
+    values_sql = ", ".join([row_sql] * len(rows))
     with connection.cursor() as cursor:
-        cursor.execute(f"INSERT INTO {table} ({column_sql}) VALUES ({placeholders}) {conflict}", params)
+        cursor.execute(f"INSERT INTO {table} ({column_sql}) VALUES {values_sql} {conflict}", params)
 
 
 def record_change(*, camera_id: int, vehicle_type: str, detected_at: datetime, delta: int) -> FeedPosition:
@@ -54,7 +65,24 @@ def record_change(*, camera_id: int, vehicle_type: str, detected_at: datetime, d
     key = {"camera_id": camera_id, "vehicle_type": vehicle_type}
     _upsert_increment(CameraTypeTotal, key, delta)
     _upsert_increment(HourlyCount, {**key, "hour": _db_hour(detected_at)}, delta)
-    return _advance_feed(delta)
+    return _advance_feed(events=1, delta=delta)
+
+
+def record_created_many(detections) -> FeedPosition:
+    """Count many new detections in and take a block of len(detections) seqs.
+
+    The block is `position.seq - len + 1 .. position.seq`; the count after the
+    i-th of them is `position.count - len + 1 + i`. Two statements per counter
+    table whatever the batch size, and, as in `record_change`, the feed row last.
+    """
+    assert connection.in_atomic_block, "counters change only inside the write transaction"
+    totals, hourly = Counter(), Counter()
+    for detection in detections:
+        totals[detection.camera_id, detection.vehicle_type] += 1
+        hourly[detection.camera_id, detection.vehicle_type, _db_hour(detection.detected_at)] += 1
+    _upsert_increments(CameraTypeTotal, ["camera_id", "vehicle_type"], totals)
+    _upsert_increments(HourlyCount, ["camera_id", "vehicle_type", "hour"], hourly)
+    return _advance_feed(events=len(detections), delta=len(detections))
 
 
 def _db_hour(detected_at: datetime):
@@ -63,14 +91,15 @@ def _db_hour(detected_at: datetime):
     return field.get_db_prep_value(hour_of(detected_at), connection)
 
 
-def _advance_feed(delta: int) -> FeedPosition:
+def _advance_feed(*, events: int, delta: int) -> FeedPosition:
+    """Take `events` seqs and add `delta` to the count; the position after both."""
     updated = FeedState.objects.filter(pk=1).update(
-        last_seq=F("last_seq") + 1, detection_count=F("detection_count") + delta
+        last_seq=F("last_seq") + events, detection_count=F("detection_count") + delta
     )
     if not updated:
         # The row is made by a migration; a flushed test database has lost it.
         FeedState.objects.get_or_create(pk=1)
-        return _advance_feed(delta)
+        return _advance_feed(events=events, delta=delta)
     seq, count = FeedState.objects.filter(pk=1).values_list("last_seq", "detection_count").get()
     return FeedPosition(seq=seq, count=count)
 

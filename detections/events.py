@@ -37,7 +37,24 @@ def record_created(detection: Detection) -> Event:
         detected_at=detection.detected_at,
         delta=1,
     )
-    payload = {
+    return _write(new_detection_payload(detection, position), detection)
+
+
+def record_created_many(detections: list[Detection]) -> list[Event]:
+    """`record_created` for many detections at once (inside their transaction):
+    one block of seqs, numbered in list order, and one insert for the events."""
+    last = counters.record_created_many(detections)
+    first_seq, first_count = last.seq - len(detections) + 1, last.count - len(detections) + 1
+    rows = [
+        _row(new_detection_payload(detection, counters.FeedPosition(seq=first_seq + i, count=first_count + i)), detection)
+        for i, detection in enumerate(detections)
+    ]
+    return Event.objects.bulk_create(rows)
+
+
+def new_detection_payload(detection: Detection, position: counters.FeedPosition) -> dict:
+    """The `new_detection` event of a stored detection at a feed position."""
+    return {
         "type": EventKind.NEW_DETECTION,
         "seq": position.seq,
         "id": detection.pk,
@@ -52,7 +69,6 @@ def record_created(detection: Detection) -> Event:
         "bbox": detection.bbox,
         "plate": detection.plate,
     }
-    return _write(payload, detection)
 
 
 def record_deleted(detection: Detection, detection_id: int) -> Event:
@@ -76,7 +92,13 @@ def record_deleted(detection: Detection, detection_id: int) -> Event:
 
 
 def _write(payload: dict, detection: Detection, *, detection_id: int | None = None) -> Event:
-    return Event.objects.create(
+    event = _row(payload, detection, detection_id=detection_id)
+    event.save(force_insert=True)
+    return event
+
+
+def _row(payload: dict, detection: Detection, *, detection_id: int | None = None) -> Event:
+    return Event(
         seq=payload["seq"],
         kind=payload["type"],
         detection_id=detection_id or detection.pk,

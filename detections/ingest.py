@@ -78,11 +78,7 @@ def detection_create(
         plate=plate,
     )
     try:
-        if image is not None:
-            stem = uuid.uuid4().hex
-            detection.image.save(f"{stem}.{image.extension}", ContentFile(image.data), save=False)
-            detection.thumbnail.save(f"{stem}.jpg", ContentFile(image.thumbnail), save=False)
-            detection.thumbnail_bytes = image.thumbnail
+        write_snapshot(detection, image)
         # durable: the commit happens here, never in a caller's transaction that
         # could still roll back after the files were kept.
         with transaction.atomic(durable=True):
@@ -90,7 +86,7 @@ def detection_create(
             if idempotency_key:
                 IdempotencyKey.objects.create(key=idempotency_key, request_hash=request_hash, detection=detection)
     except IntegrityError:
-        images.delete_files([detection.image.name, detection.thumbnail.name])
+        delete_snapshot(detection)
         # A parallel request stored it first: answer with what it stored.
         replayed = idempotency_key and _replay_idempotent(idempotency_key, request_hash)
         if replayed:
@@ -100,10 +96,27 @@ def detection_create(
             raise
         return IngestResult(existing, created=False)
     except BaseException:
-        images.delete_files([detection.image.name, detection.thumbnail.name])
+        delete_snapshot(detection)
         raise
     metrics.detection_ingested(camera.name, vehicle_type)
     return IngestResult(detection, created=True)
+
+
+def write_snapshot(detection: Detection, image: images.VerifiedImage | None):
+    """Store the snapshot and its thumbnail for a detection not saved yet (files
+    first: a row never points at a file that is not there)."""
+    if image is None:
+        return
+    stem = uuid.uuid4().hex
+    detection.image.save(f"{stem}.{image.extension}", ContentFile(image.data), save=False)
+    detection.thumbnail.save(f"{stem}.jpg", ContentFile(image.thumbnail), save=False)
+    # Kept for the event, which carries the thumbnail inline.
+    detection.thumbnail_bytes = image.thumbnail
+
+
+def delete_snapshot(detection: Detection):
+    """Remove what `write_snapshot` stored, for a row that was not stored."""
+    images.delete_files([detection.image.name, detection.thumbnail.name])
 
 
 def _replay_idempotent(key: str, request_hash: str) -> IngestResult | None:
