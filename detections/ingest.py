@@ -1,4 +1,4 @@
-"""The one place that creates and deletes detections.
+"""The one place that creates and deletes detections (with `batch`, its bulk twin).
 
 Views validate, call these functions, and serialise what they return. The
 counters and the event row are written by the signal receivers inside the same

@@ -5,7 +5,8 @@ Every creation and deletion of a Detection, from any path (API, admin, shell),
 goes through the signal receivers in `signals.py`: inside the same transaction
 they bump the counters and write the event row, and after commit they publish.
 `bulk_create` and `QuerySet.update` send no signals, so the code never uses
-them on Detection.
+them on Detection, except `batch.create_many`, which does the receivers' work
+itself for a whole batch at once.
 """
 
 from django.db import models, transaction

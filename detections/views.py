@@ -14,7 +14,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import counters, ingest, metrics, stats
+from . import batch, counters, ingest, metrics, stats
 from .auth import camera_for_device
 from .errors import error_response, validation_body
 from .filters import DetectionFilter
@@ -100,18 +100,29 @@ BATCH_RESULT = inline_serializer(
 )
 
 
-def batch_item_result(device, index: int, item) -> dict:
-    """Ingest one item of a batch and say what became of it."""
+def batch_results(device, items: list) -> list[dict]:
+    """What became of each item of a batch: the invalid ones are errors, the
+    valid ones are stored together (`batch.create_many`)."""
+    results: list[dict | None] = []
+    valid: dict[int, dict] = {}  # index -> ingest arguments
+    for index, item in enumerate(items):
+        try:
+            valid[index] = batch_item_arguments(device, item)
+            results.append(None)
+        except exceptions.ValidationError as invalid:
+            results.append({"index": index, "status": "error", **validation_body(invalid.detail)})
+        except exceptions.PermissionDenied as denied:
+            results.append({"index": index, "status": "error", "error": denied.default_code, "detail": str(denied.detail), "field": "camera"})
+    for index, stored in zip(valid, batch.create_many(list(valid.values()))):
+        results[index] = {"index": index, "status": "created" if stored.created else "duplicate", "id": stored.detection.pk}
+    return results
+
+
+def batch_item_arguments(device, item) -> dict:
+    """One batch item checked as a single POST would be, as ingest arguments."""
     body = DetectionIngestSerializer(data=item)
-    try:
-        body.is_valid(raise_exception=True)
-        camera = camera_for_device(device, body.requested_camera)
-    except exceptions.ValidationError as invalid:
-        return {"index": index, "status": "error", **validation_body(invalid.detail)}
-    except exceptions.PermissionDenied as denied:
-        return {"index": index, "status": "error", "error": denied.default_code, "detail": str(denied.detail), "field": "camera"}
-    result = ingest.detection_create(**body.ingest_arguments(camera))
-    return {"index": index, "status": "created" if result.created else "duplicate", "id": result.detection.pk}
+    body.is_valid(raise_exception=True)
+    return body.ingest_arguments(camera_for_device(device, body.requested_camera))
 
 
 class DetectionViewSet(
@@ -156,7 +167,7 @@ class DetectionViewSet(
         envelope = BatchSerializer(data=request.data)
         envelope.is_valid(raise_exception=True)
         items = envelope.validated_data["detections"]
-        results = [batch_item_result(request.user, index, item) for index, item in enumerate(items)]
+        results = batch_results(request.user, items)
         summary = {state: sum(r["status"] == state for r in results) for state in ("created", "duplicate", "error")}
         return Response({**summary, "results": results})
 

@@ -5,7 +5,7 @@ WebSocket clients."""
 import base64
 import json
 
-from feed_client import connect, receive
+from feed_client import assert_nothing_else_queued, connect, receive, receive_events
 
 from detections.models import Detection, Event
 
@@ -69,3 +69,21 @@ def test_a_client_answers_ping_and_reports_unknown_messages(server):
         assert receive(ws)["code"] == "invalid_message"
         ws.send(json.dumps({"type": "dance"}))
         assert receive(ws)["code"] == "unknown_type"
+
+
+def test_every_client_receives_every_event_of_a_batch_in_seq_order_with_its_thumbnail(server, simulated_detection):
+    bodies = [simulated_detection(camera=("gate-1", "gate-2")[n % 2]) for n in range(20)]
+    with connect(server) as ws:
+        with server.device() as http:
+            response = http.post("/api/detections/batch/", json={"detections": bodies})
+        assert response.status_code == 200, response.text
+        assert response.json()["created"] == 20
+        messages = receive_events(ws, 20)
+        assert_nothing_else_queued(ws)
+    assert [m["seq"] for m in messages] == list(range(1, 21))
+    assert [m["count"] for m in messages] == list(range(1, 21))
+    assert [m["id"] for m in messages] == [r["id"] for r in response.json()["results"]]
+    assert [m["tracking_id"] for m in messages] == [body["id"] for body in bodies]
+    for message in messages:
+        assert base64.b64decode(message["image"], validate=True).startswith(b"\xff\xd8")
+    assert Event.objects.count() == Detection.objects.count() == 20

@@ -8,14 +8,18 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import api_client, b64, detection_body, image_bytes, stored_files
+from conftest import api_client, b64, detection_body, image_bytes, store_detection, stored_files
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from PIL import Image
+from prometheus_client import REGISTRY
 
+from detections import batch, counters
 from detections.auth import issue_device_key, revoke_device_keys
-from detections.models import Detection, DeviceKey, Event
-from detections.serializers import VEHICLE_TYPES
+from detections.models import CameraTypeTotal, Detection, DeviceKey, Event, HourlyCount
+from detections.serializers import VEHICLE_TYPES, DetectionSerializer
 
 pytestmark = pytest.mark.django_db
 
@@ -476,3 +480,215 @@ def test_it_rejects_a_body_over_the_upload_limit_with_413(device_client, _media_
     response = post(device_client, detection_body(vehicle_img=b64(noisy_jpeg(size=(200, 150)))))
 
     assert_rejected(response, _media_root, 413, "request_too_large")
+
+
+# --- Batches -------------------------------------------------------------------------------------
+
+BATCH_PATH = "/api/detections/batch/"
+
+
+def post_batch(client, bodies):
+    response = client.post(BATCH_PATH, {"detections": bodies}, format="json")
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def batch_bodies(n, *, prefix="b"):
+    """n valid bodies over two cameras, every vehicle type and two hours."""
+    start = datetime(2026, 11, 24, 8, 58, tzinfo=UTC)
+    return [
+        detection_body(
+            id=f"{prefix}-{i}",
+            camera=("gate-1", "gate-2")[i % 2],
+            vehicle_type=VEHICLE_TYPES[i % len(VEHICLE_TYPES)],
+            time=(start + timedelta(seconds=30 * i)).isoformat(),
+        )
+        for i in range(n)
+    ]
+
+
+def counter_state():
+    return (
+        counters.current_position().count,
+        sorted(CameraTypeTotal.objects.values_list("camera_id", "vehicle_type", "count")),
+        sorted(HourlyCount.objects.values_list("camera_id", "vehicle_type", "hour", "count")),
+    )
+
+
+def test_a_batch_stores_every_item_and_numbers_its_events_in_item_order(device_client, _media_root):
+    store_detection("before")  # seq 1, count 1
+    bodies = batch_bodies(6)
+
+    answer = post_batch(device_client, bodies)
+
+    assert answer["created"] == 6 and answer["duplicate"] == 0 and answer["error"] == 0
+    ids = [result["id"] for result in answer["results"]]
+    assert [result["status"] for result in answer["results"]] == ["created"] * 6
+    assert list(Detection.objects.filter(pk__in=ids).order_by("id").values_list("tracking_id", flat=True)) == [
+        body["id"] for body in bodies
+    ]
+    events = list(Event.objects.filter(seq__gt=1).order_by("seq"))
+    assert [event.seq for event in events] == [2, 3, 4, 5, 6, 7]
+    assert [event.detection_id for event in events] == ids
+    assert [event.payload["count"] for event in events] == [2, 3, 4, 5, 6, 7]
+    assert counters.current_position() == counters.FeedPosition(seq=7, count=Detection.objects.count())
+    assert len(stored_files(_media_root)) == 2 * 7
+
+
+def test_a_batch_event_is_the_one_a_single_post_writes(device_client, _media_root):
+    single = post(device_client, detection_body(id="single")).json()
+    batched = post_batch(device_client, [detection_body(id="batched")])["results"][0]
+
+    single_event, batch_event = Event.objects.order_by("seq")
+    for event, stored in ((single_event, single), (batch_event, Detection.objects.get(pk=batched["id"]))):
+        stored = stored if isinstance(stored, dict) else DetectionSerializer(stored).data
+        expected = {key: stored[key] for key in ("id", "tracking_id", "vehicle_type", "camera", "time", "image_url", "thumbnail_url", "confidence", "bbox", "plate")}
+        assert event.payload == {"type": "new_detection", "seq": event.seq, "count": event.seq, **expected}
+        assert (event.kind, event.camera, event.vehicle_type) == ("new_detection", stored["camera"], stored["vehicle_type"])
+
+
+def test_after_a_batch_the_counters_equal_a_full_recount(device_client):
+    store_detection("before", camera="gate-2", vehicle_type="bus")
+    post_batch(device_client, batch_bodies(20))
+    kept = counter_state()
+
+    counters.rebuild()
+
+    assert counter_state() == kept
+    assert kept[0] == 21
+
+
+def test_items_stored_before_or_earlier_in_the_batch_are_duplicates_with_the_stored_id(device_client, _media_root):
+    stored = store_detection("trk-stored", detected_at=datetime(2026, 11, 24, 8, 0, tzinfo=UTC))
+    old = detection_body(id="trk-stored", time="2026-11-24T10:00:00+02:00")  # the same instant, another offset
+    new = detection_body(id="trk-new")
+
+    answer = post_batch(device_client, [new, old, new, old, detection_body(id="trk-other")])
+
+    results = answer["results"]
+    assert [r["status"] for r in results] == ["created", "duplicate", "duplicate", "duplicate", "created"]
+    assert [r["id"] for r in results] == [results[0]["id"], stored.pk, results[0]["id"], stored.pk, results[4]["id"]]
+    assert Detection.objects.count() == 3
+    assert Event.objects.count() == 3
+    assert len(stored_files(_media_root)) == 6  # no file for a duplicate
+
+
+def test_a_mixed_batch_answers_each_item_exactly_as_a_single_post_would(device_client, _media_root):
+    stored = store_detection("trk-stored")
+    invalid = [
+        detection_body(id="bad-type", vehicle_type="spaceship"),
+        detection_body(id="bad-image", vehicle_img=b64(b"not an image")),
+        detection_body(id="bad-camera", camera="gate-9"),
+        "not an object",
+    ]
+    items = [detection_body(id="ok-1"), invalid[0], detection_body(id="trk-stored"), invalid[1], invalid[2], detection_body(id="ok-2"), invalid[3]]
+
+    answer = post_batch(device_client, items)
+
+    singles = [post(device_client, body).json() for body in invalid]  # what a single POST answers
+    results = answer["results"]
+    assert (answer["created"], answer["duplicate"], answer["error"]) == (2, 1, 4)
+    assert results[0] == {"index": 0, "status": "created", "id": Detection.objects.get(tracking_id="ok-1").pk}
+    assert results[2] == {"index": 2, "status": "duplicate", "id": stored.pk}
+    assert results[5] == {"index": 5, "status": "created", "id": Detection.objects.get(tracking_id="ok-2").pk}
+    for index, single in zip((1, 3, 4, 6), singles):
+        # A key's camera refusal names its field in a batch, where it is one item's fault.
+        expected = {**single, "field": "camera"} if single["error"] == "camera_not_allowed" else single
+        assert results[index] == {"index": index, "status": "error", **expected}
+    assert [r["field"] for r in (results[1], results[3], results[4])] == ["vehicle_type", "vehicle_img", "camera"]
+    assert Detection.objects.count() == 3
+
+
+def test_a_batch_that_fails_in_its_transaction_leaves_no_row_no_event_no_file_and_no_count(
+    device_client, _media_root, monkeypatch, django_capture_on_commit_callbacks
+):
+    store_detection("before")
+    files, state = stored_files(_media_root), counter_state()
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("the event insert failed")
+
+    monkeypatch.setattr(Event.objects, "bulk_create", fail)
+    with django_capture_on_commit_callbacks(execute=True) as callbacks, pytest.raises(RuntimeError, match="event insert"):
+        device_client.post(BATCH_PATH, {"detections": batch_bodies(5)}, format="json")
+
+    assert callbacks == []
+    assert Detection.objects.count() == 1
+    assert Event.objects.count() == 1
+    assert counter_state() == state
+    assert stored_files(_media_root) == files
+
+
+def test_a_batch_that_loses_a_race_for_a_key_answers_each_item_through_the_single_path(device_client, _media_root, monkeypatch):
+    # A parallel request stores "trk-raced" after this batch looked for stored keys.
+    raced = store_detection("trk-raced")
+    monkeypatch.setattr(batch, "_stored_by_key", lambda keys: {})
+    items = [detection_body(id="trk-1"), detection_body(id="trk-raced"), detection_body(id="trk-2")]
+
+    answer = post_batch(device_client, items)
+
+    assert [r["status"] for r in answer["results"]] == ["created", "duplicate", "created"]
+    assert answer["results"][1]["id"] == raced.pk
+    assert Detection.objects.count() == 3
+    assert list(Event.objects.values_list("seq", flat=True)) == [1, 2, 3]
+    assert len(stored_files(_media_root)) == 6  # the files of the failed bulk insert were removed
+
+
+def test_a_database_that_returns_no_ids_from_a_bulk_insert_gets_them_read_back(device_client, monkeypatch):
+    # MySQL 8 (docker-compose) does not return ids from a bulk insert; MariaDB and SQLite do.
+    insert = Detection.objects.bulk_create
+
+    def insert_without_ids(rows, **kwargs):
+        rows = insert(rows, **kwargs)
+        for row in rows:
+            row.pk = None
+        return rows
+
+    monkeypatch.setattr(Detection.objects, "bulk_create", insert_without_ids)
+    bodies = batch_bodies(4)
+
+    answer = post_batch(device_client, bodies)
+
+    stored = dict(Detection.objects.values_list("tracking_id", "pk"))
+    assert [r["id"] for r in answer["results"]] == [stored[body["id"]] for body in bodies]
+    assert [event.detection_id for event in Event.objects.order_by("seq")] == [stored[body["id"]] for body in bodies]
+
+
+def test_every_batch_event_is_published_after_commit_in_seq_order_with_its_thumbnail(
+    device_client, feed_listener, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = post_batch(device_client, batch_bodies(5))
+
+    messages = [feed_listener.receive() for _ in range(5)]
+    assert [m["seq"] for m in messages] == [1, 2, 3, 4, 5]
+    assert [m["id"] for m in messages] == [r["id"] for r in answer["results"]]
+    for message in messages:
+        assert Image.open(io.BytesIO(base64.b64decode(message["image"], validate=True))).format == "JPEG"
+
+
+def test_a_batch_counts_each_created_item_in_the_ingest_metric(device_client):
+    def ingested(camera):
+        return REGISTRY.get_sample_value("vehicle_monitor_detections_ingested_total", {"camera": camera, "vehicle_type": "car"}) or 0
+
+    before = ingested("gate-1"), ingested("gate-2")
+    bodies = [detection_body(id=f"m-{i}", camera=("gate-1", "gate-2")[i % 3 == 0]) for i in range(6)]
+    post_batch(device_client, bodies + bodies[:2])  # the repeats are duplicates, not counted
+
+    assert (ingested("gate-1"), ingested("gate-2")) == (before[0] + 4, before[1] + 2)
+
+
+def test_the_queries_of_a_batch_do_not_grow_with_its_size(device_client):
+    post_batch(device_client, batch_bodies(2, prefix="warm-up"))  # the key's and cameras' last use are written once
+
+    queries = {}
+    for size in (5, 50):
+        with CaptureQueriesContext(connection) as captured:
+            answer = post_batch(device_client, batch_bodies(size, prefix=f"size-{size}"))
+        assert answer["created"] == size
+        queries[size] = len(captured)
+
+    assert queries[50] == queries[5]
+    # The key and its cameras; stored keys; savepoint; rows; two counter tables;
+    # the feed row (update, read); events; release.
+    assert queries[50] <= 10, queries
