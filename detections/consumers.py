@@ -1,12 +1,15 @@
 """The live feed socket (/ws). Protocol: docs/websocket.md.
 
 Each socket gets every event in seq order, exactly once: live events come
-from the channel layer; anything the layer lost or delivered late (a Redis
-outage, two writers publishing out of order) is read back from the event log
-before the event that revealed the gap. `?after=N` or a `resume` message
-replays from the log, then the feed continues live with no gap or duplicate.
+from the process's broadcaster (one channel-layer subscription per process,
+`broadcast.py`) through the socket's inbox; anything lost or delivered late (a
+Redis outage, two writers publishing out of order, a full inbox) is read back
+from the event log before the event that revealed the gap. `?after=N` or a
+`resume` message replays from the log, then the feed continues live with no
+gap or duplicate.
 """
 
+import asyncio
 import json
 import logging
 import time
@@ -18,6 +21,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from . import events, metrics
+from .broadcast import broadcaster
 from .models import VehicleType
 from .permissions import may_view
 
@@ -29,9 +33,16 @@ CLOSE_UNAUTHORIZED = 4401  # no valid session or token
 CLOSE_MESSAGE_TOO_BIG = 4413  # a client message over SOCKET_MAX_MESSAGE_BYTES
 CLOSE_TOO_MANY_MESSAGES = 4429  # over SOCKET_MAX_MESSAGES_PER_MINUTE
 FLOOD_WINDOW_SECONDS = 60
+# Live events waiting to be sent to one socket. A client that does not read
+# (its connection's buffers full) stops taking them past this; what it missed is
+# read from the log once it reads again, so memory stays bounded either way.
+INBOX_LIMIT = 500
 
 
 class DetectionFeedConsumer(AsyncWebsocketConsumer):
+    # No channel-layer channel per socket: the process's broadcaster offers events.
+    channel_layer_alias = None
+
     async def connect(self):
         # The user was resolved from the session cookie, ?token= or the
         # Authorization header before we got here (asgi.py).
@@ -44,6 +55,10 @@ class DetectionFeedConsumer(AsyncWebsocketConsumer):
         self.last_seq = 0  # every event up to here has been delivered or filtered out
         self.cameras: set[str] | None = None
         self.vehicle_types: set[str] | None = None
+        self.inbox: asyncio.Queue = asyncio.Queue(maxsize=INBOX_LIMIT)
+        # Held while events are delivered, so that live delivery and a replay
+        # (`resume`) never interleave.
+        self.delivering = asyncio.Lock()
         after = _query_int(self.scope, "after")
         if after is None:
             # "From now on": read the head before joining, so that an event published
@@ -51,17 +66,20 @@ class DetectionFeedConsumer(AsyncWebsocketConsumer):
             self.last_seq = await database_sync_to_async(events.feed_head)()
         # Join before replaying: an event committed during the replay arrives both
         # ways, and seq tells the copies apart.
-        await self.channel_layer.group_add(events.FEED_GROUP, self.channel_name)
+        await broadcaster.join(self)
         metrics.SOCKETS_CONNECTED.inc()  # before the handshake completes: a client that sees it is counted
         self.counted_in_metrics = True
         await self.accept()
         if after is not None:
             await self.resume(after)
+        self.sender = asyncio.create_task(self.send_live_events())
 
     async def disconnect(self, code):
+        broadcaster.leave(self)
+        if getattr(self, "sender", None):
+            self.sender.cancel()
         if getattr(self, "counted_in_metrics", False):
             metrics.SOCKETS_CONNECTED.dec()
-        await self.channel_layer.group_discard(events.FEED_GROUP, self.channel_name)
 
     # --- client -> server ------------------------------------------------------------
 
@@ -122,6 +140,10 @@ class DetectionFeedConsumer(AsyncWebsocketConsumer):
 
     async def resume(self, after: int):
         """Replay every event after `after` from the log, then carry on live."""
+        async with self.delivering:
+            await self.replay(after)
+
+    async def replay(self, after: int):
         self.last_seq = after
         if not await self.catch_up():
             head = await database_sync_to_async(events.feed_head)()
@@ -145,16 +167,25 @@ class DetectionFeedConsumer(AsyncWebsocketConsumer):
             for message in page:
                 await self.deliver(message)
 
-    # --- channel layer -> client --------------------------------------------------------
+    # --- broadcaster -> client ----------------------------------------------------------
 
-    async def dispatch(self, message):
-        if message["type"] == events.FEED_MESSAGE_TYPE:
-            # Channels' dispatch hops to the sync thread before every message to close
-            # stale database connections; with many sockets that hop dominates delivery.
-            # feed_event touches the database only through database_sync_to_async,
-            # which does the same cleanup itself.
-            return await self.feed_event(message)
-        return await super().dispatch(message)
+    def offer(self, message: dict):
+        """Called by the broadcaster for every live event."""
+        try:
+            self.inbox.put_nowait(message)
+        except asyncio.QueueFull:
+            pass  # the client is not reading; the next event it gets reveals the gap
+
+    async def send_live_events(self):
+        while True:
+            message = await self.inbox.get()
+            try:
+                async with self.delivering:
+                    await self.feed_event(message)
+            except Exception:
+                # The database is down while filling a gap, say: this event stays
+                # undelivered, and the next one reveals the gap and tries again.
+                logger.exception("could not deliver feed event %s", message.get("seq"))
 
     async def feed_event(self, message: dict):
         seq = message["seq"]

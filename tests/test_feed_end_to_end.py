@@ -3,7 +3,12 @@ stored in the database, published on the channel layer, received by real
 WebSocket clients."""
 
 import base64
+import contextlib
 import json
+
+import pytest
+import redis
+from django.conf import settings
 
 from feed_client import assert_nothing_else_queued, connect, receive, receive_events
 
@@ -87,3 +92,18 @@ def test_every_client_receives_every_event_of_a_batch_in_seq_order_with_its_thum
     for message in messages:
         assert base64.b64decode(message["image"], validate=True).startswith(b"\xff\xd8")
     assert Event.objects.count() == Detection.objects.count() == 20
+
+
+def test_a_server_process_subscribes_to_the_feed_once_however_many_sockets_it_serves(server, simulated_detection):
+    if "channels_redis" not in settings.CHANNEL_LAYERS["default"]["BACKEND"]:
+        pytest.fail("this test counts group members in Redis: set REDIS_URL")
+    group = f"{settings.CHANNEL_LAYERS['default']['CONFIG']['prefix']}:group:detections"
+    members = redis.Redis.from_url(settings.REDIS_URL)
+    before = members.zcard(group)  # other listeners (this test process's fixtures) may be in it
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(connect(server)) for _ in range(5)]
+        with server.device() as http:
+            stored = http.post("/api/detect", json=simulated_detection()).json()
+        for ws in sockets:
+            assert receive(ws)["id"] == stored["id"]
+        assert members.zcard(group) == before + 1  # one member for the process, not one per socket

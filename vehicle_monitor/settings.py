@@ -119,6 +119,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Channel layer ---------------------------------------------------------------
 
 REDIS_URL = env.str("REDIS_URL", default="")
+# The core layer, not RedisPubSubChannelLayer: each process holds one feed
+# subscription (detections/broadcast.py), so both carry one copy per process;
+# the core layer keeps a message in Redis while the subscriber reconnects, and
+# measured no slower (benchmarks/README.md).
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
@@ -126,8 +130,8 @@ if REDIS_URL:
             "CONFIG": {
                 "hosts": [REDIS_URL],
                 "prefix": env.str("CHANNEL_LAYER_PREFIX", default="vehicle_monitor"),
-                # A burst of detections must not overflow a socket's queue: the core
-                # layer drops messages silently past capacity.
+                # A burst of detections must not overflow a process's feed channel: the
+                # core layer drops messages silently past capacity.
                 "capacity": 1000,
                 "expiry": 60,
             },

@@ -1,0 +1,81 @@
+"""One feed subscription per server process, shared by all of its sockets.
+
+The channel layer carries each event once to each process (one group member
+per process, not per socket); here it is handed to every local socket's inbox.
+A socket therefore costs a queue put per event, not a channel-layer receive, a
+deserialisation and a dispatch round of its own: with a thousand sockets that
+difference is most of the fan-out's cost (benchmarks/README.md).
+
+The event text is serialised once, by the publisher; every socket sends the
+same string.
+"""
+
+import asyncio
+import logging
+
+from channels.layers import get_channel_layer
+
+from . import events
+
+logger = logging.getLogger(__name__)
+
+# The process re-joins the feed group this often. Redis forgets group members
+# after a day (channels-redis' group_expiry) and all of them when it restarts
+# empty; re-joining bounds how long such a loss can last. Events published in
+# between are not lost: the next one reveals the gap and sockets read it from
+# the log.
+REJOIN_SECONDS = 30
+# After a channel-layer error (Redis down), wait this long before receiving again.
+RETRY_SECONDS = 1
+
+
+class FeedBroadcaster:
+    def __init__(self):
+        self.sockets: set = set()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.subscribed: asyncio.Task | None = None
+
+    async def join(self, socket):
+        """Offer every event from now on to `socket.offer(message)`."""
+        loop = asyncio.get_running_loop()
+        if self.loop is not loop:
+            # The first socket on this loop (a server has one; in-process tests make many).
+            self.loop, self.sockets, self.subscribed = loop, set(), None
+        if self.subscribed is None or (self.subscribed.done() and self.subscribed.exception()):
+            self.subscribed = loop.create_task(self._subscribe())
+        # Shielded: a socket that goes away while waiting must not cancel it for the others.
+        await asyncio.shield(self.subscribed)
+        self.sockets.add(socket)
+
+    def leave(self, socket):
+        self.sockets.discard(socket)
+
+    async def _subscribe(self):
+        layer = get_channel_layer()
+        channel = await layer.new_channel("feed.")
+        await layer.group_add(events.FEED_GROUP, channel)
+        # Kept here: the event loop holds tasks only weakly.
+        self.receiving = asyncio.create_task(self._receive(layer, channel))
+        self.rejoining = asyncio.create_task(self._rejoin(layer, channel))
+
+    async def _receive(self, layer, channel):
+        while True:
+            try:
+                message = await layer.receive(channel)
+            except Exception as exc:  # Redis down or restarting: keep trying
+                logger.warning("feed receive failed (%s: %s); retrying", type(exc).__name__, exc)
+                await asyncio.sleep(RETRY_SECONDS)
+                continue
+            for socket in list(self.sockets):
+                socket.offer(message)
+
+    async def _rejoin(self, layer, channel):
+        while True:
+            await asyncio.sleep(REJOIN_SECONDS)
+            try:
+                await layer.group_add(events.FEED_GROUP, channel)
+            except Exception as exc:
+                logger.warning("could not re-join the feed group (%s: %s)", type(exc).__name__, exc)
+
+
+broadcaster = FeedBroadcaster()
