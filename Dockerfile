@@ -1,4 +1,5 @@
-# The production image: daphne serving HTTP and the WebSocket feed on port 8000.
+# The production image: uvicorn serving HTTP and the WebSocket feed on port 8000
+# (docker-compose.yml's web command; daphne is installed too and works).
 # Configuration comes from the environment (see docker-compose.yml and settings.py).
 FROM python:3.11-slim-bookworm
 
@@ -28,4 +29,4 @@ USER app
 
 EXPOSE 8000
 
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "vehicle_monitor.asgi:application"]
+CMD ["uvicorn", "vehicle_monitor.asgi:application", "--host=0.0.0.0", "--port=8000", "--loop=uvloop", "--http=httptools", "--ws=websockets", "--ws-per-message-deflate=false", "--ws-max-size=65536", "--timeout-graceful-shutdown=5"]

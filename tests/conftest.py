@@ -21,6 +21,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
+import yaml
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -271,9 +272,13 @@ def database_url() -> str:
 
 
 class ServerProcess:
-    """`daphne vehicle_monitor.asgi:application` in a process of its own."""
+    """The ASGI application served by daphne or uvicorn (the production
+    command, docker-compose.yml) in a process of its own."""
 
-    def __init__(self, media_root: Path, credentials: Credentials, extra_env: dict | None = None):
+    def __init__(
+        self, media_root: Path, credentials: Credentials, extra_env: dict | None = None, *, kind: str = "daphne"
+    ):
+        self.kind = kind
         self.port = free_port()
         self.media_root = media_root
         self.credentials = credentials
@@ -296,7 +301,7 @@ class ServerProcess:
         self.output: list[str] = []
         self._ready = threading.Event()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "vehicle_monitor.asgi:application"],
+            self.command(),
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
@@ -308,10 +313,18 @@ class ServerProcess:
             self.stop()
             raise RuntimeError("the server did not start:\n" + "".join(self.output))
 
+    def command(self) -> list[str]:
+        if self.kind == "daphne":
+            return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "vehicle_monitor.asgi:application"]
+        # docker-compose.yml's command for the web service, on this port.
+        production = compose_web_command()
+        assert production[0] == "uvicorn"
+        return [sys.executable, "-m", *production, "--host", "127.0.0.1", "--port", str(self.port)]
+
     def _read_output(self):
         for line in self.process.stdout:
             self.output.append(line)
-            if "Listening on TCP address" in line:
+            if "Listening on TCP address" in line or "Uvicorn running on" in line:
                 self._ready.set()
         self._ready.set()  # the process ended; the waiter checks poll()
 
@@ -335,6 +348,21 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def compose_web_command() -> list[str]:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    command = compose["services"]["web"]["command"]
+    return command.split() if isinstance(command, str) else list(command)
+
+
+@pytest.fixture
+def uvicorn_server(transactional_db, _media_root, credentials):
+    """The production server (uvicorn, as docker-compose.yml runs it) in a process of its own."""
+    process = ServerProcess(_media_root, credentials, kind="uvicorn")
+    yield process
+    process.stop()
+    print("--- server output ---\n" + "".join(process.output))
 
 
 @pytest.fixture

@@ -107,3 +107,18 @@ def test_a_server_process_subscribes_to_the_feed_once_however_many_sockets_it_se
         for ws in sockets:
             assert receive(ws)["id"] == stored["id"]
         assert members.zcard(group) == before + 1  # one member for the process, not one per socket
+
+
+def test_the_production_server_uvicorn_stores_delivers_and_declines_compression(uvicorn_server, simulated_detection):
+    """docker-compose.yml's command: the whole path, and permessage-deflate,
+    which every browser offers, declined (each event is sent to every socket;
+    compressing it for each costs more than it saves on JPEG snapshots)."""
+    with connect(uvicorn_server) as ws:  # the websockets client offers permessage-deflate
+        assert ws.response.headers.get("Sec-WebSocket-Extensions") is None
+        with uvicorn_server.device() as http:
+            response = http.post("/api/detect", json=simulated_detection())
+        assert response.status_code == 201, response.text
+        message = receive(ws)
+        assert message["type"] == "new_detection" and message["id"] == response.json()["id"]
+    with connect(uvicorn_server, after=0) as ws:  # and replays from the log
+        assert receive(ws)["id"] == response.json()["id"]

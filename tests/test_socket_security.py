@@ -114,7 +114,16 @@ def test_the_public_feed_setting_opens_the_socket_to_anyone(transactional_db, _m
         server.stop()
 
 
-def test_no_request_or_socket_path_writes_a_token_into_the_log(server, django_user_model):
+@pytest.fixture(params=["daphne", "uvicorn"])
+def server_of_each_kind(request, transactional_db, _media_root, credentials):
+    server = ServerProcess(_media_root, credentials, kind=request.param)
+    yield server
+    server.stop()
+    print("--- server output ---\n" + "".join(server.output))
+
+
+def test_no_request_or_socket_path_writes_a_token_into_the_log(server_of_each_kind):
+    server = server_of_each_kind
     credentials = server.credentials
     secrets = [credentials.device, credentials.viewer, credentials.staff]
     with open_socket(server, f"?token={credentials.viewer}") as ws:
@@ -135,6 +144,7 @@ def test_no_request_or_socket_path_writes_a_token_into_the_log(server, django_us
         http.delete("/api/delete/999999")  # 404
     server.stop()  # flush and collect everything it printed
     log = "".join(server.output)
-    assert "WSCONNECT /ws" in log and "/api/stats" in log  # the log is there...
+    socket_line = "WSCONNECT /ws" if server.kind == "daphne" else '"WebSocket /ws'
+    assert socket_line in log and "/api/stats" in log  # the log is there...
     for secret in secrets + ["vmk_wrong", "0123456789abcdef0123456789abcdef01234567"]:
         assert secret not in log  # ...and holds no token

@@ -283,4 +283,11 @@ LOGGING = {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]}
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # uvicorn sets up these loggers with handlers of its own, which log request
+    # URLs as they came; this takes them over (Django configures logging after
+    # uvicorn does), so their records pass the redacting filter too.
+    "loggers": {
+        name: {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO"), "propagate": False}
+        for name in ("uvicorn.access", "uvicorn.error")
+    },
 }
