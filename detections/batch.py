@@ -9,12 +9,9 @@ Bulk inserts send no signals, so what the signal receivers do for a single
 detection (count it, write its event, publish after commit) is done here.
 """
 
-import operator
 from datetime import datetime
-from functools import reduce
 
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 
 from . import events, ingest, metrics
 from .ingest import IngestResult
@@ -84,12 +81,16 @@ def _unsaved(item: dict) -> Detection:
 
 
 def _stored_by_key(keys: list[Key]) -> dict[Key, Detection]:
-    """The stored detections with any of `keys`, in one query on the unique index."""
-    wanted = reduce(
-        operator.or_,
-        (Q(camera_id=camera_id, tracking_id=tracking_id, detected_at=detected_at) for camera_id, tracking_id, detected_at in set(keys)),
+    """The stored detections with any of `keys`, in one query on the unique index
+    (cameras x tracking ids within the batch's time span, matched exactly here)."""
+    wanted = set(keys)
+    times = [detected_at for _, _, detected_at in wanted]
+    candidates = Detection.objects.select_related("camera").filter(
+        camera_id__in={camera_id for camera_id, _, _ in wanted},
+        tracking_id__in={tracking_id for _, tracking_id, _ in wanted},
+        detected_at__range=(min(times), max(times)),
     )
-    return {_key(detection): detection for detection in Detection.objects.select_related("camera").filter(wanted)}
+    return {key: detection for detection in candidates if (key := _key(detection)) in wanted}
 
 
 def _insert(detections: list[Detection]):

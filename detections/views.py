@@ -103,11 +103,13 @@ BATCH_RESULT = inline_serializer(
 def batch_results(device, items: list) -> list[dict]:
     """What became of each item of a batch: the invalid ones are errors, the
     valid ones are stored together (`batch.create_many`)."""
+    checker = DetectionIngestSerializer()
     results: list[dict | None] = []
     valid: dict[int, dict] = {}  # index -> ingest arguments
     for index, item in enumerate(items):
         try:
-            valid[index] = batch_item_arguments(device, item)
+            data = checker.validate_another(item)
+            valid[index] = checker.ingest_arguments(camera_for_device(device, data["camera"]), data)
             results.append(None)
         except exceptions.ValidationError as invalid:
             results.append({"index": index, "status": "error", **validation_body(invalid.detail)})
@@ -116,13 +118,6 @@ def batch_results(device, items: list) -> list[dict]:
     for index, stored in zip(valid, batch.create_many(list(valid.values()))):
         results[index] = {"index": index, "status": "created" if stored.created else "duplicate", "id": stored.detection.pk}
     return results
-
-
-def batch_item_arguments(device, item) -> dict:
-    """One batch item checked as a single POST would be, as ingest arguments."""
-    body = DetectionIngestSerializer(data=item)
-    body.is_valid(raise_exception=True)
-    return body.ingest_arguments(camera_for_device(device, body.requested_camera))
 
 
 class DetectionViewSet(
