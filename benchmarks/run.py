@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
+import yaml
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -257,8 +258,15 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def production_command() -> list[str]:
+    """docker-compose.yml's command for the web service."""
+    command = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["web"]["command"]
+    assert command[0] == "uvicorn", command
+    return list(command)
+
+
 class Server:
-    """The service: daphne or uvicorn, one or several processes."""
+    """The service: uvicorn as in production, or daphne; one or several processes."""
 
     def __init__(self, kind: str, workers: int, env: dict, log_path: Path, extra_args: list[str]):
         self.kind, self.workers, self.env, self.log_path = kind, workers, env, log_path
@@ -276,11 +284,9 @@ class Server:
         else:
             port = free_port()
             self.ports.append(port)
-            command = [
-                str(VENV_BIN / "uvicorn"), app, "--host", "127.0.0.1", "--port", str(port),
-                "--loop", "uvloop", "--http", "httptools", "--ws", "websockets",
-                "--timeout-graceful-shutdown", "2",
-            ]  # fmt: skip
+            # The production command (docker-compose.yml), on a port of our own.
+            production = production_command()
+            command = [str(VENV_BIN / "uvicorn"), *production[1:], "--host", "127.0.0.1", "--port", str(port)]
             if workers > 1:
                 command += ["--workers", str(workers)]
             command += extra_args
@@ -1067,7 +1073,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a few seconds per row, 100k rows instead of 1M")
     parser.add_argument("--rows", type=lambda s: [x for x in s.split(",") if x], help=f"comma-separated, of: {', '.join(ROWS)}")
-    parser.add_argument("--server", choices=["daphne", "uvicorn"], default="daphne")
+    parser.add_argument("--server", choices=["daphne", "uvicorn"], default="uvicorn")
     parser.add_argument("--workers", type=int, default=1, help="server processes (daphne: one port each)")
     parser.add_argument("--server-arg", action="append", help="one more argument for the server command line")
     parser.add_argument("--duration", type=float, help="seconds per ingest row (default 20, --quick 4)")
