@@ -3,7 +3,7 @@
 from concurrent.futures import ThreadPoolExecutor
 
 from conftest import stored_files
-from feed_client import assert_nothing_else_queued, connect, receive
+from feed_client import assert_nothing_else_queued, connect, receive, receive_events
 
 from detections.models import Detection, Event, IdempotencyKey
 
@@ -74,3 +74,19 @@ def test_a_batch_over_the_limit_is_refused_whole_with_413(server):
     assert response.status_code == 413
     assert response.json()["error"] == "batch_too_large"
     assert Detection.objects.count() == 0
+
+
+def test_parallel_identical_batches_store_each_detection_once_and_leave_no_orphan_file(server, simulated_detection):
+    batch = {"detections": [simulated_detection(camera=("gate-1", "gate-2")[n % 2]) for n in range(30)]}
+    with connect(server) as ws:
+        responses = post_in_parallel(server, "/api/detections/batch/", batch, 5)
+        assert [r.status_code for r in responses] == [200] * 5, [r.text for r in responses]
+        answers = [r.json() for r in responses]
+        assert sum(a["created"] for a in answers) == 30  # each item created by exactly one of them
+        ids = {tuple(r["id"] for r in a["results"]) for a in answers}
+        assert len(ids) == 1  # and every answer names the same stored row for each item
+        assert [m["tracking_id"] for m in receive_events(ws, 30)] == [d["id"] for d in batch["detections"]]
+        assert_nothing_else_queued(ws)
+    assert Detection.objects.count() == 30
+    assert list(Event.objects.values_list("seq", flat=True)) == list(range(1, 31))
+    assert len(stored_files(server.media_root)) == 60
