@@ -110,7 +110,7 @@ if env.str("DATABASE_TEST_NAME", default=""):
 # (vehicle_monitor/http_threads.py), and each thread keeps its connection this
 # long, checked before reuse (CONN_HEALTH_CHECKS), so a database restart costs
 # a reconnect, not an error. Connections per process: HTTP_THREADS + 1 (sockets).
-HTTP_THREADS = env.int("HTTP_THREADS", default=8)
+HTTP_THREADS = env.int("HTTP_THREADS", default=2)
 _db["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=300)
 _db["CONN_HEALTH_CHECKS"] = True
 
