@@ -104,9 +104,8 @@ def _insert(detections: list[Detection]):
 
 
 def _publish(written, thumbnails):
-    # In seq order, as the signal receivers would have published them one by one.
-    for event, thumbnail in zip(written, thumbnails):
-        events.publish(event, thumbnail=thumbnail)
+    # One channel-layer message for the batch, its events in seq order.
+    events.publish_many(list(zip(written, thumbnails)))
 
 
 def _delete_snapshots(detections: list[Detection]):

@@ -46,36 +46,50 @@ class FeedBroadcaster:
         # Shielded: a socket that goes away while waiting must not cancel it for the others.
         await asyncio.shield(self.subscribed)
         self.sockets.add(socket)
+        # Join the group again (one cheap call): if Redis restarted empty since,
+        # this socket's first live event must not wait for the next re-join.
+        await self._join_group()
 
     def leave(self, socket):
         self.sockets.discard(socket)
 
     async def _subscribe(self):
-        layer = get_channel_layer()
-        channel = await layer.new_channel("feed.")
+        self.layer = layer = get_channel_layer()
+        self.channel = channel = await layer.new_channel("feed.")
         await layer.group_add(events.FEED_GROUP, channel)
         # Kept here: the event loop holds tasks only weakly.
         self.receiving = asyncio.create_task(self._receive(layer, channel))
-        self.rejoining = asyncio.create_task(self._rejoin(layer, channel))
+        self.rejoining = asyncio.create_task(self._rejoin())
 
     async def _receive(self, layer, channel):
+        joined = True
         while True:
             try:
+                if not joined:
+                    # A Redis that restarted empty has forgotten the group: join again
+                    # before waiting, or nothing would ever arrive.
+                    await layer.group_add(events.FEED_GROUP, channel)
+                    joined = True
                 message = await layer.receive(channel)
             except Exception as exc:  # Redis down or restarting: keep trying
                 logger.warning("feed receive failed (%s: %s); retrying", type(exc).__name__, exc)
+                joined = False
                 await asyncio.sleep(RETRY_SECONDS)
                 continue
-            for socket in list(self.sockets):
-                socket.offer(message)
+            for event in message["events"]:
+                for socket in list(self.sockets):
+                    socket.offer(event)
 
-    async def _rejoin(self, layer, channel):
+    async def _rejoin(self):
         while True:
             await asyncio.sleep(REJOIN_SECONDS)
-            try:
-                await layer.group_add(events.FEED_GROUP, channel)
-            except Exception as exc:
-                logger.warning("could not re-join the feed group (%s: %s)", type(exc).__name__, exc)
+            await self._join_group()
+
+    async def _join_group(self):
+        try:
+            await self.layer.group_add(events.FEED_GROUP, self.channel)
+        except Exception as exc:  # Redis down: the receive loop joins again when it is back
+            logger.warning("could not re-join the feed group (%s: %s)", type(exc).__name__, exc)
 
 
 broadcaster = FeedBroadcaster()

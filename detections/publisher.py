@@ -67,12 +67,14 @@ class Publisher:
         except Exception as exc:  # best effort: the event is in the database
             self._failure(message, f"{type(exc).__name__}: {exc}")
         else:
-            metrics.EVENTS_PUBLISHED.labels(kind=message.get("kind", "")).inc()
+            for event in message["events"]:
+                metrics.EVENTS_PUBLISHED.labels(kind=event["kind"]).inc()
 
     def _failure(self, message: dict, reason: str):
         self.failed += 1
-        metrics.EVENTS_PUBLISH_FAILED.labels(kind=message.get("kind", "")).inc()
-        logger.warning("could not publish event %s (%s)", message.get("seq"), reason)
+        for event in message["events"]:
+            metrics.EVENTS_PUBLISH_FAILED.labels(kind=event["kind"]).inc()
+        logger.warning("could not publish %s (%s)", _events_named(message["events"]), reason)
 
 
 publisher = Publisher()
@@ -87,3 +89,9 @@ class PublisherMiddleware:
     async def __call__(self, scope, receive, send):
         publisher.attach(asyncio.get_running_loop())
         return await self.application(scope, receive, send)
+
+
+def _events_named(events: list[dict]) -> str:
+    """'event 7', or 'events 7-106' for a batch (its seqs are consecutive)."""
+    first, last = events[0]["seq"], events[-1]["seq"]
+    return f"event {first}" if first == last else f"events {first}-{last}"

@@ -229,15 +229,19 @@ class FeedListener:
         self.layer = get_channel_layer()
         self.channel = async_to_sync(self.layer.new_channel)()
         async_to_sync(self.layer.group_add)(events.FEED_GROUP, self.channel)
+        self.pending: list[dict] = []  # events of a channel-layer message not yet returned
 
     def receive(self, timeout=5.0) -> dict:
+        """The next event's socket message."""
+
         async def receive():
             import asyncio
 
             return await asyncio.wait_for(self.layer.receive(self.channel), timeout)
 
-        message = async_to_sync(receive)()
-        return json.loads(message["text"])
+        if not self.pending:
+            self.pending = async_to_sync(receive)()["events"]
+        return json.loads(self.pending.pop(0)["text"])
 
     def close(self):
         async_to_sync(self.layer.group_discard)(events.FEED_GROUP, self.channel)
