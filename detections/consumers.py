@@ -33,10 +33,12 @@ CLOSE_UNAUTHORIZED = 4401  # no valid session or token
 CLOSE_MESSAGE_TOO_BIG = 4413  # a client message over SOCKET_MAX_MESSAGE_BYTES
 CLOSE_TOO_MANY_MESSAGES = 4429  # over SOCKET_MAX_MESSAGES_PER_MINUTE
 FLOOD_WINDOW_SECONDS = 60
-# Live events waiting to be sent to one socket. A client that does not read
-# (its connection's buffers full) stops taking them past this; what it missed is
-# read from the log once it reads again, so memory stays bounded either way.
-INBOX_LIMIT = 500
+# Live events waiting to be sent to one socket. Every socket queues the same
+# message objects, so a long inbox costs pointers, not copies: together they
+# hold at most this many distinct events. A client that does not read stops
+# taking them past this; it gets what it missed from the log once it reads
+# again (the next event reveals the gap).
+INBOX_LIMIT = 2000
 
 
 class DetectionFeedConsumer(AsyncWebsocketConsumer):
