@@ -162,7 +162,9 @@ class HourlyCount(models.Model):
                 fields=["camera", "vehicle_type", "hour"], name="hourly_unique_camera_type_hour"
             )
         ]
-        indexes = [models.Index(fields=["hour"], name="hourly_hour_idx")]
+        # The series read a window of hours across cameras: from this index alone,
+        # in hour order, with no lookup of the rows and no sort (counts included).
+        indexes = [models.Index(fields=["hour", "vehicle_type", "camera", "count"], name="hourly_series_idx")]
 
 
 class IdempotencyKey(models.Model):

@@ -9,7 +9,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 
-from django.db.models import Sum
+from django.db.models import Q, Sum
 
 from . import counters
 from .models import CameraTypeTotal, Detection, HourlyCount, VehicleType
@@ -66,16 +66,22 @@ def series(query: StatsQuery, now: datetime) -> dict:
     if len(starts) > MAX_POINTS:
         raise ValueError(f"the window holds {len(starts)} {query.bucket}s; the most is {MAX_POINTS}")
     points = {start: defaultdict(int) for start in starts}
+    # One row per hour with a column per vehicle type: a month of days is 720 rows
+    # to put into local days, not 720 x types.
+    vehicle_types = VehicleType.values  # computed on each access: once here, not per row
+    per_type = {f"n_{vehicle_type}": Sum("count", filter=Q(vehicle_type=vehicle_type)) for vehicle_type in vehicle_types}
     hourly = (
         _filtered(HourlyCount.objects.all(), query)
         .filter(hour__gte=counters.hour_of(starts[0]) if starts else since, hour__lt=until)
-        .values("hour", "vehicle_type")
-        .annotate(n=Sum("count"))
+        .values("hour")
+        .annotate(**per_type)
     )
     for row in hourly:
         start = _bucket_start(row["hour"], query.bucket, query.time_zone)
         if start in points:
-            points[start][row["vehicle_type"]] += row["n"]
+            for vehicle_type in vehicle_types:
+                if row[f"n_{vehicle_type}"] is not None:  # None: no counter row of this type
+                    points[start][vehicle_type] += row[f"n_{vehicle_type}"]
     return {
         "bucket": query.bucket,
         "time_zone": str(query.time_zone),
