@@ -692,3 +692,14 @@ def test_the_queries_of_a_batch_do_not_grow_with_its_size(device_client):
     # The key and its cameras; stored keys; savepoint; rows; two counter tables;
     # the feed row (update, read); events; release.
     assert queries[50] <= 10, queries
+
+
+def test_a_single_ingest_makes_a_fixed_few_queries(device_client, django_assert_num_queries):
+    """None grows with the table: no COUNT(*), no scan. The key's last use and the
+    camera's last seen are written at most every 30 s, so the warm-up takes them."""
+    assert device_client.post("/api/detect", detection_body(id="warm-up"), format="json").status_code == 201
+    # The key with its cameras (one join); savepoint (the test's transaction;
+    # BEGIN in production); the row; two counter upserts; the feed row (update,
+    # read); the event; release (COMMIT).
+    with django_assert_num_queries(9):
+        assert device_client.post("/api/detect", detection_body(id="pinned"), format="json").status_code == 201

@@ -1,15 +1,18 @@
 """GET /api/stats (protocol.md, Statistics and history), and the counters behind it."""
 
+import io
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, timedelta
 
 import pytest
-from conftest import api_client, detection_body, stored_files
+from conftest import ServerProcess, api_client, detection_body, stored_files
+from django.core.management import call_command
 from django.db.models import Count
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from detections import counters
-from detections.models import CameraTypeTotal, Detection, FeedState, HourlyCount
+from detections.models import CameraTypeTotal, Detection, Event, FeedState, HourlyCount
 from detections.serializers import VEHICLE_TYPES
 
 pytestmark = pytest.mark.django_db
@@ -300,3 +303,50 @@ def test_rebuild_restores_counters_that_were_tampered_with(viewer_client, traffi
     assert position == counters.FeedPosition(seq=seq_before, count=5)
     assert_counters_match_the_table()
     assert get_stats(viewer_client)["by_camera"] == {"gate-1": 3, "gate-2": 2}
+
+
+def test_the_rebuild_counters_command_recomputes_them_from_the_table(traffic):
+    CameraTypeTotal.objects.update(count=7)
+    HourlyCount.objects.all().delete()
+    FeedState.objects.update(detection_count=0)
+    out = io.StringIO()
+
+    call_command("rebuild_counters", stdout=out)
+
+    assert_counters_match_the_table()
+    assert "counters rebuilt: 5 detections" in out.getvalue()
+
+
+def test_counters_equal_a_full_count_after_concurrent_ingest_and_deletes(
+    transactional_db, _media_root, credentials, simulated_detection
+):
+    """Real concurrent transactions: a server with six request threads, four
+    cameras' worth of posts and two staff deleting at the same time."""
+    server = ServerProcess(_media_root, credentials, extra_env={"HTTP_THREADS": "6"})
+    try:
+        cameras = ["gate-1", "gate-2", "yard"]
+        early = [simulated_detection(camera=cameras[n % 3]) for n in range(10)]
+        later = [[simulated_detection(camera=cameras[n % 3]) for n in range(8)] for _ in range(4)]
+        with server.device() as http:
+            doomed = [http.post("/api/detect", json=body).json()["id"] for body in early]
+
+        def post_all(bodies):
+            with server.device() as http:
+                return [http.post("/api/detect", json=body).status_code for body in bodies]
+
+        def delete_all(ids):
+            with server.staff() as http:
+                return [http.delete(f"/api/detections/{detection_id}/").status_code for detection_id in ids]
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            posted = [pool.submit(post_all, bodies) for bodies in later]
+            deleted = [pool.submit(delete_all, doomed[:5]), pool.submit(delete_all, doomed[5:])]
+            assert [status for job in posted for status in job.result()] == [201] * 32
+            assert [status for job in deleted for status in job.result()] == [204] * 10
+    finally:
+        server.stop()
+
+    assert Detection.objects.count() == 32
+    assert_counters_match_the_table()
+    # One event per change, numbered without a gap or a repeat.
+    assert sorted(Event.objects.values_list("seq", flat=True)) == list(range(1, 10 + 32 + 10 + 1))
