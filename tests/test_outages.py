@@ -2,6 +2,7 @@
 process needs a restart. These tests stop and start the machine's real
 MariaDB and Redis, and always leave them running."""
 
+import socket
 import subprocess
 
 import pytest
@@ -121,3 +122,29 @@ def test_two_server_processes_share_one_feed_and_one_sequence(server, simulated_
                 assert [m["id"] for m in events] == ids
     finally:
         other.stop()
+
+
+def test_a_database_host_that_never_answers_costs_a_request_seconds_not_a_thread(
+    transactional_db, _media_root, credentials, simulated_detection
+):
+    """A host that accepts TCP and then says nothing (a hung server, a half-open
+    firewall): DATABASE_CONNECT_TIMEOUT bounds the wait, so the server's few
+    request threads are not held for the operating system's TCP timeout."""
+    silent = socket.create_server(("127.0.0.1", 0))  # listens; never accepts, never greets
+    port = silent.getsockname()[1]
+    server = ServerProcess(
+        _media_root,
+        credentials,
+        extra_env={"DATABASE_URL": f"mysql://root:@127.0.0.1:{port}/test", "DATABASE_CONNECT_TIMEOUT": "1"},
+    )
+    try:
+        with server.device() as http:
+            # More requests than the server has threads. Without the timeout each
+            # would hang, and the client gives up after 10 s (ReadTimeout).
+            for _ in range(3):
+                refused = http.post("/api/detect", json=simulated_detection())
+                assert refused.status_code == 503, refused.text
+                assert refused.json()["error"] == "database_unavailable"
+    finally:
+        server.stop()
+        silent.close()
