@@ -344,6 +344,13 @@ class ServerProcess:
         """A staff member's client: reads and deletes."""
         return self.http(self.credentials.staff)
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop()
+        print("--- server output ---\n" + "".join(self.output))  # shown when the test fails
+
     def stop(self):
         if self.process.poll() is None:
             self.process.terminate()
@@ -363,10 +370,8 @@ def compose_web_command() -> list[str]:
 @pytest.fixture
 def uvicorn_server(transactional_db, _media_root, credentials):
     """The production server (uvicorn, as docker-compose.yml runs it) in a process of its own."""
-    process = ServerProcess(_media_root, credentials, kind="uvicorn")
-    yield process
-    process.stop()
-    print("--- server output ---\n" + "".join(process.output))
+    with ServerProcess(_media_root, credentials, kind="uvicorn") as process:
+        yield process
 
 
 @pytest.fixture
@@ -376,7 +381,5 @@ def server(transactional_db, _media_root, credentials):
     transactional_db: the server's writes are real commits, so tables are
     emptied after the test instead of rolled back.
     """
-    process = ServerProcess(_media_root, credentials)
-    yield process
-    process.stop()
-    print("--- server output ---\n" + "".join(process.output))  # shown when the test fails
+    with ServerProcess(_media_root, credentials) as process:
+        yield process

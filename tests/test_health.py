@@ -205,9 +205,10 @@ def test_a_refused_socket_is_not_counted(server):
 
 def test_in_multiprocess_mode_any_process_shows_the_sum_over_the_host(server, tmp_path):
     shared = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
-    first = ServerProcess(server.media_root, server.credentials, extra_env=shared)
-    second = ServerProcess(server.media_root, server.credentials, extra_env=shared)
-    try:
+    with (
+        ServerProcess(server.media_root, server.credentials, extra_env=shared) as first,
+        ServerProcess(server.media_root, server.credentials, extra_env=shared) as second,
+    ):
         for n, process in enumerate((first, second, second)):
             with process.device() as device:
                 body = detection_body(id=f"trk-{n}", camera="gate-2", vehicle_type="van")
@@ -217,6 +218,3 @@ def test_in_multiprocess_mode_any_process_shows_the_sum_over_the_host(server, tm
             assert value(scrape(process), ingested, camera="gate-2", vehicle_type="van") == 3
         with connect(first):
             assert value(scrape(second), "vehicle_monitor_sockets_connected") == 1
-    finally:
-        first.stop()
-        second.stop()

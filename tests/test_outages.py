@@ -108,8 +108,7 @@ def test_a_client_that_stops_reading_does_not_hold_up_the_others(server, simulat
 
 def test_two_server_processes_share_one_feed_and_one_sequence(server, simulated_detection):
     requires_redis_layer()
-    other = ServerProcess(server.media_root, server.credentials)
-    try:
+    with ServerProcess(server.media_root, server.credentials) as other:
         with connect(server) as on_a, connect(other) as on_b:
             ids = []
             for i in range(6):
@@ -120,8 +119,6 @@ def test_two_server_processes_share_one_feed_and_one_sequence(server, simulated_
                 events = receive_events(ws, 6)
                 assert [m["seq"] for m in events] == [1, 2, 3, 4, 5, 6]
                 assert [m["id"] for m in events] == ids
-    finally:
-        other.stop()
 
 
 def test_a_database_host_that_never_answers_costs_a_request_seconds_not_a_thread(
@@ -130,21 +127,13 @@ def test_a_database_host_that_never_answers_costs_a_request_seconds_not_a_thread
     """A host that accepts TCP and then says nothing (a hung server, a half-open
     firewall): DATABASE_CONNECT_TIMEOUT bounds the wait, so the server's few
     request threads are not held for the operating system's TCP timeout."""
-    silent = socket.create_server(("127.0.0.1", 0))  # listens; never accepts, never greets
-    port = silent.getsockname()[1]
-    server = ServerProcess(
-        _media_root,
-        credentials,
-        extra_env={"DATABASE_URL": f"mysql://root:@127.0.0.1:{port}/test", "DATABASE_CONNECT_TIMEOUT": "1"},
-    )
-    try:
-        with server.device() as http:
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # listens; never accepts, never greets
+        port = silent.getsockname()[1]
+        silent_database = {"DATABASE_URL": f"mysql://root:@127.0.0.1:{port}/test", "DATABASE_CONNECT_TIMEOUT": "1"}
+        with ServerProcess(_media_root, credentials, extra_env=silent_database) as server, server.device() as http:
             # More requests than the server has threads. Without the timeout each
             # would hang, and the client gives up after 10 s (ReadTimeout).
             for _ in range(3):
                 refused = http.post("/api/detect", json=simulated_detection())
                 assert refused.status_code == 503, refused.text
                 assert refused.json()["error"] == "database_unavailable"
-    finally:
-        server.stop()
-        silent.close()

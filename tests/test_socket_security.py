@@ -92,34 +92,26 @@ def test_an_oversized_client_message_closes_the_socket_with_4413(server):
 
 
 def test_a_client_flooding_the_server_is_cut_off_with_4429(transactional_db, _media_root, credentials):
-    server = ServerProcess(_media_root, credentials, extra_env={"SOCKET_MAX_MESSAGES_PER_MINUTE": "5"})
-    try:
+    with ServerProcess(_media_root, credentials, extra_env={"SOCKET_MAX_MESSAGES_PER_MINUTE": "5"}) as server:
         with open_socket(server, f"?token={credentials.viewer}") as ws:
             for _ in range(5):
                 ws.send(json.dumps({"type": "ping"}))
                 assert receive(ws) == {"type": "pong"}
             ws.send(json.dumps({"type": "ping"}))
             assert_closed_with(ws, 4429)
-    finally:
-        server.stop()
 
 
 def test_the_public_feed_setting_opens_the_socket_to_anyone(transactional_db, _media_root, credentials):
-    server = ServerProcess(_media_root, credentials, extra_env={"PUBLIC_FEED": "true"})
-    try:
+    with ServerProcess(_media_root, credentials, extra_env={"PUBLIC_FEED": "true"}) as server:
         with open_socket(server) as ws:
             assert_receives_detections(server, ws)
             assert_nothing_else_queued(ws)
-    finally:
-        server.stop()
 
 
 @pytest.fixture(params=["daphne", "uvicorn"])
 def server_of_each_kind(request, transactional_db, _media_root, credentials):
-    server = ServerProcess(_media_root, credentials, kind=request.param)
-    yield server
-    server.stop()
-    print("--- server output ---\n" + "".join(server.output))
+    with ServerProcess(_media_root, credentials, kind=request.param) as server:
+        yield server
 
 
 def test_no_request_or_socket_path_writes_a_token_into_the_log(server_of_each_kind):

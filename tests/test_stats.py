@@ -322,8 +322,7 @@ def test_counters_equal_a_full_count_after_concurrent_ingest_and_deletes(
 ):
     """Real concurrent transactions: a server with six request threads, four
     cameras' worth of posts and two staff deleting at the same time."""
-    server = ServerProcess(_media_root, credentials, extra_env={"HTTP_THREADS": "6"})
-    try:
+    with ServerProcess(_media_root, credentials, extra_env={"HTTP_THREADS": "6"}) as server:
         cameras = ["gate-1", "gate-2", "yard"]
         early = [simulated_detection(camera=cameras[n % 3]) for n in range(10)]
         later = [[simulated_detection(camera=cameras[n % 3]) for n in range(8)] for _ in range(4)]
@@ -343,8 +342,6 @@ def test_counters_equal_a_full_count_after_concurrent_ingest_and_deletes(
             deleted = [pool.submit(delete_all, doomed[:5]), pool.submit(delete_all, doomed[5:])]
             assert [status for job in posted for status in job.result()] == [201] * 32
             assert [status for job in deleted for status in job.result()] == [204] * 10
-    finally:
-        server.stop()
 
     assert Detection.objects.count() == 32
     assert_counters_match_the_table()
