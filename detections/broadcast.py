@@ -54,23 +54,23 @@ class FeedBroadcaster:
         self.sockets.discard(socket)
 
     async def _subscribe(self):
-        self.layer = layer = get_channel_layer()
-        self.channel = channel = await layer.new_channel("feed.")
-        await layer.group_add(events.FEED_GROUP, channel)
+        self.layer = get_channel_layer()
+        self.channel = await self.layer.new_channel("feed.")
+        await self.layer.group_add(events.FEED_GROUP, self.channel)
         # Kept here: the event loop holds tasks only weakly.
-        self.receiving = asyncio.create_task(self._receive(layer, channel))
+        self.receiving = asyncio.create_task(self._receive())
         self.rejoining = asyncio.create_task(self._rejoin())
 
-    async def _receive(self, layer, channel):
+    async def _receive(self):
         joined = True
         while True:
             try:
                 if not joined:
                     # A Redis that restarted empty has forgotten the group: join again
                     # before waiting, or nothing would ever arrive.
-                    await layer.group_add(events.FEED_GROUP, channel)
+                    await self.layer.group_add(events.FEED_GROUP, self.channel)
                     joined = True
-                message = await layer.receive(channel)
+                message = await self.layer.receive(self.channel)
             except Exception as exc:  # Redis down or restarting: keep trying
                 logger.warning("feed receive failed (%s: %s); retrying", type(exc).__name__, exc)
                 joined = False
