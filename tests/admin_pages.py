@@ -29,5 +29,11 @@ def text(cell_html: str) -> str:
     return unescape(_TAG.sub("", cell_html)).strip()
 
 
+def confirm_bulk_delete(client, ids: list[int], **options):
+    """Post the changelist's delete action with its confirmation, as the admin's
+    "Yes, I'm sure" button does."""
+    return client.post(CHANGELIST, {"action": "delete_selected", "_selected_action": ids, "post": "yes"}, **options)
+
+
 def listed_ids(admin_client, **query) -> set[int]:
     return set(changelist_rows(admin_client.get(f"{CHANGELIST}?{urlencode(query)}")))

@@ -4,7 +4,7 @@ the files and tells every socket, like any other deletion."""
 
 
 import pytest
-from admin_pages import CHANGELIST, changelist_rows, listed_ids, text
+from admin_pages import CHANGELIST, changelist_rows, confirm_bulk_delete, listed_ids, text
 from conftest import MOMENT, store_detection, stored_files
 from django.urls import reverse
 from django.utils import formats, timezone
@@ -130,9 +130,7 @@ def test_the_bulk_delete_action_removes_every_row_and_file_and_publishes_one_del
     before = counters.current_position()
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = admin_client.post(
-            CHANGELIST, {"action": "delete_selected", "_selected_action": doomed_ids, "post": "yes"}
-        )
+        response = confirm_bulk_delete(admin_client, doomed_ids)
 
     assert response.status_code == 302
     assert list(Detection.objects.values_list("pk", flat=True)) == [kept.pk]

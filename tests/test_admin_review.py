@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import pytest
-from admin_pages import CHANGELIST, changelist_rows, listed_ids, text
+from admin_pages import CHANGELIST, changelist_rows, confirm_bulk_delete, listed_ids, text
 from conftest import MOMENT, store_detection, stored_files
 from django.contrib import admin
 from django.contrib.auth.models import Permission
@@ -212,9 +212,7 @@ def test_the_confirmed_bulk_delete_reports_how_many_went_and_that_every_client_w
     before = counters.current_position()
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = admin_client.post(
-            CHANGELIST, {"action": "delete_selected", "_selected_action": doomed_ids, "post": "yes"}, follow=True
-        )
+        response = confirm_bulk_delete(admin_client, doomed_ids, follow=True)
 
     assert response.redirect_chain[0][1] == 302
     assert page_messages(response) == ["Deleted 3 detections; 3 deletion events were published to every connected client."]
@@ -230,9 +228,7 @@ def test_the_bulk_delete_of_one_detection_says_one(admin_client, django_capture_
     doomed = store_detection()
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = admin_client.post(
-            CHANGELIST, {"action": "delete_selected", "_selected_action": [doomed.pk], "post": "yes"}, follow=True
-        )
+        response = confirm_bulk_delete(admin_client, [doomed.pk], follow=True)
 
     assert page_messages(response) == ["Deleted 1 detection; 1 deletion event was published to every connected client."]
 
@@ -244,9 +240,7 @@ def test_staff_without_the_delete_permission_are_not_offered_the_bulk_delete(cli
     client.force_login(reviewer)
 
     assert 'value="delete_selected"' not in client.get(CHANGELIST).content.decode()
-    response = client.post(
-        CHANGELIST, {"action": "delete_selected", "_selected_action": [stored.pk], "post": "yes"}, follow=True
-    )
+    response = confirm_bulk_delete(client, [stored.pk], follow=True)
 
     assert Detection.objects.filter(pk=stored.pk).exists()
     assert page_messages(response) == ["No action selected."]
