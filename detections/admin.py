@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from PIL import Image, UnidentifiedImageError
 
-from . import counters, exports, retention
+from . import counters, exports, writes
 from .auth import issue_device_key, new_device_secret, revoke_device_keys, rotate_device_key
 from .models import Camera, Detection, DeviceKey, HourlyCount
 
@@ -322,7 +322,7 @@ class DetectionAdmin(admin.ModelAdmin):
         if perms_needed:
             raise PermissionDenied
         self.log_deletions(request, queryset)
-        deleted, _ = retention.delete_in_batches(queryset)
+        deleted = writes.detections_delete(queryset).detections
         noun = "detection" if deleted == 1 else "detections"
         events = "deletion event was" if deleted == 1 else "deletion events were"
         self.message_user(
@@ -332,8 +332,11 @@ class DetectionAdmin(admin.ModelAdmin):
         )
         return None
 
+    def delete_model(self, request, obj):
+        writes.detection_delete(detection=obj)
+
     def delete_queryset(self, request, queryset):
-        retention.delete_in_batches(queryset)
+        writes.detections_delete(queryset)
 
     @admin.action(permissions=["view"], description="Export selected to CSV")
     def export_csv(self, request, queryset):

@@ -8,6 +8,7 @@ Device keys look like `vmk_<43 random characters>`; viewer tokens are DRF's
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from urllib.parse import parse_qs
@@ -91,24 +92,41 @@ def _credential(header: bytes) -> str | None:
 
 
 class DeviceKeyAuthentication(TokenAuthentication):
-    """Edge units: `Authorization: Token vmk_...`. One query: the key and its cameras."""
+    """Edge units: `Authorization: Token vmk_...`. One query, the key and its
+    cameras, at most every DEVICE_KEY_CACHE_SECONDS per key and process: a
+    camera posting every second costs no query per detection, and a revoked
+    key is refused by every process within that time."""
 
     def authenticate(self, request):
         secret = _credential(get_authorization_header(request))
         if not secret or not secret.startswith(DEVICE_KEY_PREFIX):
             return None
-        bindings = list(
-            DeviceKey.cameras.through.objects.select_related("devicekey", "camera").filter(
-                devicekey__key_hash=hash_key(secret), devicekey__revoked_at__isnull=True
-            )
+        key_hash = hash_key(secret)
+        now = time.monotonic()
+        known = _checked_keys.get(key_hash)
+        if known is None or now - known[0] >= settings.DEVICE_KEY_CACHE_SECONDS:
+            known = _checked_keys[key_hash] = (now, _device_for(key_hash))
+        return known[1], known[1]
+
+
+# Key hash -> (when it was checked, its Device): only keys that were valid then.
+_checked_keys: dict[str, tuple[float, "Device"]] = {}
+
+
+def _device_for(key_hash: str) -> "Device":
+    bindings = list(
+        DeviceKey.cameras.through.objects.select_related("devicekey", "camera").filter(
+            devicekey__key_hash=key_hash, devicekey__revoked_at__isnull=True
         )
-        if not bindings:
-            raise exceptions.AuthenticationFailed("Invalid or revoked device key.")
-        key = bindings[0].devicekey
-        now = timezone.now()
-        if key.last_used_at is None or now - key.last_used_at > LAST_USE_RESOLUTION:
-            DeviceKey.objects.filter(pk=key.pk).update(last_used_at=now)
-        return Device(key_id=key.pk, key_prefix=key.prefix, cameras={b.camera.name: b.camera for b in bindings}), key
+    )
+    if not bindings:
+        _checked_keys.pop(key_hash, None)
+        raise exceptions.AuthenticationFailed("Invalid or revoked device key.")
+    key = bindings[0].devicekey
+    now = timezone.now()
+    if key.last_used_at is None or now - key.last_used_at > LAST_USE_RESOLUTION:
+        DeviceKey.objects.filter(pk=key.pk).update(last_used_at=now)
+    return Device(key_id=key.pk, key_prefix=key.prefix, cameras={b.camera.name: b.camera for b in bindings})
 
 
 class ViewerTokenAuthentication(TokenAuthentication):

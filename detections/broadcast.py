@@ -15,7 +15,7 @@ import logging
 
 from channels.layers import get_channel_layer
 
-from . import events
+from . import publisher
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class FeedBroadcaster:
     async def _subscribe(self):
         self.layer = get_channel_layer()
         self.channel = await self.layer.new_channel("feed.")
-        await self.layer.group_add(events.FEED_GROUP, self.channel)
+        await self.layer.group_add(publisher.FEED_GROUP, self.channel)
         # Kept here: the event loop holds tasks only weakly.
         self.receiving = asyncio.create_task(self._receive())
         self.rejoining = asyncio.create_task(self._rejoin())
@@ -68,7 +68,7 @@ class FeedBroadcaster:
                 if not joined:
                     # A Redis that restarted empty has forgotten the group: join again
                     # before waiting, or nothing would ever arrive.
-                    await self.layer.group_add(events.FEED_GROUP, self.channel)
+                    await self.layer.group_add(publisher.FEED_GROUP, self.channel)
                     joined = True
                 message = await self.layer.receive(self.channel)
             except Exception as exc:  # Redis down or restarting: keep trying
@@ -87,7 +87,7 @@ class FeedBroadcaster:
 
     async def _join_group(self):
         try:
-            await self.layer.group_add(events.FEED_GROUP, self.channel)
+            await self.layer.group_add(publisher.FEED_GROUP, self.channel)
         except Exception as exc:  # Redis down: the receive loop joins again when it is back
             logger.warning("could not re-join the feed group (%s: %s)", type(exc).__name__, exc)
 

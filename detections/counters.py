@@ -27,14 +27,9 @@ def hour_of(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
-def _upsert_increment(model, key: dict, delta: int):
-    """Add `delta` to model.count for the row with `key`, creating it if needed,
-    in one statement, so concurrent writers never race on the insert."""
-    _upsert_increments(model, list(key), {tuple(key.values()): delta})
-
-
 def _upsert_increments(model, key_columns: list[str], deltas: dict[tuple, int]):
-    """`_upsert_increment` for many rows in one statement: `deltas` maps each
+    """Add to model.count for many rows in one statement, creating rows as
+    needed, so concurrent writers never race on the insert: `deltas` maps each
     key (values in the order of `key_columns`) to what its count gains."""
     table = connection.ops.quote_name(model._meta.db_table)
     columns = key_columns + ["count"]
@@ -55,34 +50,26 @@ def _upsert_increments(model, key_columns: list[str], deltas: dict[tuple, int]):
         cursor.execute(f"INSERT INTO {table} ({column_sql}) VALUES {values_sql} {conflict}", params)
 
 
-def record_change(*, camera_id: int, vehicle_type: str, detected_at: datetime, delta: int) -> FeedPosition:
-    """Count one detection in (delta=1) or out (delta=-1) and take the next seq.
+def count_changes(detections, *, delta: int) -> list[FeedPosition]:
+    """Count detections in (delta=1) or out (delta=-1), taking a seq for each:
+    the feed position after each of them, in list order.
 
-    Must run inside the transaction that creates or deletes the row. The feed
-    row is locked last, so the lock every writer shares is held only until commit.
-    """
-    assert connection.in_atomic_block, "counters change only inside the write transaction"
-    key = {"camera_id": camera_id, "vehicle_type": vehicle_type}
-    _upsert_increment(CameraTypeTotal, key, delta)
-    _upsert_increment(HourlyCount, {**key, "hour": _db_hour(detected_at)}, delta)
-    return _advance_feed(events=1, delta=delta)
-
-
-def record_created_many(detections) -> FeedPosition:
-    """Count many new detections in and take a block of len(detections) seqs.
-
-    The block is `position.seq - len + 1 .. position.seq`; the count after the
-    i-th of them is `position.count - len + 1 + i`. Two statements per counter
-    table whatever the batch size, and, as in `record_change`, the feed row last.
+    Must run inside the transaction that creates or deletes the rows. One
+    upsert per counter table whatever their number, and the feed row last, so
+    the lock every writer shares is held only until commit.
     """
     assert connection.in_atomic_block, "counters change only inside the write transaction"
     totals, hourly = Counter(), Counter()
     for detection in detections:
-        totals[detection.camera_id, detection.vehicle_type] += 1
-        hourly[detection.camera_id, detection.vehicle_type, _db_hour(detection.detected_at)] += 1
+        totals[detection.camera_id, detection.vehicle_type] += delta
+        hourly[detection.camera_id, detection.vehicle_type, _db_hour(detection.detected_at)] += delta
     _upsert_increments(CameraTypeTotal, ["camera_id", "vehicle_type"], totals)
     _upsert_increments(HourlyCount, ["camera_id", "vehicle_type", "hour"], hourly)
-    return _advance_feed(events=len(detections), delta=len(detections))
+    n = len(detections)
+    last = _advance_feed(events=n, delta=delta * n)
+    # The i-th change took seq last.seq - n + 1 + i; the count after it is what
+    # the changes after it had not yet added.
+    return [FeedPosition(seq=last.seq - n + 1 + i, count=last.count - delta * (n - 1 - i)) for i in range(n)]
 
 
 def _db_hour(detected_at: datetime):

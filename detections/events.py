@@ -1,9 +1,10 @@
-"""Socket events: build them, number them, publish them, replay them.
+"""Socket events: their payloads, their log rows, publishing them, replaying them.
 
-The database is the source of truth: every event is written to the Event table
-with its seq inside the transaction that changes the detections, and published
-to the channel layer only after commit. A failed publish is logged and counted,
-never raised: the row is stored, and a client that resumes gets the event.
+The database is the source of truth: `writes` writes every event to the Event
+table with its seq inside the transaction that changes the detections, and it
+is published to the channel layer only after commit. A failed publish is
+logged and counted, never raised: the row is stored, and a client that
+resumes gets the event.
 """
 
 import base64
@@ -14,12 +15,6 @@ from . import counters, images
 from .models import Detection, Event, EventKind
 from .publisher import publisher
 
-# Every socket joins this group; subscriptions filter inside the consumer.
-FEED_GROUP = "detections"
-# The channel-layer message type, handled by DetectionFeedConsumer.feed_event.
-FEED_MESSAGE_TYPE = "feed.event"
-
-
 def format_time(moment: datetime) -> str:
     """ISO 8601 in UTC with microseconds, as protocol.md writes times."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -27,29 +22,6 @@ def format_time(moment: datetime) -> str:
 
 def file_url(field_file) -> str | None:
     return field_file.url if field_file else None
-
-
-def record_created(detection: Detection) -> Event:
-    """Count a new detection and write its `new_detection` event (inside its transaction)."""
-    position = counters.record_change(
-        camera_id=detection.camera_id,
-        vehicle_type=detection.vehicle_type,
-        detected_at=detection.detected_at,
-        delta=1,
-    )
-    return _write(new_detection_payload(detection, position), detection)
-
-
-def record_created_many(detections: list[Detection]) -> list[Event]:
-    """`record_created` for many detections at once (inside their transaction):
-    one block of seqs, numbered in list order, and one insert for the events."""
-    last = counters.record_created_many(detections)
-    first_seq, first_count = last.seq - len(detections) + 1, last.count - len(detections) + 1
-    rows = [
-        _row(new_detection_payload(detection, counters.FeedPosition(seq=first_seq + i, count=first_count + i)), detection)
-        for i, detection in enumerate(detections)
-    ]
-    return Event.objects.bulk_create(rows)
 
 
 def new_detection_payload(detection: Detection, position: counters.FeedPosition) -> dict:
@@ -71,37 +43,25 @@ def new_detection_payload(detection: Detection, position: counters.FeedPosition)
     }
 
 
-def record_deleted(detection: Detection, detection_id: int) -> Event:
-    """Count a detection out and write its `deletion` event (inside its transaction)."""
-    position = counters.record_change(
-        camera_id=detection.camera_id,
-        vehicle_type=detection.vehicle_type,
-        detected_at=detection.detected_at,
-        delta=-1,
-    )
-    payload = {
+def deletion_payload(detection: Detection, position: counters.FeedPosition) -> dict:
+    """The `deletion` event of a detection being deleted, at a feed position."""
+    return {
         "type": EventKind.DELETION,
         "seq": position.seq,
-        "deleted_id": detection_id,
+        "deleted_id": detection.pk,
         "count": position.count,
         # Extensions: let a filtered client and the dashboard's counters follow.
         "camera": detection.camera.name,
         "vehicle_type": detection.vehicle_type,
     }
-    return _write(payload, detection, detection_id=detection_id)
 
 
-def _write(payload: dict, detection: Detection, *, detection_id: int | None = None) -> Event:
-    event = _row(payload, detection, detection_id=detection_id)
-    event.save(force_insert=True)
-    return event
-
-
-def _row(payload: dict, detection: Detection, *, detection_id: int | None = None) -> Event:
+def event_row(payload: dict, detection: Detection) -> Event:
+    """The log row of an event about `detection` (not saved yet)."""
     return Event(
         seq=payload["seq"],
         kind=payload["type"],
-        detection_id=detection_id or detection.pk,
+        detection_id=detection.pk,
         camera=payload["camera"],
         vehicle_type=detection.vehicle_type,
         payload=payload,
@@ -117,16 +77,9 @@ def message_text(event: Event, thumbnail: bytes | None = None) -> str:
 
 
 def publish(event: Event, *, thumbnail: bytes | None = None):
-    """Send an event to every socket, serialised once here. Never raises."""
-    publish_many([(event, thumbnail)])
-
-
-def publish_many(written: list[tuple[Event, bytes | None]]):
-    """Send events (in seq order, with their thumbnails) in one channel-layer
-    message: a batch of a hundred costs one publish, not a hundred."""
-    publisher.submit(
-        FEED_GROUP, {"type": FEED_MESSAGE_TYPE, "events": [feed_message(event, thumbnail) for event, thumbnail in written]}
-    )
+    """Send an event to every socket, serialised once here. Never raises: the
+    publisher sends what is queued together, in seq order."""
+    publisher.publish(feed_message(event, thumbnail))
 
 
 def feed_message(event: Event, thumbnail: bytes | None) -> dict:

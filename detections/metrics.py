@@ -38,6 +38,16 @@ INGEST_LATENCY = Histogram(
     "Time to answer one POST of a detection (validation, image checks, storage, publish).",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+INGEST_GROUP_SIZE = Histogram(
+    "vehicle_monitor_ingest_group_size",
+    "Detections written together in one transaction by the group commit (single POSTs).",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 500),
+)
+INGEST_GROUP_SECONDS = Histogram(
+    "vehicle_monitor_ingest_group_seconds",
+    "Time to write and commit one group of the group commit (files, rows, counters, events).",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
 SOCKETS_CONNECTED = Gauge(
     "vehicle_monitor_sockets_connected",
     "Feed sockets currently open (authenticated viewers).",

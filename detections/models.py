@@ -1,15 +1,8 @@
 """Cameras, their detections, the event log that numbers every published event,
 and the counters that keep counts and statistics from ever scanning detections.
-
-Every creation and deletion of a Detection, from any path (API, admin, shell),
-goes through the signal receivers in `signals.py`: inside the same transaction
-they bump the counters and write the event row, and after commit they publish.
-`bulk_create` and `QuerySet.update` send no signals, so the code never uses
-them on Detection, except `batch.create_many`, which does the receivers' work
-itself for a whole batch at once.
 """
 
-from django.db import models, transaction
+from django.db import models
 from django.utils import timezone
 
 
@@ -51,6 +44,15 @@ class Detection(models.Model):
 
     (camera, tracking_id, detected_at) is unique: a camera retrying a POST
     cannot store the same detection twice.
+
+    Detections are created and deleted by `detections.writes` (the API, the
+    group commit, batch ingest, the admin, retention): in one transaction it
+    writes the files, the rows, the counters and the event rows, and it sends
+    post_save(created=True) and post_delete for every row, bulk statements
+    included, with the row's event. The one receiver of each (`signals.py`)
+    publishes that event after commit. A row saved or deleted by the ORM
+    directly sends the signals without an event; the receiver then has it
+    counted and logged first, so the shell's changes reach the sockets too.
     """
 
     camera = models.ForeignKey(Camera, on_delete=models.PROTECT, related_name="detections")
@@ -82,18 +84,8 @@ class Detection(models.Model):
             models.Index(fields=["plate"], name="detection_plate_idx"),
         ]
 
-    # Not a field: the ingest path sets it to the thumbnail it has just written, so
-    # the event can carry it inline without reading the file back.
-    thumbnail_bytes: bytes | None = None
-
     def __str__(self):
         return f"{self.vehicle_type} {self.tracking_id} @ {self.camera_id}"
-
-    def save(self, *args, **kwargs):
-        # The post_save receiver writes counters and the event row; one transaction
-        # keeps them and the row together whichever path saved it.
-        with transaction.atomic(savepoint=False):
-            super().save(*args, **kwargs)
 
 
 class EventKind(models.TextChoices):

@@ -1,8 +1,8 @@
 """Hand events to the channel layer without holding up the request.
 
-Inside a server process, the request thread only queues the message (after
-commit) and returns; one task on the server's event loop sends the queued
-messages to the channel layer in order. A slow or hanging Redis, or a large
+Inside a server process, the writing thread only queues the event (after
+commit) and returns; one task on the server's event loop sends what is queued
+to the channel layer, in order, as one message. A slow or hanging Redis, or a large
 audience, therefore costs the request nothing. Outside a server (management
 commands, the shell, in-process tests) there is no such loop and the message
 is sent at once.
@@ -13,6 +13,7 @@ the database, and clients fill the gap from there.
 
 import asyncio
 import logging
+from collections import deque
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -22,76 +23,84 @@ from . import metrics
 
 logger = logging.getLogger(__name__)
 
-# Messages waiting for the channel layer, per process. Past this (Redis down for
-# a long while under load) new messages are dropped and counted.
+# Every socket's process joins this group; subscriptions filter inside the consumer.
+FEED_GROUP = "detections"
+# The channel-layer message type: {"type": FEED_MESSAGE_TYPE, "events": [...]}.
+FEED_MESSAGE_TYPE = "feed.event"
+# Events waiting for the channel layer, per process. Past this (Redis down for
+# a long while under load) new events are dropped and counted.
 QUEUE_LIMIT = 10_000
+# Most events in one channel-layer message.
+EVENTS_PER_MESSAGE = 500
 
 
 class Publisher:
     def __init__(self):
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.queue: asyncio.Queue | None = None
-        self.failed = 0
+        self.pending: deque[dict] = deque()
+        self.wakeup: asyncio.Event | None = None
+        self.woken = False
+        self.failed = 0  # events not sent, since the process started
 
     def attach(self, loop: asyncio.AbstractEventLoop):
-        """Send from `loop` from now on (the server's loop; called by PublisherMiddleware)."""
+        """Send from `loop` from now on (the server's loop; see vehicle_monitor/asgi.py)."""
         if self.loop is loop:
             return
         self.loop = loop
-        self.queue = asyncio.Queue(maxsize=QUEUE_LIMIT)
-        loop.create_task(self._drain(self.queue))
+        self.pending = deque()
+        self.wakeup = asyncio.Event()
+        self.woken = False
+        loop.create_task(self._drain())
 
-    def submit(self, group: str, message: dict):
-        """Send `message` to `group`: queued when a server loop runs, else at once."""
+    def publish(self, event: dict):
+        """Send one event (a `events.feed_message`) to every socket: queued when a
+        server loop runs, else sent at once. Called from any thread."""
         loop = self.loop
-        if loop is not None and loop.is_running():
-            loop.call_soon_threadsafe(self._enqueue, group, message)
-        else:
-            async_to_sync(self._send)(group, message)
+        if loop is None or not loop.is_running():
+            async_to_sync(self._send)([event])
+            return
+        if len(self.pending) >= QUEUE_LIMIT:
+            self._failure([event], "the publish queue is full")
+            return
+        self.pending.append(event)
+        # One wake-up for everything queued before the loop gets to it: a group
+        # commit of fifty events costs the loop one call, not fifty.
+        if not self.woken:
+            self.woken = True
+            loop.call_soon_threadsafe(self.wakeup.set)
 
-    def _enqueue(self, group: str, message: dict):
-        try:
-            self.queue.put_nowait((group, message))
-        except asyncio.QueueFull:
-            self._failure(message, "the publish queue is full")
-
-    async def _drain(self, queue: asyncio.Queue):
+    async def _drain(self):
         while True:
-            group, message = await queue.get()
-            await self._send(group, message)
+            await self.wakeup.wait()
+            self.wakeup.clear()
+            # Cleared before taking the events: one queued after this is woken for again.
+            self.woken = False
+            while self.pending:
+                count = min(len(self.pending), EVENTS_PER_MESSAGE)
+                await self._send([self.pending.popleft() for _ in range(count)])
 
-    async def _send(self, group: str, message: dict):
+    async def _send(self, events: list[dict]):
         try:
             layer = get_channel_layer()
-            await asyncio.wait_for(layer.group_send(group, message), timeout=settings.EVENT_PUBLISH_TIMEOUT)
-        except Exception as exc:  # best effort: the event is in the database
-            self._failure(message, f"{type(exc).__name__}: {exc}")
+            message = {"type": FEED_MESSAGE_TYPE, "events": events}
+            await asyncio.wait_for(layer.group_send(FEED_GROUP, message), timeout=settings.EVENT_PUBLISH_TIMEOUT)
+        except Exception as exc:  # best effort: the events are in the database
+            self._failure(events, f"{type(exc).__name__}: {exc}")
         else:
-            for event in message["events"]:
+            for event in events:
                 metrics.EVENTS_PUBLISHED.labels(kind=event["kind"]).inc()
 
-    def _failure(self, message: dict, reason: str):
-        self.failed += 1
-        for event in message["events"]:
+    def _failure(self, events: list[dict], reason: str):
+        self.failed += len(events)
+        for event in events:
             metrics.EVENTS_PUBLISH_FAILED.labels(kind=event["kind"]).inc()
-        logger.warning("could not publish %s (%s)", _events_named(message["events"]), reason)
+        logger.warning("could not publish %s (%s)", _events_named(events), reason)
 
 
 publisher = Publisher()
 
 
-class PublisherMiddleware:
-    """ASGI middleware that lends the server's event loop to the publisher."""
-
-    def __init__(self, application):
-        self.application = application
-
-    async def __call__(self, scope, receive, send):
-        publisher.attach(asyncio.get_running_loop())
-        return await self.application(scope, receive, send)
-
-
 def _events_named(events: list[dict]) -> str:
-    """'event 7', or 'events 7-106' for a batch (its seqs are consecutive)."""
+    """'event 7', or 'events 7-106' for several."""
     first, last = events[0]["seq"], events[-1]["seq"]
     return f"event {first}" if first == last else f"events {first}-{last}"

@@ -1,10 +1,8 @@
 """Retention and storage hygiene, for the operator commands `purge_detections`
 and `find_orphans`.
 
-Purging deletes through the ORM, one batch per transaction, so the post_delete
-receiver (signals.py) runs for every row: counters and the event log follow,
-the files go after commit, and every socket is told. Nothing here scans all of
-the detections table at once or holds it in memory.
+Purging deletes through `writes`, one batch per transaction. Nothing here
+scans all of the detections table at once or holds it in memory.
 """
 
 import posixpath
@@ -15,12 +13,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.core.files.storage import default_storage
-from django.db import router, transaction
 from django.db.models import Q
-from django.db.models.deletion import Collector
 from django.utils import timezone
 
-from . import counters
+from . import counters, writes
 from .models import Detection, Event, HourlyCount
 
 # The folders Detection's file fields upload to (models._snapshot_path, _thumbnail_path).
@@ -47,48 +43,17 @@ class PurgeReport:
     hourly_rows_pruned: int = 0
 
 
-def delete_in_batches(
-    queryset, *, batch_size: int = 500, progress: Callable[[int, int], None] | None = None
-) -> tuple[int, int]:
-    """Delete the detections of `queryset`, `batch_size` per transaction, oldest
-    first; returns (detections, files) deleted.
-
-    Each batch locks its rows before deleting them, so a row someone deletes at
-    the same moment is counted out once, not twice. The delete is what
-    Model.delete() does, for a batch: post_delete runs for each row (counters,
-    event row; after commit the files go and the `deletion` is published),
-    with the row's camera already loaded.
-    """
-    detections = files = 0
-    while True:
-        with transaction.atomic():
-            ids = list(
-                queryset.order_by("detected_at", "id").select_for_update().values_list("pk", flat=True)[:batch_size]
-            )
-            if not ids:
-                break
-            batch = list(Detection.objects.select_related("camera").filter(pk__in=ids))
-            collector = Collector(using=router.db_for_write(Detection))
-            collector.collect(batch)
-            deleted = collector.delete()[1].get(Detection._meta.label, 0)
-        if not deleted:
-            break  # nothing left that this queryset can delete
-        detections += deleted
-        files += sum(bool(d.image) + bool(d.thumbnail) for d in batch)
-        if progress:
-            progress(detections, files)
-    return detections, files
-
-
 def purge_detections(
     cutoff: datetime, *, batch_size: int = 500, progress: Callable[[int], None] | None = None
 ) -> PurgeReport:
-    """Delete every detection older than `cutoff` (see delete_in_batches), then
-    the empty hourly counters and the event log before it."""
+    """Delete every detection older than `cutoff` (`writes.detections_delete`:
+    counters, events and files follow, every socket is told), then the empty
+    hourly counters and the event log before it."""
     report = PurgeReport()
-    report.detections, report.files = delete_in_batches(
+    deleted = writes.detections_delete(
         expired(cutoff), batch_size=batch_size, progress=(lambda done, _: progress(done)) if progress else None
     )
+    report.detections, report.files = deleted.detections, deleted.files
     report.hourly_rows_pruned = prune_empty_hours(cutoff)
     report.events_pruned = prune_events(cutoff)
     return report

@@ -1,7 +1,7 @@
 """Validation of what edge units send, and the JSON shape of what we answer.
 
-No side effects here: the ingest serializer turns a request body into the
-keyword arguments of `ingest.detection_create`, nothing more.
+No side effects here: the ingest serializer turns a request body into a
+`writes.NewDetection`, nothing more.
 """
 
 from datetime import UTC, timedelta
@@ -12,7 +12,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from . import images
+from . import images, writes
 from .events import file_url, format_time
 from .models import Detection, VehicleType
 
@@ -44,8 +44,8 @@ class SnapshotField(serializers.Field):
     def to_internal_value(self, data):
         if isinstance(data, str):
             decode = lambda: images.decode_base64(data)  # noqa: E731
-        elif hasattr(data, "read"):  # a multipart file part
-            decode = lambda: (data.read(settings.MAX_IMAGE_BYTES + 1), None)  # noqa: E731
+        elif hasattr(data, "read"):  # a multipart file part, read from its start each time
+            decode = lambda: (_read_from_start(data), None)  # noqa: E731
         else:
             self.fail("invalid")
         try:
@@ -54,6 +54,11 @@ class SnapshotField(serializers.Field):
         except images.ImageRejected as rejected:
             # The code "image_too_large" makes the answer a 413 (errors.py).
             raise serializers.ValidationError(rejected.detail, code=rejected.code) from None
+
+
+def _read_from_start(upload) -> bytes:
+    upload.seek(0)
+    return upload.read(settings.MAX_IMAGE_BYTES + 1)
 
 
 class DetectionTimeField(serializers.DateTimeField):
@@ -131,20 +136,20 @@ class DetectionIngestSerializer(serializers.Serializer):
             alone.is_valid(raise_exception=True)
             return alone.validated_data
 
-    def ingest_arguments(self, camera, data: dict | None = None) -> dict:
-        """The validated body (or `data` from `validate_another`) as keyword
-        arguments of `ingest.detection_create`."""
+    def new_detection(self, camera, data: dict | None = None, *, idempotency_key: str = "") -> writes.NewDetection:
+        """The validated body (or `data` from `validate_another`) as a detection to store."""
         data = self.validated_data if data is None else data
-        return {
-            "camera": camera,
-            "tracking_id": data["id"],
-            "vehicle_type": data["vehicle_type"],
-            "detected_at": data["time"],
-            "image": data.get("vehicle_img"),
-            "confidence": data.get("confidence"),
-            "bbox": data.get("bbox"),
-            "plate": data["plate"],
-        }
+        return writes.NewDetection(
+            camera=camera,
+            tracking_id=data["id"],
+            vehicle_type=data["vehicle_type"],
+            detected_at=data["time"],
+            image=data.get("vehicle_img"),
+            confidence=data.get("confidence"),
+            bbox=data.get("bbox"),
+            plate=data["plate"],
+            idempotency_key=idempotency_key,
+        )
 
 
 def _resolve_aliases(data):

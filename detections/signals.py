@@ -1,30 +1,33 @@
-"""Adapters from model signals to events: every write path (API, admin, shell)
-passes here. The work lives in `events`; publishing waits for the commit, so a
-rolled-back transaction publishes nothing and deletes no file."""
+"""The post_save and post_delete receivers: publish each created or deleted
+detection's event once its transaction commits (a rollback publishes nothing).
+
+`writes` sends both signals for every row it inserts or deletes, handing over
+the row's event (and, for a new row, its thumbnail). A row the ORM saved or
+deleted directly (a shell, a data fix) comes without one: it is counted and
+logged by `writes` here, so that every path still reaches the sockets.
+"""
+
+from functools import partial
 
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
-from . import events, images
+from . import events, writes
 from .models import Detection
 
 
-def detection_saved(sender, instance: Detection, created: bool, raw: bool = False, **kwargs):
+def detection_saved(sender, instance: Detection, created: bool, raw: bool = False, event=None, thumbnail=None, **kwargs):
     if not created or raw:
         return
-    event = events.record_created(instance)
-    thumbnail = instance.thumbnail_bytes
-    if thumbnail is None:  # created outside the ingest path, e.g. in the admin
-        thumbnail = images.read_stored(instance.thumbnail.name)
-    transaction.on_commit(lambda: events.publish(event, thumbnail=thumbnail), robust=True)
+    if event is None:
+        event, thumbnail = writes.count_saved_elsewhere(instance)
+    transaction.on_commit(partial(events.publish, event, thumbnail=thumbnail), robust=True)
 
 
-def detection_deleted(sender, instance: Detection, **kwargs):
-    # The instance's pk is None by the time on_commit runs: capture what we need now.
-    event = events.record_deleted(instance, detection_id=instance.pk)
-    files = [instance.image.name, instance.thumbnail.name]
-    transaction.on_commit(lambda: images.delete_files(files), robust=True)
-    transaction.on_commit(lambda: events.publish(event), robust=True)
+def detection_deleted(sender, instance: Detection, event=None, **kwargs):
+    if event is None:
+        event = writes.count_deleted_elsewhere(instance)
+    transaction.on_commit(partial(events.publish, event), robust=True)
 
 
 def connect():

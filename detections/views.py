@@ -1,4 +1,4 @@
-"""Thin views: authenticate, validate, call `ingest` or `stats`, serialise."""
+"""Thin views: authenticate, validate, call `writes` (or the group commit) or `stats`, serialise."""
 
 import zoneinfo
 
@@ -9,12 +9,15 @@ from django.utils import timezone
 from django.views.static import serve
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import exceptions, mixins, serializers, status, viewsets
+from adrf import viewsets as async_viewsets
+from adrf.views import APIView as AsyncAPIView
+from rest_framework import exceptions, mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import batch, counters, ingest, metrics, stats
+from . import counters, metrics, stats, writes
+from .group_commit import group_commit
 from .auth import camera_for_device
 from .errors import error_response, validation_body
 from .filters import DetectionFilter
@@ -43,26 +46,33 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 )  # fmt: skip
 
 
-@metrics.INGEST_LATENCY.time()
-def ingest_response(request) -> Response:
-    """POST a detection (either path): 201 when stored, 200 when it already was."""
-    key = request.headers.get("Idempotency-Key", "")
-    if len(key) > MAX_IDEMPOTENCY_KEY_LENGTH or not key.isprintable():
-        return error_response(
-            400,
-            "invalid_idempotency_key",
-            f"Idempotency-Key must be printable and at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters.",
-        )
-    body = DetectionIngestSerializer(data=request.data)
-    body.is_valid(raise_exception=True)
-    camera = camera_for_device(request.user, body.requested_camera)
-    try:
-        result = ingest.detection_create(**body.ingest_arguments(camera), idempotency_key=key)
-    except ingest.IdempotencyConflict as conflict:
-        return error_response(422, "idempotency_key_reused", str(conflict))
+# Validates single POSTs: one instance, since a serializer deep-copies its
+# declared fields on every instantiation (see validate_another).
+_ingest_checker = DetectionIngestSerializer()
+
+
+async def ingest_response(request) -> Response:
+    """POST a detection (either path): 201 when stored, 200 when it already was.
+
+    Runs on the server's event loop, and waits for the group commit without
+    holding a request thread.
+    """
+    with metrics.INGEST_LATENCY.time():
+        key = request.headers.get("Idempotency-Key", "")
+        if len(key) > MAX_IDEMPOTENCY_KEY_LENGTH or not key.isprintable():
+            return error_response(
+                400,
+                "invalid_idempotency_key",
+                f"Idempotency-Key must be printable and at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters.",
+            )
+        data = _ingest_checker.validate_another(request.data)
+        camera = camera_for_device(request.user, data["camera"])
+        outcome = await group_commit.create(_ingest_checker.new_detection(camera, data, idempotency_key=key))
+    if isinstance(outcome, writes.IdempotencyConflict):
+        return error_response(422, "idempotency_key_reused", str(outcome))
     return Response(
-        DetectionSerializer(result.detection).data,
-        status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
+        DetectionSerializer(outcome.detection).data,
+        status=status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK,
     )
 
 
@@ -102,20 +112,20 @@ BATCH_RESULT = inline_serializer(
 
 def batch_results(device, items: list) -> list[dict]:
     """What became of each item of a batch: the invalid ones are errors, the
-    valid ones are stored together (`batch.create_many`)."""
+    valid ones are stored together (`writes.detections_create`)."""
     checker = DetectionIngestSerializer()
     results: list[dict | None] = []
     valid: dict[int, dict] = {}  # index -> ingest arguments
     for index, item in enumerate(items):
         try:
             data = checker.validate_another(item)
-            valid[index] = checker.ingest_arguments(camera_for_device(device, data["camera"]), data)
+            valid[index] = checker.new_detection(camera_for_device(device, data["camera"]), data)
             results.append(None)
         except exceptions.ValidationError as invalid:
             results.append({"index": index, "status": "error", **validation_body(invalid.detail)})
         except exceptions.PermissionDenied as denied:
             results.append({"index": index, "status": "error", "error": denied.default_code, "detail": str(denied.detail), "field": "camera"})
-    for index, stored in zip(valid, batch.create_many(list(valid.values()))):
+    for index, stored in zip(valid, writes.detections_create(list(valid.values()))):
         results[index] = {"index": index, "status": "created" if stored.created else "duplicate", "id": stored.detection.pk}
     return results
 
@@ -123,11 +133,14 @@ def batch_results(device, items: list) -> list[dict]:
 class DetectionViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
-    mixins.CreateModelMixin,
     mixins.DestroyModelMixin,
-    viewsets.GenericViewSet,
+    async_viewsets.GenericViewSet,
 ):
-    """/api/detections/: list (filtered, cursor-paginated), retrieve, create, destroy."""
+    """/api/detections/: list (filtered, cursor-paginated), retrieve, create, destroy.
+
+    An async DRF viewset (adrf): `create` runs on the event loop and awaits the
+    group commit; the other actions are sync and run on the request threads.
+    """
 
     # prefetch, not select_related: see stats.recent_logs (no join, no filesort).
     queryset = Detection.objects.prefetch_related("camera")
@@ -142,11 +155,11 @@ class DetectionViewSet(
         return [CanView()]
 
     @extend_schema(request=DetectionIngestSerializer, responses=INGEST_RESPONSES, parameters=[IDEMPOTENCY_HEADER])
-    def create(self, request, *args, **kwargs):
-        return ingest_response(request)
+    async def create(self, request, *args, **kwargs):
+        return await ingest_response(request)
 
     def perform_destroy(self, instance):
-        ingest.detection_delete(detection=instance)
+        writes.detection_delete(detection=instance)
 
     @extend_schema(
         request=inline_serializer("Batch", {"detections": DetectionIngestSerializer(many=True)}),
@@ -167,14 +180,14 @@ class DetectionViewSet(
         return Response({**summary, "results": results})
 
 
-class LegacyDetectView(APIView):
+class LegacyDetectView(AsyncAPIView):
     """POST /api/detect: the path units in the field use."""
 
     permission_classes = [IsDevice]
 
     @extend_schema(request=DetectionIngestSerializer, responses=INGEST_RESPONSES, parameters=[IDEMPOTENCY_HEADER])
-    def post(self, request):
-        return ingest_response(request)
+    async def post(self, request):
+        return await ingest_response(request)
 
 
 class LegacyDeleteView(APIView):
@@ -192,7 +205,7 @@ class LegacyDeleteView(APIView):
     )
     def delete(self, request, pk: int):
         detection = get_object_or_404(Detection.objects.select_related("camera"), pk=pk)
-        new_count = ingest.detection_delete(detection=detection)
+        new_count = writes.detection_delete(detection=detection)
         return Response({"message": f"Detection {pk} deleted.", "new_count": new_count})
 
 

@@ -1,29 +1,72 @@
-"""The one place that creates and deletes detections (with `batch`, its bulk twin).
+"""Every change to detections: create one, create many, delete one, delete many.
 
-Views validate, call these functions, and serialise what they return. The
-counters and the event row are written by the signal receivers inside the same
-transaction (see `signals.py`).
+Views, the admin, the group commit and the operator commands call these
+functions; nothing else writes detections. Each reads top to bottom in the
+order the work happens:
+
+    files -> rows -> counters -> event rows -> (commit) -> publish
+
+Publishing is the job of the post_save / post_delete signal receivers
+(`signals.py`). Bulk statements send no signals, so this module sends them
+itself, once per row it inserts or deletes, and hands the receiver that row's
+event and thumbnail as arguments of the signal.
 """
 
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.core.files.base import ContentFile
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, router, transaction
+from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
-from . import counters, images, metrics
-from .models import Camera, Detection, IdempotencyKey
+from . import counters, events, images, metrics
+from .models import Camera, Detection, Event, IdempotencyKey
 
 # A camera's last_seen_at is written at most this often, not on every detection.
 LAST_SEEN_RESOLUTION = timedelta(seconds=30)
 
+# What the unique constraint says makes two detections the same.
+Key = tuple[int, str, datetime]
 
-class IdempotencyConflict(Exception):
-    """The Idempotency-Key was used before for a different detection."""
+
+@dataclass(frozen=True)
+class NewDetection:
+    """A validated detection, not stored yet (what the ingest serializer makes)."""
+
+    camera: Camera
+    tracking_id: str
+    vehicle_type: str
+    detected_at: datetime
+    image: images.VerifiedImage | None = None
+    confidence: float | None = None
+    bbox: list | None = None
+    plate: str = ""
+    idempotency_key: str = ""
+
+    @property
+    def key(self) -> Key:
+        return self.camera.pk, self.tracking_id, self.detected_at
+
+    def request_hash(self) -> str:
+        """What makes two requests 'the same detection', whatever their JSON spelling."""
+        canonical = json.dumps(
+            [
+                self.camera.pk,
+                self.tracking_id,
+                self.vehicle_type,
+                self.detected_at.isoformat(),
+                hashlib.sha256(self.image.data).hexdigest() if self.image else None,
+                self.confidence,
+                self.bbox,
+                self.plate,
+            ]
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -32,129 +75,288 @@ class IngestResult:
     created: bool  # False: the same detection was stored before (a retry)
 
 
-def touch_camera(camera: Camera):
-    """Keep the camera's last_seen_at fresh, without a write per detection."""
-    now = timezone.now()
-    if camera.last_seen_at is None or now - camera.last_seen_at > LAST_SEEN_RESOLUTION:
-        Camera.objects.filter(pk=camera.pk).update(last_seen_at=now)
-        camera.last_seen_at = now
+class IdempotencyConflict(Exception):
+    """The Idempotency-Key was used before for a different detection."""
 
 
-def detection_create(
-    *,
-    camera: Camera,
-    tracking_id: str,
-    vehicle_type: str,
-    detected_at: datetime,
-    image: images.VerifiedImage | None = None,
-    confidence: float | None = None,
-    bbox: list | None = None,
-    plate: str = "",
-    idempotency_key: str = "",
-) -> IngestResult:
-    """Store one detection with its snapshot, or return the one already stored.
+# What became of one NewDetection.
+Outcome = IngestResult | IdempotencyConflict
 
-    "Already stored" means the same camera, tracking id and time (a unique
-    constraint, so parallel retries store one row), or the same idempotency key.
-    The files are written before the row and removed again if the row is not
-    stored, so no path leaves an orphan file or a row without its file.
+
+# --- Create ------------------------------------------------------------------------------
+
+
+def detection_create(**fields) -> IngestResult:
+    """Store one detection (the fields of NewDetection), or return the one
+    already stored; raises IdempotencyConflict."""
+    (outcome,) = detections_create([NewDetection(**fields)])
+    if isinstance(outcome, IdempotencyConflict):
+        raise outcome
+    return outcome
+
+
+def detections_create(items: list[NewDetection]) -> list[Outcome]:
+    """Store detections in one transaction; an outcome per item, in order.
+
+    A detection already stored (same camera, tracking id and time, or the same
+    idempotency key) is answered with the stored row; the same detection twice
+    in `items` is stored once. The cost is a fixed number of queries whatever
+    the number of items: one to find what is stored, one insert for the rows,
+    one upsert per counter table, one block of seqs, one insert for the events.
+    The files are written before the rows and removed again if the rows are
+    not stored, so no path leaves an orphan file or a row without its file.
     """
-    request_hash = ""
-    if idempotency_key:
-        request_hash = _request_hash(
-            camera.pk, tracking_id, vehicle_type, detected_at, image, confidence, bbox, plate
-        )
-        replayed = _replay_idempotent(idempotency_key, request_hash)
-        if replayed:
-            return replayed
-    touch_camera(camera)
-    detection = Detection(
-        camera=camera,
-        tracking_id=tracking_id,
-        vehicle_type=vehicle_type,
-        detected_at=detected_at,
-        confidence=confidence,
-        bbox=bbox,
-        plate=plate,
-    )
+    if not items:
+        return []
+    _touch_cameras({item.camera.pk: item.camera for item in items}.values())
+    outcomes, first_of = _sort_out(items)
+    if not first_of:
+        return outcomes
+    new = [items[index] for index in first_of.values()]
+    rows = [_unsaved(item) for item in new]
     try:
-        write_snapshot(detection, image)
+        thumbnails = [_write_files(row, item.image) for row, item in zip(rows, new)]
         # durable: the commit happens here, never in a caller's transaction that
         # could still roll back after the files were kept.
         with transaction.atomic(durable=True):
-            detection.save()
-            if idempotency_key:
-                IdempotencyKey.objects.create(key=idempotency_key, request_hash=request_hash, detection=detection)
+            _insert(rows)
+            IdempotencyKey.objects.bulk_create(
+                IdempotencyKey(key=item.idempotency_key, request_hash=item.request_hash(), detection=row)
+                for row, item in zip(rows, new)
+                if item.idempotency_key
+            )
+            positions = counters.count_changes(rows, delta=1)
+            written = Event.objects.bulk_create(
+                events.event_row(events.new_detection_payload(row, position), row)
+                for row, position in zip(rows, positions)
+            )
+            for row, event, thumbnail in zip(rows, written, thumbnails):
+                _send_post_save(row, event, thumbnail)
     except IntegrityError:
-        delete_snapshot(detection)
-        # A parallel request stored it first: answer with what it stored.
-        replayed = idempotency_key and _replay_idempotent(idempotency_key, request_hash)
-        if replayed:
-            return replayed
-        existing = _find_stored(camera, tracking_id, detected_at)
-        if existing is None:
+        _delete_files(rows)
+        if len(items) > 1:
+            # A parallel request stored one of these first, or the database holds
+            # as equal two keys that differ here: item by item, each is answered exactly.
+            return [outcome for item in items for outcome in detections_create([item])]
+        # The race is lost: the other request's row is there to answer with.
+        outcomes, first_of = _sort_out(items)
+        if first_of:
             raise
-        return IngestResult(existing, created=False)
+        return outcomes
     except BaseException:
-        delete_snapshot(detection)
+        _delete_files(rows)
         raise
-    metrics.detection_ingested(camera.name, vehicle_type)
-    return IngestResult(detection, created=True)
+    row_of = dict(zip(first_of, rows))
+    for index, item in enumerate(items):
+        if outcomes[index] is None:
+            outcomes[index] = IngestResult(row_of[item.key], created=first_of[item.key] == index)
+    for row in rows:
+        metrics.detection_ingested(row.camera.name, row.vehicle_type)
+    return outcomes
 
 
-def write_snapshot(detection: Detection, image: images.VerifiedImage | None):
-    """Store the snapshot and its thumbnail for a detection not saved yet (files
-    first: a row never points at a file that is not there)."""
+def _sort_out(items: list[NewDetection]) -> tuple[list[Outcome | None], dict[Key, int]]:
+    """What is already decided for each item (stored before, a conflict), and
+    which to insert: for each key not stored yet, the index of its first item.
+    An item left None is answered with the row of its key once inserted."""
+    with_keys = [item.idempotency_key for item in items if item.idempotency_key]
+    known_keys = {}
+    if with_keys:
+        known_keys = {
+            stored.key: stored
+            for stored in IdempotencyKey.objects.select_related("detection__camera").filter(key__in=with_keys)
+        }
+    stored = _stored_by_key([item.key for item in items])
+    outcomes: list[Outcome | None] = []
+    first_of: dict[Key, int] = {}
+    hashes_seen: dict[str, str] = {}  # idempotency key -> request hash, within `items`
+    for index, item in enumerate(items):
+        if item.idempotency_key:
+            request_hash = item.request_hash()
+            earlier = known_keys.get(item.idempotency_key)
+            if earlier is not None:
+                outcomes.append(_replay(earlier.request_hash, request_hash, item, earlier.detection))
+                continue
+            if hashes_seen.setdefault(item.idempotency_key, request_hash) != request_hash:
+                outcomes.append(_conflict(item))
+                continue
+        if item.key in stored:
+            outcomes.append(IngestResult(stored[item.key], created=False))
+        else:
+            first_of.setdefault(item.key, index)  # the same detection twice: the first is stored
+            outcomes.append(None)
+    return outcomes, first_of
+
+
+def _replay(stored_hash: str, request_hash: str, item: NewDetection, detection: Detection) -> Outcome:
+    if stored_hash != request_hash:
+        return _conflict(item)
+    return IngestResult(detection, created=False)
+
+
+def _conflict(item: NewDetection) -> IdempotencyConflict:
+    return IdempotencyConflict(f"Idempotency-Key {item.idempotency_key!r} was used before with a different detection.")
+
+
+def _touch_cameras(cameras):
+    """Keep each camera's last_seen_at fresh, without a write per detection."""
+    now = timezone.now()
+    for camera in cameras:
+        if camera.last_seen_at is None or now - camera.last_seen_at > LAST_SEEN_RESOLUTION:
+            Camera.objects.filter(pk=camera.pk).update(last_seen_at=now)
+            camera.last_seen_at = now
+
+
+def _unsaved(item: NewDetection) -> Detection:
+    return Detection(
+        camera=item.camera,
+        tracking_id=item.tracking_id,
+        vehicle_type=item.vehicle_type,
+        detected_at=item.detected_at,
+        confidence=item.confidence,
+        bbox=item.bbox,
+        plate=item.plate,
+    )
+
+
+def _write_files(detection: Detection, image: images.VerifiedImage | None) -> bytes | None:
+    """Store the snapshot and its thumbnail for a row not saved yet; the thumbnail's bytes."""
     if image is None:
-        return
+        return None
     stem = uuid.uuid4().hex
     detection.image.save(f"{stem}.{image.extension}", ContentFile(image.data), save=False)
     detection.thumbnail.save(f"{stem}.jpg", ContentFile(image.thumbnail), save=False)
-    # Kept for the event, which carries the thumbnail inline.
-    detection.thumbnail_bytes = image.thumbnail
+    return image.thumbnail
 
 
-def delete_snapshot(detection: Detection):
-    """Remove what `write_snapshot` stored, for a row that was not stored."""
-    images.delete_files([detection.image.name, detection.thumbnail.name])
+def _delete_files(detections: list[Detection]):
+    """Remove what `_write_files` stored, for rows that were not stored."""
+    images.delete_files(name for d in detections for name in (d.image.name, d.thumbnail.name))
 
 
-def _replay_idempotent(key: str, request_hash: str) -> IngestResult | None:
-    stored = IdempotencyKey.objects.select_related("detection__camera").filter(key=key).first()
-    if stored is None:
-        return None
-    if stored.request_hash != request_hash:
-        raise IdempotencyConflict(f"Idempotency-Key {key!r} was used before with a different detection.")
-    return IngestResult(stored.detection, created=False)
-
-
-def _request_hash(camera_id, tracking_id, vehicle_type, detected_at, image, confidence, bbox, plate) -> str:
-    """What makes two requests 'the same detection', whatever their JSON spelling."""
-    canonical = json.dumps(
-        [
-            camera_id,
-            tracking_id,
-            vehicle_type,
-            detected_at.isoformat(),
-            hashlib.sha256(image.data).hexdigest() if image else None,
-            confidence,
-            bbox,
-            plate,
-        ]
+def _stored_by_key(keys: list[Key]) -> dict[Key, Detection]:
+    """The stored detections with any of `keys`, in one query on the unique index
+    (cameras x tracking ids within the keys' time span, matched exactly here)."""
+    wanted = set(keys)
+    times = [detected_at for _, _, detected_at in wanted]
+    candidates = Detection.objects.select_related("camera").filter(
+        camera_id__in={camera_id for camera_id, _, _ in wanted},
+        tracking_id__in={tracking_id for _, tracking_id, _ in wanted},
+        detected_at__range=(min(times), max(times)),
     )
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return {key: detection for detection in candidates if (key := _key(detection)) in wanted}
 
 
-def _find_stored(camera: Camera, tracking_id: str, detected_at: datetime) -> Detection | None:
-    return (
-        Detection.objects.select_related("camera")
-        .filter(camera=camera, tracking_id=tracking_id, detected_at=detected_at)
-        .first()
+def _key(detection: Detection) -> Key:
+    return detection.camera_id, detection.tracking_id, detection.detected_at
+
+
+def _insert(rows: list[Detection]):
+    Detection.objects.bulk_create(rows)
+    if any(row.pk is None for row in rows):
+        # MySQL does not say which ids it gave (MariaDB >= 10.5, SQLite and
+        # PostgreSQL do): read them back by the unique key, still in one query.
+        ids = {key: stored.pk for key, stored in _stored_by_key([_key(row) for row in rows]).items()}
+        for row in rows:
+            row.pk = ids[_key(row)]
+    for row in rows:
+        row._state.adding = False
+        row._state.db = router.db_for_write(Detection)
+
+
+def _send_post_save(row: Detection, event: Event, thumbnail: bytes | None):
+    post_save.send(
+        sender=Detection,
+        instance=row,
+        created=True,
+        raw=False,
+        using=row._state.db,
+        update_fields=None,
+        event=event,
+        thumbnail=thumbnail,
     )
+
+
+# --- Delete ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Deleted:
+    detections: int
+    files: int
+    count: int  # detections stored after the last deletion
 
 
 def detection_delete(*, detection: Detection) -> int:
     """Delete one detection (its files go after commit); returns the count left."""
+    return detections_delete(Detection.objects.filter(pk=detection.pk)).count
+
+
+def detections_delete(
+    queryset, *, batch_size: int = 500, progress: Callable[[int, int], None] | None = None
+) -> Deleted:
+    """Delete the detections of `queryset`, `batch_size` per transaction, oldest
+    first. `progress(detections, files)` is called after each batch.
+
+    Each batch locks its rows before reading them, so a row someone deletes at
+    the same moment is counted out once, not twice.
+    """
+    detections = files = 0
+    while True:
+        with transaction.atomic():
+            ids = list(
+                queryset.order_by("detected_at", "id").select_for_update().values_list("pk", flat=True)[:batch_size]
+            )
+            rows = list(Detection.objects.select_related("camera").filter(pk__in=ids).order_by("detected_at", "id"))
+            if not rows:
+                break
+            names = [name for row in rows for name in (row.image.name, row.thumbnail.name) if name]
+            IdempotencyKey.objects.filter(detection_id__in=ids).delete()
+            _delete_rows(ids)
+            positions = counters.count_changes(rows, delta=-1)
+            written = Event.objects.bulk_create(
+                events.event_row(events.deletion_payload(row, position), row)
+                for row, position in zip(rows, positions)
+            )
+            for row, event in zip(rows, written):
+                post_delete.send(sender=Detection, instance=row, using=row._state.db, origin=row, event=event)
+            transaction.on_commit(lambda names=names: images.delete_files(names), robust=True)
+        detections += len(rows)
+        files += len(names)
+        if progress:
+            progress(detections, files)
+        if len(rows) < batch_size:
+            break
+    return Deleted(detections=detections, files=files, count=counters.current_position().count)
+
+
+def _delete_rows(ids: list[int]):
+    # A plain DELETE: Django's own (QuerySet.delete) would send post_delete a
+    # second time, without the events.
+    table = connection.ops.quote_name(Detection._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {table} WHERE id IN ({', '.join(['%s'] * len(ids))})", ids)
+
+
+# --- Rows the ORM changed directly --------------------------------------------------------
+
+
+def count_saved_elsewhere(detection: Detection) -> tuple[Event, bytes | None]:
+    """Count and log a detection that was saved by the ORM directly (a shell, a
+    data fix), not through this module; its event and thumbnail."""
     with transaction.atomic():
-        detection.delete()
-        return counters.current_position().count
+        (position,) = counters.count_changes([detection], delta=1)
+        event = events.event_row(events.new_detection_payload(detection, position), detection)
+        event.save(force_insert=True)
+    return event, images.read_stored(detection.thumbnail.name)
+
+
+def count_deleted_elsewhere(detection: Detection) -> Event:
+    """Count out and log a detection that the ORM deleted directly (inside
+    Django's delete transaction); its files go after commit."""
+    (position,) = counters.count_changes([detection], delta=-1)
+    event = events.event_row(events.deletion_payload(detection, position), detection)
+    event.save(force_insert=True)
+    names = [detection.image.name, detection.thumbnail.name]
+    transaction.on_commit(lambda: images.delete_files(names), robust=True)
+    return event

@@ -27,7 +27,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from PIL import Image
 
-from detections import events
+from detections import publisher
 from detections.simulator import make_detection
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,6 +49,8 @@ def _test_settings(settings):
     """Rate limits are tested where they are the subject (test_auth.py) and set
     there; elsewhere a test may post as fast as it likes. Passwords hash fast."""
     settings.DEVICE_RATE_LIMIT = "1000000/s"
+    # A key revoked in a test is refused at once here; the delay has tests of its own.
+    settings.DEVICE_KEY_CACHE_SECONDS = 0
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
@@ -110,7 +112,7 @@ def store_detection(
 ):
     """A detection stored the way the API stores it, snapshot and thumbnail on disk."""
     from detections import images
-    from detections.ingest import detection_create
+    from detections.writes import detection_create
     from detections.models import Camera
 
     return detection_create(
@@ -228,7 +230,7 @@ class FeedListener:
     def __init__(self):
         self.layer = get_channel_layer()
         self.channel = async_to_sync(self.layer.new_channel)()
-        async_to_sync(self.layer.group_add)(events.FEED_GROUP, self.channel)
+        async_to_sync(self.layer.group_add)(publisher.FEED_GROUP, self.channel)
         self.pending: list[dict] = []  # events of a channel-layer message not yet returned
 
     def receive(self, timeout=5.0) -> dict:
@@ -244,7 +246,7 @@ class FeedListener:
         return json.loads(self.pending.pop(0)["text"])
 
     def close(self):
-        async_to_sync(self.layer.group_discard)(events.FEED_GROUP, self.channel)
+        async_to_sync(self.layer.group_discard)(publisher.FEED_GROUP, self.channel)
 
 
 @pytest.fixture

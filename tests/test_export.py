@@ -15,7 +15,7 @@ from django.http import StreamingHttpResponse
 from django.test import AsyncClient
 
 from detections import exports, images
-from detections.ingest import detection_create
+from detections.writes import detection_create
 from detections.models import Camera, Detection
 
 pytestmark = pytest.mark.django_db

@@ -36,7 +36,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from conftest import CAMERAS, b64, detection_body, image_bytes, stored_files
-from detections import ingest
+from detections import writes
 from detections.models import Camera, Detection, Event, IdempotencyKey
 from detections.serializers import VEHICLE_TYPES
 
@@ -937,7 +937,7 @@ def traffic(cameras):
     """A few stored detections, so that filters and cursors have something to page through."""
     base = datetime(2026, 11, 20, 8, tzinfo=UTC)
     for n in range(6):
-        ingest.detection_create(
+        writes.detection_create(
             camera=cameras[CAMERAS[n % len(CAMERAS)]],
             tracking_id=f"trk-{n}",
             vehicle_type=VEHICLE_TYPES[n % len(VEHICLE_TYPES)],

@@ -16,7 +16,7 @@ from django.utils import timezone
 from PIL import Image
 from prometheus_client import REGISTRY
 
-from detections import batch, counters
+from detections import counters, writes
 from detections.auth import issue_device_key, revoke_device_keys
 from detections.models import CameraTypeTotal, Detection, DeviceKey, Event, HourlyCount
 from detections.serializers import VEHICLE_TYPES, DetectionSerializer
@@ -622,7 +622,14 @@ def test_a_batch_that_fails_in_its_transaction_leaves_no_row_no_event_no_file_an
 def test_a_batch_that_loses_a_race_for_a_key_answers_each_item_through_the_single_path(device_client, _media_root, monkeypatch):
     # A parallel request stores "trk-raced" after this batch looked for stored keys.
     raced = store_detection("trk-raced")
-    monkeypatch.setattr(batch, "_stored_by_key", lambda keys: {})
+    look_up = writes._stored_by_key
+    lookups = []
+
+    def missing_the_race(keys):
+        lookups.append(keys)
+        return {} if len(lookups) == 1 else look_up(keys)
+
+    monkeypatch.setattr(writes, "_stored_by_key", missing_the_race)
     items = [detection_body(id="trk-1"), detection_body(id="trk-raced"), detection_body(id="trk-2")]
 
     answer = post_batch(device_client, items)
@@ -698,8 +705,8 @@ def test_a_single_ingest_makes_a_fixed_few_queries(device_client, django_assert_
     """None grows with the table: no COUNT(*), no scan. The key's last use and the
     camera's last seen are written at most every 30 s, so the warm-up takes them."""
     assert device_client.post("/api/detect", detection_body(id="warm-up"), format="json").status_code == 201
-    # The key with its cameras (one join); savepoint (the test's transaction;
-    # BEGIN in production); the row; two counter upserts; the feed row (update,
-    # read); the event; release (COMMIT).
-    with django_assert_num_queries(9):
+    # The key with its cameras (one join); the stored detection with that key;
+    # savepoint (the test's transaction; BEGIN in production); the row; two
+    # counter upserts; the feed row (update, read); the event; release (COMMIT).
+    with django_assert_num_queries(10):
         assert device_client.post("/api/detect", detection_body(id="pinned"), format="json").status_code == 201

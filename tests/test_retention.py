@@ -17,7 +17,7 @@ from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from detections import counters, images, signals
-from detections.ingest import detection_create
+from detections.writes import detection_create
 from detections.models import Camera, CameraTypeTotal, Detection, Event, HourlyCount
 
 pytestmark = pytest.mark.django_db

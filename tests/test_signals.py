@@ -10,7 +10,7 @@ from conftest import MOMENT, store_detection, stored_files
 from django.db import transaction
 
 from detections import counters
-from detections.ingest import detection_delete
+from detections.writes import detection_delete
 from detections.publisher import publisher
 from detections.models import Camera, CameraTypeTotal, Detection, Event, HourlyCount
 

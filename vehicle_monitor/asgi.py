@@ -1,8 +1,10 @@
 """ASGI entry point: HTTP to Django, WebSocket to the detection feed.
 
-Run with `daphne vehicle_monitor.asgi:application`.
+docker-compose.yml's `web` service runs it in production; `daphne` and
+`manage.py runserver` serve it too.
 """
 
+import asyncio
 import os
 
 from django.core.asgi import get_asgi_application
@@ -20,20 +22,53 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
+from vehicle_monitor.device_requests import DeviceRequestHandler, is_device_api_request  # noqa: E402
 from vehicle_monitor.http_threads import RequestThreadPool  # noqa: E402
 
 from detections.auth import SocketOriginValidator, SocketTokenAuthMiddleware  # noqa: E402
-from detections.publisher import PublisherMiddleware  # noqa: E402
+from detections.group_commit import group_commit  # noqa: E402
+from detections.publisher import publisher  # noqa: E402
 from detections.routing import websocket_urlpatterns  # noqa: E402
 
-# PublisherMiddleware: events are sent from this loop, not from request threads.
-application = PublisherMiddleware(
+
+class ServerLoop:
+    """Lends the server's event loop to what works from it: the publisher sends
+    events from it, the group commit gathers requests on it."""
+
+    def __init__(self, application):
+        self.application = application
+
+    async def __call__(self, scope, receive, send):
+        loop = asyncio.get_running_loop()
+        publisher.attach(loop)
+        group_commit.attach(loop)
+        return await self.application(scope, receive, send)
+
+
+class HttpRouter:
+    """Edge units' API requests to a lean Django handler, everything else to the full one."""
+
+    def __init__(self, device_application, application):
+        self.device_application, self.application = device_application, application
+
+    async def __call__(self, scope, receive, send):
+        chosen = self.device_application if is_device_api_request(scope) else self.application
+        return await chosen(scope, receive, send)
+
+
+application = ServerLoop(
     ProtocolTypeRouter(
         {
-            # Static files (the admin's, the dashboard's) come from the app folders, so
-            # the service works with no collectstatic and no proxy in front. Requests
-            # run on long-lived threads, each keeping its database connection.
-            "http": RequestThreadPool(ASGIStaticFilesHandler(django_http_application), settings.HTTP_THREADS),
+            # Requests run on long-lived threads, each keeping its database connection.
+            "http": RequestThreadPool(
+                HttpRouter(
+                    DeviceRequestHandler(),
+                    # Static files (the admin's, the dashboard's) come from the app folders,
+                    # so the service works with no collectstatic and no proxy in front.
+                    ASGIStaticFilesHandler(django_http_application),
+                ),
+                settings.HTTP_THREADS,
+            ),
             # Origin first (a browser on another site is turned away at the handshake),
             # then who is asking: the session cookie, else a viewer token.
             "websocket": SocketOriginValidator(

@@ -189,6 +189,11 @@ THUMBNAIL_QUALITY = 70
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BYTES", default=max(32 * 1024 * 1024, MAX_IMAGE_BYTES * 4 // 3 + 65536))
 # Most detections in one POST /api/detections/batch/.
 BATCH_MAX_ITEMS = env.int("BATCH_MAX_ITEMS", default=500)
+# Group commit (detections/group_commit.py): how long an idle writer waits for
+# more single POSTs to share a transaction (0: each POST commits alone), and the
+# most detections in one group.
+INGEST_GROUP_LINGER_MS = env.float("INGEST_GROUP_LINGER_MS", default=2.0)
+INGEST_GROUP_MAX = BATCH_MAX_ITEMS
 # Detection times before this year, or this far in the future, are refused as a
 # camera with a broken clock.
 DETECTION_TIME_MIN_YEAR = 2000
@@ -247,6 +252,9 @@ SPECTACULAR_SETTINGS = {
 
 # Anyone may read the feed, the list and the stats (never write or delete).
 PUBLIC_FEED = env.bool("PUBLIC_FEED", default=False)
+# How long a process trusts a device key it has checked before it looks again:
+# a key revoked by staff is refused everywhere within this many seconds.
+DEVICE_KEY_CACHE_SECONDS = env.float("DEVICE_KEY_CACHE_SECONDS", default=5.0)
 # Requests per device key: N/s, N/m or N/h, counted across processes in the cache.
 DEVICE_RATE_LIMIT = env.str("DEVICE_RATE_LIMIT", default="50/s")
 # Client -> server socket messages: largest size, and how many a minute before
