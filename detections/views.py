@@ -46,9 +46,11 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 )  # fmt: skip
 
 
-# Validates single POSTs: one instance, since a serializer deep-copies its
-# declared fields on every instantiation (see validate_another).
+# One instance of each for single POSTs: a serializer builds its fields anew on
+# every instantiation (a deep copy, and the model's introspection for a
+# ModelSerializer), a large part of answering one detection.
 _ingest_checker = DetectionIngestSerializer()
+_stored_detection = DetectionSerializer()
 
 
 async def ingest_response(request) -> Response:
@@ -71,7 +73,7 @@ async def ingest_response(request) -> Response:
     if isinstance(outcome, writes.IdempotencyConflict):
         return error_response(422, "idempotency_key_reused", str(outcome))
     return Response(
-        DetectionSerializer(outcome.detection).data,
+        _stored_detection.to_representation(outcome.detection),
         status=status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK,
     )
 
