@@ -12,6 +12,7 @@ same string.
 
 import asyncio
 import logging
+import time
 
 from channels.layers import get_channel_layer
 
@@ -27,6 +28,13 @@ logger = logging.getLogger(__name__)
 REJOIN_SECONDS = 30
 # After a channel-layer error (Redis down), wait this long before receiving again.
 RETRY_SECONDS = 1
+# Back-pressure: while most of this process's sockets have more than this many
+# live events waiting, the loop is not keeping up with what it accepts, and the
+# group commit holds the next group back, for at most BACKLOG_WAIT_SECONDS (a
+# crowd of clients that stopped reading must not stop ingest).
+BACKLOG_EVENTS = 20
+BACKLOG_WAIT_SECONDS = 0.25
+BACKLOG_POLL_SECONDS = 0.005
 
 
 class FeedBroadcaster:
@@ -52,6 +60,17 @@ class FeedBroadcaster:
 
     def leave(self, socket):
         self.sockets.discard(socket)
+
+    def behind(self) -> bool:
+        """Most local sockets have live events waiting to be sent."""
+        lagging = sum(1 for socket in self.sockets if socket.backlog() > BACKLOG_EVENTS)
+        return lagging * 2 > len(self.sockets)
+
+    async def wait_until_sockets_keep_up(self):
+        """Return once the sockets are not behind, or after BACKLOG_WAIT_SECONDS."""
+        deadline = time.monotonic() + BACKLOG_WAIT_SECONDS
+        while self.sockets and self.behind() and time.monotonic() < deadline:
+            await asyncio.sleep(BACKLOG_POLL_SECONDS)
 
     async def _subscribe(self):
         self.layer = get_channel_layer()

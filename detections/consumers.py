@@ -178,6 +178,10 @@ class DetectionFeedConsumer(AsyncWebsocketConsumer):
         except asyncio.QueueFull:
             pass  # the client is not reading; the next event it gets reveals the gap
 
+    def backlog(self) -> int:
+        """Live events waiting to be sent to this socket."""
+        return self.inbox.qsize()
+
     async def send_live_events(self):
         while True:
             message = await self.inbox.get()

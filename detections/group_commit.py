@@ -24,6 +24,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from . import metrics, writes
+from .broadcast import broadcaster
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,9 @@ class GroupCommit:
             if linger > 0:
                 await asyncio.sleep(linger)
             while self.waiting:
+                # Delivery must not fall behind ingest for good: accept no more
+                # while the sockets are behind (bounded; see broadcast.py).
+                await broadcaster.wait_until_sockets_keep_up()
                 group, self.waiting = self.waiting[:largest], self.waiting[largest:]
                 await self._write(group)
         finally:
