@@ -18,6 +18,7 @@ from channels.middleware import BaseMiddleware
 from channels.security.websocket import OriginValidator
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+from django.db import InterfaceError, OperationalError, connection
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication, get_authorization_header
@@ -114,11 +115,14 @@ _checked_keys: dict[str, tuple[float, "Device"]] = {}
 
 
 def _device_for(key_hash: str) -> "Device":
-    bindings = list(
-        DeviceKey.cameras.through.objects.select_related("devicekey", "camera").filter(
-            devicekey__key_hash=key_hash, devicekey__revoked_at__isnull=True
-        )
-    )
+    try:
+        bindings = _bindings(key_hash)
+    except (OperationalError, InterfaceError):
+        # Device requests skip request_started, whose receiver drops a broken
+        # connection (vehicle_monitor/device_requests.py): after a database
+        # restart, reconnect here, once.
+        connection.close()
+        bindings = _bindings(key_hash)
     if not bindings:
         _checked_keys.pop(key_hash, None)
         raise exceptions.AuthenticationFailed("Invalid or revoked device key.")
@@ -127,6 +131,15 @@ def _device_for(key_hash: str) -> "Device":
     if key.last_used_at is None or now - key.last_used_at > LAST_USE_RESOLUTION:
         DeviceKey.objects.filter(pk=key.pk).update(last_used_at=now)
     return Device(key_id=key.pk, key_prefix=key.prefix, cameras={b.camera.name: b.camera for b in bindings})
+
+
+def _bindings(key_hash: str) -> list:
+    """The key's camera bindings, each with its key and camera (one join)."""
+    return list(
+        DeviceKey.cameras.through.objects.select_related("devicekey", "camera").filter(
+            devicekey__key_hash=key_hash, devicekey__revoked_at__isnull=True
+        )
+    )
 
 
 class ViewerTokenAuthentication(TokenAuthentication):

@@ -3,7 +3,7 @@
 import zoneinfo
 
 from django.conf import settings
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.views.static import serve
@@ -13,6 +13,7 @@ from adrf import viewsets as async_viewsets
 from adrf.views import APIView as AsyncAPIView
 from rest_framework import exceptions, mixins, serializers, status
 from rest_framework.decorators import action
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -51,6 +52,7 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 # ModelSerializer), a large part of answering one detection.
 _ingest_checker = DetectionIngestSerializer()
 _stored_detection = DetectionSerializer()
+_json = JSONRenderer()
 
 
 async def ingest_response(request) -> Response:
@@ -72,9 +74,11 @@ async def ingest_response(request) -> Response:
         outcome = await group_commit.create(_ingest_checker.new_detection(camera, data, idempotency_key=key))
     if isinstance(outcome, writes.IdempotencyConflict):
         return error_response(422, "idempotency_key_reused", str(outcome))
-    return Response(
-        _stored_detection.to_representation(outcome.detection),
+    # Rendered here, on the loop: Django renders a DRF Response in a thread hop of its own.
+    return HttpResponse(
+        _json.render(_stored_detection.to_representation(outcome.detection)),
         status=status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK,
+        content_type="application/json",
     )
 
 

@@ -73,7 +73,7 @@ def assert_stored_with_files(response, media_root, *, image: bytes, extension: s
     assert (media_root / detection.image.name).read_bytes() == image
     thumbnail = Image.open(media_root / detection.thumbnail.name)
     assert thumbnail.format == "JPEG"
-    assert thumbnail.width <= 256 and thumbnail.height <= 192
+    assert thumbnail.width <= 160 and thumbnail.height <= 120
     files = [media_root / detection.image.name, media_root / detection.thumbnail.name]
     assert stored_files(media_root) == sorted(files)
     assert response.json()["image_url"] == f"/media/{detection.image.name}"
