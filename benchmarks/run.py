@@ -265,7 +265,7 @@ def free_port() -> int:
 # event and socket for JPEG snapshots that do not compress). Host and port are the bench's.
 SERVER_COMMANDS = {
     "uvicorn": [
-        "uvicorn", APP, "--loop=uvloop", "--http=httptools", "--ws=websockets", "--ws-per-message-deflate=false",
+        "uvicorn", APP, "--loop=uvloop", "--http=httptools", "--ws=websockets-sansio", "--ws-per-message-deflate=false",
         "--ws-max-size=65536", "--timeout-graceful-shutdown=5",
     ],
     # No permessage-deflate to turn off: granian never negotiates the extension.

@@ -96,6 +96,8 @@ class FeedBroadcaster:
                 await asyncio.sleep(RETRY_SECONDS)
                 continue
             for event in message["events"]:
+                # The ASGI message every socket sends, built once for all of them.
+                event["send"] = {"type": "websocket.send", "text": event["text"]}
                 for socket in list(self.sockets):
                     socket.offer(event)
 

@@ -39,6 +39,10 @@ FLOOD_WINDOW_SECONDS = 60
 # taking them past this; it gets what it missed from the log once it reads
 # again (the next event reveals the gap).
 INBOX_LIMIT = 2000
+# The scope key under which the server's own ASGI `send` reaches the consumer
+# (vehicle_monitor/asgi.py); without it (another ASGI stack) events take the
+# consumer's own send.
+SERVER_SEND = "vehicle_monitor.server_send"
 
 
 class DetectionFeedConsumer(AsyncWebsocketConsumer):
@@ -211,7 +215,12 @@ class DetectionFeedConsumer(AsyncWebsocketConsumer):
             return
         if self.vehicle_types is not None and message["vehicle_type"] not in self.vehicle_types:
             return
-        await self.send(text_data=message["text"])
+        # Straight to the server: channels' session wrapper, which every send of
+        # the consumer's passes, checks the session on each event for nothing
+        # (a socket saves no session after its handshake).
+        await self.scope.get(SERVER_SEND, self.base_send)(
+            message.get("send") or {"type": "websocket.send", "text": message["text"]}
+        )
 
     # --- helpers --------------------------------------------------------------------------
 

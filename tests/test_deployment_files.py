@@ -146,7 +146,7 @@ def test_web_serves_the_asgi_application_that_imports_with_options_uvicorn_accep
     options = uvicorn_main.make_context("uvicorn", cmd[1:]).params
     assert options["host"] == "0.0.0.0" and options["port"] == 8000
     assert options["ws_per_message_deflate"] is False  # see docker-compose.yml
-    assert (options["loop"], options["http"], options["ws"]) == ("uvloop", "httptools", "websockets")
+    assert (options["loop"], options["http"], options["ws"]) == ("uvloop", "httptools", "websockets-sansio")
     module, attribute = options["app"].split(":")
     application = getattr(importlib.import_module(module), attribute)
     assert callable(application)

@@ -26,6 +26,7 @@ from vehicle_monitor.device_requests import DeviceRequestHandler, is_device_api_
 from vehicle_monitor.http_threads import RequestThreadPool  # noqa: E402
 
 from detections.auth import SocketOriginValidator, SocketTokenAuthMiddleware  # noqa: E402
+from detections.consumers import SERVER_SEND  # noqa: E402
 from detections.group_commit import group_commit  # noqa: E402
 from detections.publisher import publisher  # noqa: E402
 from detections.routing import websocket_urlpatterns  # noqa: E402
@@ -43,6 +44,17 @@ class ServerLoop:
         publisher.attach(loop)
         group_commit.attach(loop)
         return await self.application(scope, receive, send)
+
+
+class KeepServerSend:
+    """Hands the consumer the server's own `send` in the scope, for the feed's
+    events, which need none of what the middleware below wraps around it."""
+
+    def __init__(self, application):
+        self.application = application
+
+    async def __call__(self, scope, receive, send):
+        return await self.application({**scope, SERVER_SEND: send}, receive, send)
 
 
 class HttpRouter:
@@ -71,8 +83,8 @@ application = ServerLoop(
             ),
             # Origin first (a browser on another site is turned away at the handshake),
             # then who is asking: the session cookie, else a viewer token.
-            "websocket": SocketOriginValidator(
-                AuthMiddlewareStack(SocketTokenAuthMiddleware(URLRouter(websocket_urlpatterns)))
+            "websocket": KeepServerSend(
+                SocketOriginValidator(AuthMiddlewareStack(SocketTokenAuthMiddleware(URLRouter(websocket_urlpatterns))))
             ),
         }
     )
