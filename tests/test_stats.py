@@ -347,3 +347,62 @@ def test_counters_equal_a_full_count_after_concurrent_ingest_and_deletes(
     assert_counters_match_the_table()
     # One event per change, numbered without a gap or a repeat.
     assert sorted(Event.objects.values_list("seq", flat=True)) == list(range(1, 10 + 32 + 10 + 1))
+
+
+def test_counters_equal_a_full_count_after_concurrent_changes_through_every_path(
+    transactional_db, _media_root, credentials, simulated_detection
+):
+    """At once, on a real server and in this process: single POSTs (grouped),
+    batches, the admin's bulk delete and a retention purge."""
+    from admin_pages import confirm_bulk_delete
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    staff = User.objects.get(username="staff")
+    staff.is_superuser = True
+    staff.save()
+    with ServerProcess(_media_root, credentials, kind="uvicorn") as server:
+        cameras = ["gate-1", "gate-2", "yard"]
+        long_ago = (timezone.now() - timedelta(days=10)).isoformat()
+        expired = [simulated_detection(camera=cameras[n % 3], time=long_ago, id=f"old-{n}") for n in range(10)]
+        reviewed = [simulated_detection(camera=cameras[n % 3]) for n in range(10)]
+        singles = [[simulated_detection(camera=cameras[n % 3]) for n in range(8)] for _ in range(4)]
+        batches = [[simulated_detection(camera=cameras[n % 3]) for n in range(10)] for _ in range(2)]
+        with server.device() as http:
+            for body in expired:
+                assert http.post("/api/detect", json=body).status_code == 201
+            wrong = [http.post("/api/detect", json=body).json()["id"] for body in reviewed]
+
+        def post_singles(bodies):
+            with server.device() as http:
+                return [http.post("/api/detect", json=body).status_code for body in bodies]
+
+        def post_batch(bodies):
+            with server.device() as http:
+                return http.post("/api/detections/batch/", json={"detections": bodies}).json()["created"]
+
+        def admin_bulk_delete():
+            admin = Client()
+            admin.force_login(staff)
+            return confirm_bulk_delete(admin, wrong).status_code
+
+        def purge():
+            out = io.StringIO()
+            call_command("purge_detections", "--older-than", "5", "--batch-size", "3", stdout=out, stderr=out)
+            return out.getvalue()
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            posted = [pool.submit(post_singles, bodies) for bodies in singles]
+            batched = [pool.submit(post_batch, bodies) for bodies in batches]
+            deleted = pool.submit(admin_bulk_delete)
+            purged = pool.submit(purge)
+            assert [status for job in posted for status in job.result()] == [201] * 32
+            assert [job.result() for job in batched] == [10, 10]
+            assert deleted.result() == 302
+            assert "Deleting 10 detection(s)" in purged.result()
+
+    assert Detection.objects.count() == 32 + 20
+    assert_counters_match_the_table()
+    # One event per change, numbered without a gap or a repeat.
+    changes = 10 + 10 + 32 + 20 + 10 + 10
+    assert sorted(Event.objects.values_list("seq", flat=True)) == list(range(1, changes + 1))
