@@ -112,7 +112,8 @@ if env.str("DATABASE_TEST_NAME", default=""):
 # Each server process runs requests on HTTP_THREADS long-lived threads
 # (vehicle_monitor/http_threads.py), and each thread keeps its connection this
 # long, checked before reuse (CONN_HEALTH_CHECKS), so a database restart costs
-# a reconnect, not an error. Connections per process: HTTP_THREADS + 1 (sockets).
+# a reconnect, not an error. Connections per process: HTTP_THREADS + 2 (the
+# group commit's writer, detections/group_commit.py, and the sockets').
 HTTP_THREADS = env.int("HTTP_THREADS", default=2)
 _db["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=300)
 _db["CONN_HEALTH_CHECKS"] = True
@@ -171,6 +172,11 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 MEDIA_URL = env.str("MEDIA_URL", default="/media/")
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
+STORAGES = {
+    # MEDIA_ROOT on local disk, written with fewer system calls per file (detections/storage.py).
+    "default": {"BACKEND": "detections.storage.MediaStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
 # The service serves MEDIA_ROOT itself unless a proxy in front does it.
 SERVE_MEDIA = env.bool("SERVE_MEDIA", default=True)
 
