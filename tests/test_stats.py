@@ -317,43 +317,12 @@ def test_the_rebuild_counters_command_recomputes_them_from_the_table(traffic):
     assert "counters rebuilt: 5 detections" in out.getvalue()
 
 
-def test_counters_equal_a_full_count_after_concurrent_ingest_and_deletes(
-    transactional_db, _media_root, credentials, simulated_detection
-):
-    """Real concurrent transactions: a server with six request threads, four
-    cameras' worth of posts and two staff deleting at the same time."""
-    with ServerProcess(_media_root, credentials, extra_env={"HTTP_THREADS": "6"}) as server:
-        cameras = ["gate-1", "gate-2", "yard"]
-        early = [simulated_detection(camera=cameras[n % 3]) for n in range(10)]
-        later = [[simulated_detection(camera=cameras[n % 3]) for n in range(8)] for _ in range(4)]
-        with server.device() as http:
-            doomed = [http.post("/api/detect", json=body).json()["id"] for body in early]
-
-        def post_all(bodies):
-            with server.device() as http:
-                return [http.post("/api/detect", json=body).status_code for body in bodies]
-
-        def delete_all(ids):
-            with server.staff() as http:
-                return [http.delete(f"/api/detections/{detection_id}/").status_code for detection_id in ids]
-
-        with ThreadPoolExecutor(max_workers=6) as pool:
-            posted = [pool.submit(post_all, bodies) for bodies in later]
-            deleted = [pool.submit(delete_all, doomed[:5]), pool.submit(delete_all, doomed[5:])]
-            assert [status for job in posted for status in job.result()] == [201] * 32
-            assert [status for job in deleted for status in job.result()] == [204] * 10
-
-    assert Detection.objects.count() == 32
-    assert_counters_match_the_table()
-    # One event per change, numbered without a gap or a repeat.
-    assert sorted(Event.objects.values_list("seq", flat=True)) == list(range(1, 10 + 32 + 10 + 1))
-
-
 def test_counters_equal_a_full_count_after_concurrent_changes_through_every_path(
     transactional_db, _media_root, credentials, simulated_detection
 ):
-    """At once, on a real server and in this process: single POSTs (grouped),
-    batches, the admin's bulk delete and a retention purge."""
+    """Real concurrent transactions, at once, on a real server and in this process:
+    single POSTs (grouped), batches, deletes through the API, the admin's bulk
+    delete and a retention purge."""
     from admin_pages import confirm_bulk_delete
     from django.contrib.auth.models import User
     from django.test import Client
@@ -381,10 +350,14 @@ def test_counters_equal_a_full_count_after_concurrent_changes_through_every_path
             with server.device() as http:
                 return http.post("/api/detections/batch/", json={"detections": bodies}).json()["created"]
 
-        def admin_bulk_delete():
+        def api_delete(ids):
+            with server.staff() as http:
+                return [http.delete(f"/api/detections/{detection_id}/").status_code for detection_id in ids]
+
+        def admin_bulk_delete(ids):
             admin = Client()
             admin.force_login(staff)
-            return confirm_bulk_delete(admin, wrong).status_code
+            return confirm_bulk_delete(admin, ids).status_code
 
         def purge():
             out = io.StringIO()
@@ -394,11 +367,13 @@ def test_counters_equal_a_full_count_after_concurrent_changes_through_every_path
         with ThreadPoolExecutor(max_workers=8) as pool:
             posted = [pool.submit(post_singles, bodies) for bodies in singles]
             batched = [pool.submit(post_batch, bodies) for bodies in batches]
-            deleted = pool.submit(admin_bulk_delete)
+            deleted = pool.submit(api_delete, wrong[:5])
+            bulk_deleted = pool.submit(admin_bulk_delete, wrong[5:])
             purged = pool.submit(purge)
             assert [status for job in posted for status in job.result()] == [201] * 32
             assert [job.result() for job in batched] == [10, 10]
-            assert deleted.result() == 302
+            assert deleted.result() == [204] * 5
+            assert bulk_deleted.result() == 302
             assert "Deleting 10 detection(s)" in purged.result()
 
     assert Detection.objects.count() == 32 + 20
