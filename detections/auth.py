@@ -11,7 +11,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlparse
 
 from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
@@ -182,11 +182,20 @@ def _viewer_for_token(secret: str):
     return token.user
 
 
+# Set in the scope of a socket whose Origin only SOCKET_ALLOWED_ORIGINS lets in.
+FOREIGN_ORIGIN = "vehicle_monitor.foreign_origin"
+
+
 class SocketTokenAuthMiddleware(BaseMiddleware):
     """After the session middleware: a viewer token from `?token=` or the
-    Authorization header, for apps that have no session cookie."""
+    Authorization header, for apps that have no session cookie. A socket let in
+    only by SOCKET_ALLOWED_ORIGINS is anonymous unless it brings a token: the
+    browser sends the site's session cookie with a foreign page's socket too,
+    so that cookie proves nothing about who wrote the page."""
 
     async def __call__(self, scope, receive, send):
+        if scope.get(FOREIGN_ORIGIN):
+            scope = {**scope, "user": AnonymousUser()}
         user = scope.get("user")
         if user is None or not user.is_authenticated:
             secret = _socket_token(scope)
@@ -212,15 +221,31 @@ class SocketOriginValidator(OriginValidator):
     """Browsers always send Origin on a socket: it must be one of ALLOWED_HOSTS,
     so another site cannot ride a viewer's session cookie. Native apps send no
     Origin and authenticate with a token, which a cross-site page cannot read;
-    they are let through to authenticate."""
+    they are let through to authenticate. Origins listed in
+    SOCKET_ALLOWED_ORIGINS (`null` for a page opened from a file) are let in
+    too, marked FOREIGN_ORIGIN, so that their session cookie counts for nothing."""
 
     def __init__(self, application):
         allowed = list(settings.ALLOWED_HOSTS)
         if settings.DEBUG and not allowed:
             allowed = ["localhost", "127.0.0.1", "[::1]"]
         super().__init__(application, allowed)
+        self.foreign_origins = {origin.lower() for origin in settings.SOCKET_ALLOWED_ORIGINS}
+
+    async def __call__(self, scope, receive, send):
+        origin = _header(scope, b"origin")
+        if origin is not None and origin.lower() in self.foreign_origins and not self.valid_origin(urlparse(origin)):
+            return await self.application({**scope, FOREIGN_ORIGIN: True}, receive, send)
+        return await super().__call__(scope, receive, send)
 
     def valid_origin(self, parsed_origin):
         if parsed_origin is None:
             return True
         return super().valid_origin(parsed_origin)
+
+
+def _header(scope, name: bytes) -> str | None:
+    for header, value in scope.get("headers", []):
+        if header == name:
+            return value.decode("latin-1")
+    return None

@@ -108,6 +108,62 @@ def test_the_public_feed_setting_opens_the_socket_to_anyone(transactional_db, _m
             assert_nothing_else_queued(ws)
 
 
+# --- Pages of other origins that SOCKET_ALLOWED_ORIGINS lets in -------------------------------
+
+# The seed's own browser client: a page opened from a file, so its Origin is "null".
+SEED_CLIENT_PAGE = """<!doctype html><meta charset="utf-8"><title>feed</title>
+<script>
+  window.received = [];
+  window.socket = new WebSocket("ws://127.0.0.1:PORT/ws");
+  window.socket.onmessage = (event) => window.received.push(JSON.parse(event.data));
+</script>"""
+
+
+def test_a_null_origin_is_refused_unless_the_setting_lists_it(server):
+    with pytest.raises(InvalidStatus) as refused:
+        open_socket(server, headers={"Origin": "null"})
+    assert refused.value.response.status_code == 403
+
+
+def test_the_seeds_browser_client_opened_from_a_file_reads_the_public_feed(
+    transactional_db, _media_root, credentials, tmp_path
+):
+    from playwright.sync_api import sync_playwright
+    from test_dashboard import CHROMIUM, CHROMIUM_ARGS
+
+    env = {"PUBLIC_FEED": "true", "SOCKET_ALLOWED_ORIGINS": "null"}
+    with ServerProcess(_media_root, credentials, env, kind="uvicorn") as server, sync_playwright() as playwright:
+        page_file = tmp_path / "client.html"
+        page_file.write_text(SEED_CLIENT_PAGE.replace("PORT", str(server.port)))
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(page_file.as_uri())
+            page.wait_for_function("window.socket.readyState === WebSocket.OPEN")
+            with server.device() as http:
+                stored = http.post("/api/detect", json=_body()).json()
+            with server.staff() as http:
+                assert http.delete(f"/api/delete/{stored['id']}").status_code == 200
+            page.wait_for_function("window.received.some((m) => m.type === 'deletion')", timeout=10_000)
+            received = page.evaluate("window.received")
+        finally:
+            browser.close()
+    assert [m["type"] for m in received] == ["new_detection", "deletion"]
+    assert received[0]["id"] == received[1]["deleted_id"] == stored["id"]
+
+
+def test_a_session_cookie_sent_from_an_allowed_foreign_origin_grants_nothing(
+    transactional_db, _media_root, credentials, django_user_model
+):
+    cookie = session_cookie(django_user_model)
+    with ServerProcess(_media_root, credentials, {"SOCKET_ALLOWED_ORIGINS": "null"}, kind="uvicorn") as server:
+        with open_socket(server, headers={"Origin": "null", "Cookie": cookie}) as ws:
+            assert_closed_with(ws, 4401)
+        # The same page with a viewer token reads the feed.
+        with open_socket(server, f"?token={credentials.viewer}", headers={"Origin": "null", "Cookie": cookie}) as ws:
+            assert_receives_detections(server, ws)
+
+
 @pytest.fixture(params=["daphne", "uvicorn"])
 def server_of_each_kind(request, transactional_db, _media_root, credentials):
     with ServerProcess(_media_root, credentials, kind=request.param) as server:

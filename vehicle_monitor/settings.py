@@ -267,6 +267,11 @@ PUBLIC_FEED = env.bool("PUBLIC_FEED", default=False)
 DEVICE_KEY_CACHE_SECONDS = env.float("DEVICE_KEY_CACHE_SECONDS", default=5.0)
 # Requests per device key: N/s, N/m or N/h, counted across processes in the cache.
 DEVICE_RATE_LIMIT = env.str("DEVICE_RATE_LIMIT", default="50/s")
+# Browser origins whose pages may open the socket beyond ALLOWED_HOSTS' own, e.g.
+# "null" for a page opened from a file. Such a socket is anonymous unless it
+# brings a viewer token (its session cookie is ignored), so with PUBLIC_FEED off
+# it needs a token; with it on, anyone's page on that origin reads the feed.
+SOCKET_ALLOWED_ORIGINS = env.list("SOCKET_ALLOWED_ORIGINS", default=[])
 # Client -> server socket messages: largest size, and how many a minute before
 # the socket is closed as a flood.
 SOCKET_MAX_MESSAGE_BYTES = env.int("SOCKET_MAX_MESSAGE_BYTES", default=4096)
