@@ -29,7 +29,7 @@ def main(names):
     cameras = [Camera.objects.get_or_create(name=name)[0] for name in names]
     keys = {}
     try:
-        from detections.auth import issue_device_key
+        from detections.core.device_keys import issue_device_key
     except ImportError:
         issue_device_key = None
     if issue_device_key is not None:

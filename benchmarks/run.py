@@ -445,7 +445,7 @@ def make_pools(workdir: Path, env: dict) -> tuple[Path, Path]:
 
     from PIL import Image
 
-    from detections.simulator import make_detection
+    from detections.simulation.camera import make_detection
 
     rng = random.Random(2026)
     big, small = [], []

@@ -19,9 +19,10 @@ from django.utils import timezone
 from django.utils.html import format_html
 from PIL import Image, UnidentifiedImageError
 
-from . import counters, exports, writes
-from .auth import issue_device_key, new_device_secret, revoke_device_keys, rotate_device_key
-from .models import Camera, Detection, DeviceKey, HourlyCount
+from detections.core import counters, writes
+from detections.operations import exports
+from detections.core.device_keys import issue_device_key, new_device_secret, revoke_device_keys, rotate_device_key
+from detections.models import Camera, Detection, DeviceKey, HourlyCount
 
 
 def show_key_once(request, secret: str, cameras):

@@ -6,6 +6,7 @@ class DetectionsConfig(AppConfig):
     verbose_name = "Vehicle detections"
 
     def ready(self):
-        from . import schema, signals  # noqa: F401 (schema registers OpenAPI extensions)
+        from detections.api import schema  # noqa: F401 (schema registers OpenAPI extensions)
+        from detections.feed import signals
 
         signals.connect()

@@ -2,8 +2,14 @@
 and the counters that keep counts and statistics from ever scanning detections.
 """
 
+from datetime import timedelta
+
 from django.db import models
 from django.utils import timezone
+
+# A camera's last_seen_at and a device key's last_used_at are written at most
+# this often, not on every detection.
+LAST_SEEN_RESOLUTION = timedelta(seconds=30)
 
 
 class VehicleType(models.TextChoices):
@@ -176,7 +182,7 @@ class DeviceKey(models.Model):
     """The key an edge unit posts with, bound to the camera(s) it may post for.
 
     Only a SHA-256 hash is stored: the key itself is shown once, when it is
-    issued (`detections.auth.issue_device_key`). Keys are 256 random bits, so a
+    issued (`detections.core.device_keys.issue_device_key`). Keys are 256 random bits, so a
     plain hash is as good as a slow one and costs nothing per request.
     """
 

@@ -27,8 +27,8 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from PIL import Image
 
-from detections import publisher
-from detections.simulator import make_detection
+from detections.feed import publisher
+from detections.simulation.camera import make_detection
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -111,8 +111,8 @@ def store_detection(
     with_image=True,
 ):
     """A detection stored the way the API stores it, snapshot and thumbnail on disk."""
-    from detections import images
-    from detections.writes import detection_create
+    from detections.core import images
+    from detections.core.writes import detection_create
     from detections.models import Camera
 
     return detection_create(
@@ -190,7 +190,7 @@ def cameras(db):
 
 @pytest.fixture
 def credentials(cameras) -> Credentials:
-    from detections.auth import issue_device_key
+    from detections.core.device_keys import issue_device_key
 
     _, device = issue_device_key(cameras=list(cameras.values()), label="test unit")
     return Credentials(device=device, viewer=make_user_token("viewer"), staff=make_user_token("staff", staff=True))

@@ -9,7 +9,7 @@ from conftest import MOMENT, store_detection, stored_files
 from django.urls import reverse
 from django.utils import formats, timezone
 
-from detections import counters
+from detections.core import counters
 from detections.models import Detection
 
 pytestmark = pytest.mark.django_db

@@ -22,8 +22,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import formats, timezone
 
-from detections import counters
-from detections.auth import issue_device_key, revoke_device_keys
+from detections.core import counters
+from detections.core.device_keys import issue_device_key, revoke_device_keys
 from detections.models import Camera, Detection, DeviceKey, HourlyCount
 
 pytestmark = pytest.mark.django_db

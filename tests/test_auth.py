@@ -7,7 +7,7 @@ from conftest import CAMERAS, api_client, detection_body, make_user_token
 from django.core.management import call_command
 from django.utils import timezone
 
-from detections.auth import issue_device_key, revoke_device_keys, rotate_device_key
+from detections.core.device_keys import issue_device_key, revoke_device_keys, rotate_device_key
 from detections.models import Camera, Detection, DeviceKey
 
 READ_ENDPOINTS = ["/api/detections/", "/api/stats", "/api/detections/{id}/"]

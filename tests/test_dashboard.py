@@ -19,7 +19,7 @@ from django.conf import global_settings
 from django.test import Client
 from playwright.sync_api import expect, sync_playwright
 
-from detections.dashboard import FEED_SIZE
+from detections.dashboard.views import FEED_SIZE
 
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"

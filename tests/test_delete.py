@@ -4,7 +4,7 @@ GET /api/detections/ (Statistics and history)."""
 import pytest
 from conftest import api_client, detection_body, stored_files
 
-from detections import counters
+from detections.core import counters
 from detections.models import Detection, Event
 
 pytestmark = pytest.mark.django_db

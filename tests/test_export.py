@@ -14,8 +14,9 @@ from django.db import connection
 from django.http import StreamingHttpResponse
 from django.test import AsyncClient
 
-from detections import exports, images
-from detections.writes import detection_create
+from detections.operations import exports
+from detections.core import images
+from detections.core.writes import detection_create
 from detections.models import Camera, Detection
 
 pytestmark = pytest.mark.django_db

@@ -36,9 +36,9 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from conftest import CAMERAS, b64, detection_body, image_bytes, stored_files
-from detections import writes
+from detections.core import writes
 from detections.models import Camera, Detection, Event, IdempotencyKey
-from detections.serializers import VEHICLE_TYPES
+from detections.api.serializers import VEHICLE_TYPES
 
 INGEST_PATHS = ("/api/detect", "/api/detect/", "/api/detections/")
 ACCEPTED_FORMATS = {"JPEG", "PNG", "WEBP"}

@@ -14,8 +14,8 @@ from conftest import Credentials, ServerProcess, detection_body, image_bytes, st
 from feed_client import connect, receive_events
 from test_stats import assert_counters_match_the_table
 
-from detections import images, writes
-from detections.auth import revoke_device_keys
+from detections.core import images, writes
+from detections.core.device_keys import revoke_device_keys
 from detections.models import Camera, Detection, DeviceKey, Event
 
 GROUP_SIZE_COUNT = re.compile(r"^vehicle_monitor_ingest_group_size_count (\S+)$", re.MULTILINE)

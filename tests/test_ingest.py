@@ -16,10 +16,10 @@ from django.utils import timezone
 from PIL import Image
 from prometheus_client import REGISTRY
 
-from detections import counters, writes
-from detections.auth import issue_device_key, revoke_device_keys
+from detections.core import counters, writes
+from detections.core.device_keys import issue_device_key, revoke_device_keys
 from detections.models import CameraTypeTotal, Detection, DeviceKey, Event, HourlyCount
-from detections.serializers import VEHICLE_TYPES, DetectionSerializer
+from detections.api.serializers import VEHICLE_TYPES, DetectionSerializer
 
 pytestmark = pytest.mark.django_db
 

@@ -16,8 +16,9 @@ from django.db.models.signals import post_delete
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from detections import counters, images, signals
-from detections.writes import detection_create
+from detections.core import counters, images
+from detections.feed import signals
+from detections.core.writes import detection_create
 from detections.models import Camera, CameraTypeTotal, Detection, Event, HourlyCount
 
 pytestmark = pytest.mark.django_db

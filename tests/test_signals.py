@@ -9,9 +9,9 @@ from channels.layers import get_channel_layer
 from conftest import MOMENT, store_detection, stored_files
 from django.db import transaction
 
-from detections import counters
-from detections.writes import detection_delete
-from detections.publisher import publisher
+from detections.core import counters
+from detections.core.writes import detection_delete
+from detections.feed.publisher import publisher
 from detections.models import Camera, CameraTypeTotal, Detection, Event, HourlyCount
 
 NOTHING_ARRIVES = 0.5  # seconds a listener waits to show that no message came

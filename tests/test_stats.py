@@ -11,9 +11,9 @@ from django.db.models import Count
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
-from detections import counters
+from detections.core import counters
 from detections.models import CameraTypeTotal, Detection, Event, FeedState, HourlyCount
-from detections.serializers import VEHICLE_TYPES
+from detections.api.serializers import VEHICLE_TYPES
 
 pytestmark = pytest.mark.django_db
 

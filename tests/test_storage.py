@@ -4,7 +4,7 @@ guarantees as Django's own storage."""
 import pytest
 from django.core.files.base import ContentFile
 
-from detections.storage import MediaStorage
+from detections.core.storage import MediaStorage
 
 
 @pytest.fixture

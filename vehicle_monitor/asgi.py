@@ -25,11 +25,11 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 from vehicle_monitor.device_requests import DeviceRequestHandler, is_device_api_request  # noqa: E402
 from vehicle_monitor.http_threads import RequestThreadPool  # noqa: E402
 
-from detections.auth import SocketOriginValidator, SocketTokenAuthMiddleware  # noqa: E402
-from detections.consumers import SERVER_SEND  # noqa: E402
-from detections.group_commit import group_commit  # noqa: E402
-from detections.publisher import publisher  # noqa: E402
-from detections.routing import websocket_urlpatterns  # noqa: E402
+from detections.feed.socket_auth import SocketOriginValidator, SocketTokenAuthMiddleware  # noqa: E402
+from detections.feed.consumers import SERVER_SEND  # noqa: E402
+from detections.core.group_commit import group_commit  # noqa: E402
+from detections.feed.publisher import publisher  # noqa: E402
+from detections.feed.routing import websocket_urlpatterns  # noqa: E402
 
 
 class ServerLoop:

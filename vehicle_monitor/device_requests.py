@@ -16,7 +16,7 @@ middleware keeps what still applies to them:
 It sends no request_started signal: its receivers reset the thread's query
 log and drop stale database connections, and a device request uses no
 connection of a request thread but to look up a key it has not seen lately,
-which does that hygiene itself (`detections.auth`). request_finished is sent,
+which does that hygiene itself (`detections.api.authentication`). request_finished is sent,
 by the response's close, on the loop, which holds no database connection.
 
 Every other request takes the full stack of settings.MIDDLEWARE.

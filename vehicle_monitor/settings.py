@@ -174,7 +174,7 @@ MEDIA_URL = env.str("MEDIA_URL", default="/media/")
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
 STORAGES = {
     # MEDIA_ROOT on local disk, written with fewer system calls per file (detections/storage.py).
-    "default": {"BACKEND": "detections.storage.MediaStorage"},
+    "default": {"BACKEND": "detections.core.storage.MediaStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 # The service serves MEDIA_ROOT itself unless a proxy in front does it.
@@ -220,26 +220,26 @@ RETENTION_DAYS = env.int("RETENTION_DAYS", default=0)
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "detections.parsers.BoundedJSONParser",
+        "detections.api.parsers.BoundedJSONParser",
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "detections.pagination.DetectionCursorPagination",
+    "DEFAULT_PAGINATION_CLASS": "detections.api.pagination.DetectionCursorPagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "detections.errors.json_exception_handler",
+    "EXCEPTION_HANDLER": "detections.api.errors.json_exception_handler",
     # ASCII JSON (\u escapes): a lone surrogate echoed back in an error message
     # cannot be encoded as UTF-8, and must not turn a 400 into a 500.
     "UNICODE_JSON": False,
     # The first class names the scheme in 401 answers (WWW-Authenticate: Token).
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "detections.auth.DeviceKeyAuthentication",
-        "detections.auth.ViewerTokenAuthentication",
+        "detections.api.authentication.DeviceKeyAuthentication",
+        "detections.api.authentication.ViewerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     # Each view names who may use it; anything that forgets is read-only for viewers.
-    "DEFAULT_PERMISSION_CLASSES": ["detections.permissions.CanView"],
-    "DEFAULT_THROTTLE_CLASSES": ["detections.limits.DeviceRateThrottle"],
+    "DEFAULT_PERMISSION_CLASSES": ["detections.api.permissions.CanView"],
+    "DEFAULT_THROTTLE_CLASSES": ["detections.api.throttling.DeviceRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 

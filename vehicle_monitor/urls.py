@@ -4,27 +4,28 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from detections import health
-from detections import dashboard, views
+from detections.api import views as api_views
+from detections.dashboard import views as dashboard_views
+from detections.operations import health
 
 urlpatterns = [
-    path("", dashboard.dashboard, name="dashboard"),
+    path("", dashboard_views.dashboard, name="dashboard"),
     # Any active user may watch the dashboard; the admin's login admits staff only.
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("api/", include("detections.urls")),
-    path("healthz", views.healthz, name="healthz"),
+    path("api/", include("detections.api.urls")),
+    path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", health.metrics_view, name="metrics"),
 ]
 
 if settings.SERVE_MEDIA:
     # Without a proxy in front, the service serves snapshots itself, to viewers only.
-    urlpatterns.append(re_path(rf"^{settings.MEDIA_URL.strip('/')}/(?P<path>.+)$", views.MediaView.as_view()))
+    urlpatterns.append(re_path(rf"^{settings.MEDIA_URL.strip('/')}/(?P<path>.+)$", api_views.MediaView.as_view()))
 
-handler400 = "detections.errors.bad_request"
-handler404 = "detections.errors.not_found"
-handler500 = "detections.errors.server_error"
+handler400 = "detections.api.errors.bad_request"
+handler404 = "detections.api.errors.not_found"
+handler500 = "detections.api.errors.server_error"

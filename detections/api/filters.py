@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 import django_filters
 from django import forms
 
-from .models import Detection, VehicleType
+from detections.models import Detection, VehicleType
 
 # Times the database can hold whatever the offset they came with (MySQL's
 # DATETIME spans the years 1000 to 9999; converting 9999-12-31T23:59-01:00 to

@@ -9,7 +9,7 @@ kind 403.
 from django.conf import settings
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-from .auth import Device
+from detections.api.authentication import Device
 
 
 def is_viewer(user) -> bool:

@@ -1,11 +1,23 @@
-"""How the OpenAPI schema (drf-spectacular) names our authentication schemes.
-Imported by the app config so that the extensions are registered."""
+"""OpenAPI helpers (drf-spectacular): how the schema names our authentication
+schemes (imported by the app config so that the extensions are registered),
+and the error body every endpoint documents."""
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import inline_serializer
+from rest_framework import serializers
+
+ERROR_BODY = inline_serializer(
+    "Error",
+    {
+        "error": serializers.CharField(help_text="machine-readable code"),
+        "detail": serializers.CharField(help_text="what is wrong, in a sentence"),
+        "field": serializers.CharField(required=False, help_text="the field at fault"),
+    },
+)
 
 
 class DeviceKeyScheme(OpenApiAuthenticationExtension):
-    target_class = "detections.auth.DeviceKeyAuthentication"
+    target_class = "detections.api.authentication.DeviceKeyAuthentication"
     name = "deviceKey"
 
     def get_security_definition(self, auto_schema):
@@ -17,7 +29,7 @@ class DeviceKeyScheme(OpenApiAuthenticationExtension):
 
 
 class ViewerTokenScheme(OpenApiAuthenticationExtension):
-    target_class = "detections.auth.ViewerTokenAuthentication"
+    target_class = "detections.api.authentication.ViewerTokenAuthentication"
     name = "viewerToken"
 
     def get_security_definition(self, auto_schema):

@@ -12,9 +12,9 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from . import images, writes
-from .events import file_url, format_time
-from .models import Detection, VehicleType
+from detections.core import images, writes
+from detections.core.formats import file_url, format_time
+from detections.models import Detection, VehicleType
 
 VEHICLE_TYPES = [choice.value for choice in VehicleType]
 

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.cache import caches
 from rest_framework.throttling import BaseThrottle
 
-from .auth import Device
+from detections.api.authentication import Device
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,8 @@
 from django.urls import re_path
 from rest_framework.routers import SimpleRouter
 
-from . import exports, views
+from detections.operations import exports
+from detections.api import views
 
 router = SimpleRouter()
 router.register("detections", views.DetectionViewSet, basename="detection")

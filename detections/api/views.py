@@ -17,25 +17,19 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import counters, metrics, stats, writes
-from .group_commit import group_commit
-from .auth import camera_for_device
-from .errors import error_response, validation_body
-from .filters import DetectionFilter
-from .models import Detection, VehicleType
-from .permissions import CanDelete, CanView, IsDevice
-from .serializers import DetectionIngestSerializer, DetectionSerializer, DetectionTimeField
+from detections.core import counters, stats, writes
+from detections.operations import metrics
+from detections.core.group_commit import group_commit
+from detections.api.authentication import camera_for_device
+from detections.api.errors import error_response, validation_body
+from detections.api.schema import ERROR_BODY
+from detections.api.filters import DetectionFilter
+from detections.models import Detection, VehicleType
+from detections.api.permissions import CanDelete, CanView, IsDevice
+from detections.api.serializers import DetectionIngestSerializer, DetectionSerializer, DetectionTimeField
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 
-ERROR_BODY = inline_serializer(
-    "Error",
-    {
-        "error": serializers.CharField(help_text="machine-readable code"),
-        "detail": serializers.CharField(help_text="what is wrong, in a sentence"),
-        "field": serializers.CharField(required=False, help_text="the field at fault"),
-    },
-)
 INGEST_RESPONSES = {
     201: DetectionSerializer,
     200: OpenApiResponse(DetectionSerializer, description="The same detection was stored before"),
@@ -293,8 +287,3 @@ class MediaView(APIView):
     @extend_schema(exclude=True)
     def get(self, request, path: str):
         return serve(request, path, document_root=settings.MEDIA_ROOT)
-
-
-def healthz(request):
-    """The process is up and serving (no dependency is checked here)."""
-    return JsonResponse({"status": "ok"})

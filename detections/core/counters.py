@@ -13,7 +13,7 @@ from django.db import connection, transaction
 from django.db.models import Count, F
 from django.db.models.functions import TruncHour
 
-from .models import CameraTypeTotal, Detection, FeedState, HourlyCount
+from detections.models import CameraTypeTotal, Detection, FeedState, HourlyCount
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,9 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
-from . import metrics, writes
-from .broadcast import broadcaster
+from detections.operations import metrics
+from detections.core import writes
+from detections.feed.broadcaster import broadcaster
 
 logger = logging.getLogger(__name__)
 

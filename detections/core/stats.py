@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta, tzinfo
 
 from django.db.models import Q, Sum
 
-from . import counters
-from .models import CameraTypeTotal, Detection, HourlyCount, VehicleType
+from detections.core import counters
+from detections.models import CameraTypeTotal, Detection, HourlyCount, VehicleType
 
 BUCKETS = ("hour", "day")
 DEFAULT_WINDOW = {"hour": timedelta(hours=24), "day": timedelta(days=30)}

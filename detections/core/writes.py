@@ -17,18 +17,17 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, connection, router, transaction
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
-from . import counters, events, images, metrics
-from .models import Camera, Detection, Event, IdempotencyKey
-
-# A camera's last_seen_at is written at most this often, not on every detection.
-LAST_SEEN_RESOLUTION = timedelta(seconds=30)
+from detections.core import counters, images
+from detections.core import events
+from detections.operations import metrics
+from detections.models import LAST_SEEN_RESOLUTION, Camera, Detection, Event, IdempotencyKey
 
 # What the unique constraint says makes two detections the same.
 Key = tuple[int, str, datetime]

@@ -22,10 +22,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 
-from . import counters, stats
-from .events import format_time
-from .models import Camera, VehicleType
-from .serializers import DetectionSerializer
+from detections.core import counters, stats
+from detections.core.formats import format_time
+from detections.models import Camera, VehicleType
+from detections.api.serializers import DetectionSerializer
 
 logger = logging.getLogger(__name__)
 

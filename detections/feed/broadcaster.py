@@ -16,7 +16,7 @@ import time
 
 from channels.layers import get_channel_layer
 
-from . import publisher
+from detections.feed import publisher
 
 logger = logging.getLogger(__name__)
 

@@ -14,16 +14,17 @@ import json
 import logging
 import time
 from collections import deque
-from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from . import events, metrics
-from .broadcast import broadcaster
-from .models import VehicleType
-from .permissions import may_view
+from detections.feed import messages
+from detections.operations import metrics
+from detections.feed.broadcaster import broadcaster
+from detections.feed.socket_auth import query_param
+from detections.models import VehicleType
+from detections.api.permissions import may_view
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ class DetectionFeedConsumer(AsyncWebsocketConsumer):
         if after is None:
             # "From now on": read the head before joining, so that an event published
             # in between shows up as a gap at the next event and is read from the log.
-            self.last_seq = await database_sync_to_async(events.feed_head)()
+            self.last_seq = await database_sync_to_async(messages.feed_head)()
         # Join before replaying: an event committed during the replay arrives both
         # ways, and seq tells the copies apart.
         await broadcaster.join(self)
@@ -152,7 +153,7 @@ class DetectionFeedConsumer(AsyncWebsocketConsumer):
     async def replay(self, after: int):
         self.last_seq = after
         if not await self.catch_up():
-            head = await database_sync_to_async(events.feed_head)()
+            head = await database_sync_to_async(messages.feed_head)()
             self.last_seq = head
             await self.send_json(
                 {
@@ -165,7 +166,7 @@ class DetectionFeedConsumer(AsyncWebsocketConsumer):
     async def catch_up(self) -> bool:
         """Deliver every logged event after last_seq. False if the log cannot."""
         while True:
-            page = await database_sync_to_async(events.replay_after)(self.last_seq)
+            page = await database_sync_to_async(messages.replay_after)(self.last_seq)
             if page is None:
                 return False
             if not page:
@@ -232,11 +233,8 @@ class DetectionFeedConsumer(AsyncWebsocketConsumer):
 
 
 def _query_int(scope, name: str) -> int | None:
-    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get(name)
-    if not values:
-        return None
     try:
-        value = int(values[-1])
+        value = int(query_param(scope, name) or "")
     except ValueError:
         return None
     return value if value >= 0 else None

@@ -1,71 +1,17 @@
-"""Socket events: their payloads, their log rows, publishing them, replaying them.
+"""Socket messages: the text of each event, publishing it, replaying it.
 
-The database is the source of truth: `writes` writes every event to the Event
-table with its seq inside the transaction that changes the detections, and it
-is published to the channel layer only after commit. A failed publish is
-logged and counted, never raised: the row is stored, and a client that
-resumes gets the event.
+The database is the source of truth: every event is in the Event table
+(`detections.core.events`) before it is published to the channel layer, after
+commit. A failed publish is logged and counted, never raised: the row is
+stored, and a client that resumes gets the event.
 """
 
 import base64
 import json
-from datetime import UTC, datetime
 
-from . import counters, images
-from .models import Detection, Event, EventKind
-from .publisher import publisher
-
-def format_time(moment: datetime) -> str:
-    """ISO 8601 in UTC with microseconds, as protocol.md writes times."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def file_url(field_file) -> str | None:
-    return field_file.url if field_file else None
-
-
-def new_detection_payload(detection: Detection, position: counters.FeedPosition) -> dict:
-    """The `new_detection` event of a stored detection at a feed position."""
-    return {
-        "type": EventKind.NEW_DETECTION,
-        "seq": position.seq,
-        "id": detection.pk,
-        "tracking_id": detection.tracking_id,
-        "vehicle_type": detection.vehicle_type,
-        "camera": detection.camera.name,
-        "time": format_time(detection.detected_at),
-        "count": position.count,
-        "image_url": file_url(detection.image),
-        "thumbnail_url": file_url(detection.thumbnail),
-        "confidence": detection.confidence,
-        "bbox": detection.bbox,
-        "plate": detection.plate,
-    }
-
-
-def deletion_payload(detection: Detection, position: counters.FeedPosition) -> dict:
-    """The `deletion` event of a detection being deleted, at a feed position."""
-    return {
-        "type": EventKind.DELETION,
-        "seq": position.seq,
-        "deleted_id": detection.pk,
-        "count": position.count,
-        # Extensions: let a filtered client and the dashboard's counters follow.
-        "camera": detection.camera.name,
-        "vehicle_type": detection.vehicle_type,
-    }
-
-
-def event_row(payload: dict, detection: Detection) -> Event:
-    """The log row of an event about `detection` (not saved yet)."""
-    return Event(
-        seq=payload["seq"],
-        kind=payload["type"],
-        detection_id=detection.pk,
-        camera=payload["camera"],
-        vehicle_type=detection.vehicle_type,
-        payload=payload,
-    )
+from detections.core import counters, images
+from detections.feed.publisher import publisher
+from detections.models import Detection, Event, EventKind
 
 
 def message_text(event: Event, thumbnail: bytes | None = None) -> str:

@@ -19,7 +19,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from . import metrics
+from detections.operations import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class Publisher:
         loop.create_task(self._drain())
 
     def publish(self, event: dict):
-        """Send one event (a `events.feed_message`) to every socket: queued when a
+        """Send one event (a `messages.feed_message`) to every socket: queued when a
         server loop runs, else sent at once. Called from any thread."""
         loop = self.loop
         if loop is None or not loop.is_running():

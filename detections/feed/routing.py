@@ -1,6 +1,6 @@
 from django.urls import re_path
 
-from .consumers import DetectionFeedConsumer
+from detections.feed.consumers import DetectionFeedConsumer
 
 websocket_urlpatterns = [
     # /ws is the legacy path; /ws/detections/ names the same feed.

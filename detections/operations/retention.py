@@ -16,8 +16,8 @@ from django.core.files.storage import default_storage
 from django.db.models import Q
 from django.utils import timezone
 
-from . import counters, writes
-from .models import Detection, Event, HourlyCount
+from detections.core import counters, writes
+from detections.models import Detection, Event, HourlyCount
 
 # The folders Detection's file fields upload to (models._snapshot_path, _thumbnail_path).
 MEDIA_FOLDERS = ("snapshots", "thumbnails")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFilter
 
-from .models import VehicleType
+from detections.models import VehicleType
 
 WIDTH, HEIGHT = 640, 480
 

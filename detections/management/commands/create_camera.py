@@ -7,7 +7,7 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from detections.auth import issue_device_key, revoke_device_keys
+from detections.core.device_keys import issue_device_key, revoke_device_keys
 from detections.models import Camera
 
 

@@ -15,7 +15,7 @@ from datetime import timedelta
 from django.core.files.storage import default_storage
 from django.core.management.base import BaseCommand, CommandError
 
-from detections import retention
+from detections.operations import retention
 
 
 class Command(BaseCommand):

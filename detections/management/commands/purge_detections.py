@@ -15,9 +15,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from detections import retention
-from detections.events import format_time
-from detections.publisher import publisher
+from detections.operations import retention
+from detections.core.formats import format_time
+from detections.feed.publisher import publisher
 
 BAR_WIDTH = 30
 

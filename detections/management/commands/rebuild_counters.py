@@ -12,7 +12,7 @@ while (benchmarks/README.md: 1M rows in seconds). Event numbering (seq) is kept.
 
 from django.core.management.base import BaseCommand
 
-from detections import counters
+from detections.core import counters
 
 
 class Command(BaseCommand):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from django.core.management.base import BaseCommand, CommandError
 
-from detections.simulator import OfflineSpool, make_detection
+from detections.simulation.camera import OfflineSpool, make_detection
 
 BATCH_SIZE = 100
 

@@ -12,8 +12,9 @@ from functools import partial
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
-from . import events, writes
-from .models import Detection
+from detections.feed import messages
+from detections.core import writes
+from detections.models import Detection
 
 
 def detection_saved(sender, instance: Detection, created: bool, raw: bool = False, event=None, thumbnail=None, **kwargs):
@@ -21,13 +22,13 @@ def detection_saved(sender, instance: Detection, created: bool, raw: bool = Fals
         return
     if event is None:
         event, thumbnail = writes.count_saved_elsewhere(instance)
-    transaction.on_commit(partial(events.publish, event, thumbnail=thumbnail), robust=True)
+    transaction.on_commit(partial(messages.publish, event, thumbnail=thumbnail), robust=True)
 
 
 def detection_deleted(sender, instance: Detection, event=None, **kwargs):
     if event is None:
         event = writes.count_deleted_elsewhere(instance)
-    transaction.on_commit(partial(events.publish, event), robust=True)
+    transaction.on_commit(partial(messages.publish, event), robust=True)
 
 
 def connect():

@@ -1,0 +1,54 @@
+"""The event log: the payload of each event about a detection and its row.
+
+`writes` writes every event to the Event table, numbered by its seq, inside the
+transaction that changes the detections; the feed publishes it after commit
+and replays it from the table (`detections.feed.messages`).
+"""
+
+from detections.core import counters
+from detections.core.formats import file_url, format_time
+from detections.models import Detection, Event, EventKind
+
+
+def new_detection_payload(detection: Detection, position: counters.FeedPosition) -> dict:
+    """The `new_detection` event of a stored detection at a feed position."""
+    return {
+        "type": EventKind.NEW_DETECTION,
+        "seq": position.seq,
+        "id": detection.pk,
+        "tracking_id": detection.tracking_id,
+        "vehicle_type": detection.vehicle_type,
+        "camera": detection.camera.name,
+        "time": format_time(detection.detected_at),
+        "count": position.count,
+        "image_url": file_url(detection.image),
+        "thumbnail_url": file_url(detection.thumbnail),
+        "confidence": detection.confidence,
+        "bbox": detection.bbox,
+        "plate": detection.plate,
+    }
+
+
+def deletion_payload(detection: Detection, position: counters.FeedPosition) -> dict:
+    """The `deletion` event of a detection being deleted, at a feed position."""
+    return {
+        "type": EventKind.DELETION,
+        "seq": position.seq,
+        "deleted_id": detection.pk,
+        "count": position.count,
+        # Extensions: let a filtered client and the dashboard's counters follow.
+        "camera": detection.camera.name,
+        "vehicle_type": detection.vehicle_type,
+    }
+
+
+def event_row(payload: dict, detection: Detection) -> Event:
+    """The log row of an event about `detection` (not saved yet)."""
+    return Event(
+        seq=payload["seq"],
+        kind=payload["type"],
+        detection_id=detection.pk,
+        camera=payload["camera"],
+        vehicle_type=detection.vehicle_type,
+        payload=payload,
+    )
