@@ -51,11 +51,11 @@ class Detection(models.Model):
     (camera, tracking_id, detected_at) is unique: a camera retrying a POST
     cannot store the same detection twice.
 
-    Detections are created and deleted by `detections.writes` (the API, the
+    Detections are created and deleted by `detections.core.writes` (the API, the
     group commit, batch ingest, the admin, retention): in one transaction it
     writes the files, the rows, the counters and the event rows, and it sends
     post_save(created=True) and post_delete for every row, bulk statements
-    included, with the row's event. The one receiver of each (`signals.py`)
+    included, with the row's event. The one receiver of each (`feed/signals.py`)
     publishes that event after commit. A row saved or deleted by the ORM
     directly sends the signals without an event; the receiver then has it
     counted and logged first, so the shell's changes reach the sockets too.

@@ -37,7 +37,7 @@ DESKTOP = {"width": 1440, "height": 900}
 PHONE = {"width": 390, "height": 844}
 USERNAME = "operator"
 PASSWORD = "a-long-operator-password-1"
-LIVE_MS = 1000  # issue 6: a posted detection is on the screen within a second
+LIVE_MS = 1000  # a posted detection is on the screen within a second
 SLOW_MS = 15000  # reconnects, page loads
 
 

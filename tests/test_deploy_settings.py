@@ -1,4 +1,4 @@
-"""Production settings (issue 3, item 6): with DJANGO_DEBUG=false and the
+"""Production settings: with DJANGO_DEBUG=false and the
 documented production variables, `check --deploy` is clean; without a secret key
 the settings refuse to load; with debug off no error is Django's debug page."""
 

@@ -1,4 +1,4 @@
-"""The bad-input wall (issue 3, item 5), fuzzed.
+"""The bad-input wall, fuzzed.
 
 Hypothesis mutates a valid ingest body in every way an edge unit, a broken
 client or an attacker could, and posts it as JSON, as a form, as multipart,

@@ -63,7 +63,7 @@ class GroupCommit:
                 await asyncio.sleep(linger)
             while self.waiting:
                 # Delivery must not fall behind ingest for good: accept no more
-                # while the sockets are behind (bounded; see broadcast.py).
+                # while the sockets are behind (bounded; see feed/broadcaster.py).
                 await broadcaster.wait_until_sockets_keep_up()
                 group, self.waiting = self.waiting[:largest], self.waiting[largest:]
                 await self._write(group)

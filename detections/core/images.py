@@ -37,8 +37,6 @@ class ImageRejected(Exception):
 class VerifiedImage:
     data: bytes
     format: str  # a key of ACCEPTED_FORMATS
-    width: int
-    height: int
     thumbnail: bytes  # JPEG
 
     @property
@@ -123,7 +121,7 @@ def verify(data: bytes, *, claimed_media_type: str | None = None) -> VerifiedIma
     except (OSError, SyntaxError, ValueError, EOFError):
         # Pillow's way of saying the image is truncated or corrupt.
         raise ImageRejected("invalid_image", "vehicle_img is truncated or corrupt") from None
-    return VerifiedImage(data=data, format=image_format, width=width, height=height, thumbnail=thumbnail)
+    return VerifiedImage(data=data, format=image_format, thumbnail=thumbnail)
 
 
 PNG_END = b"IEND\xaeB`\x82"  # the IEND chunk's type and CRC

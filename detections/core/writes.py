@@ -7,7 +7,7 @@ order the work happens:
     files -> rows -> counters -> event rows -> (commit) -> publish
 
 Publishing is the job of the post_save / post_delete signal receivers
-(`signals.py`). Bulk statements send no signals, so this module sends them
+(`feed/signals.py`). Bulk statements send no signals, so this module sends them
 itself, once per row it inserts or deletes, and hands the receiver that row's
 event and thumbnail as arguments of the signal.
 """

@@ -1,4 +1,4 @@
-"""The live dashboard at `/`: an operator's view of the feed (issue 6, item 1).
+"""The live dashboard at `/`: an operator's view of the feed.
 
 The page is rendered with a snapshot of the state (counts, the hourly series,
 the latest detections) and the `seq` of the last event that snapshot includes.
@@ -6,10 +6,9 @@ The browser then opens the socket with `?after=<that seq>`, so every event
 after the snapshot is applied exactly once, whatever happened in between.
 
 `GET /?format=json` answers the same snapshot as JSON: the page reloads it when
-the filter changes and when the socket says `reset`. /api/stats holds the same
-numbers but not the seq they correspond to, and without it a reload cannot be
-lined up with the event stream (an event near the reload would be counted twice
-or not at all).
+the filter changes and when the socket says `reset`; its seq lines the reload up
+with the event stream (an event near the reload is counted once, not twice or
+not at all).
 """
 
 import logging

@@ -2,7 +2,7 @@
 
 Each socket gets every event in seq order, exactly once: live events come
 from the process's broadcaster (one channel-layer subscription per process,
-`broadcast.py`) through the socket's inbox; anything lost or delivered late (a
+`broadcaster.py`) through the socket's inbox; anything lost or delivered late (a
 Redis outage, two writers publishing out of order, a full inbox) is read back
 from the event log before the event that revealed the gap. `?after=N` or a
 `resume` message replays from the log, then the feed continues live with no

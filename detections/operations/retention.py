@@ -9,7 +9,7 @@ import posixpath
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.core.files.storage import default_storage
@@ -118,13 +118,6 @@ def prune_events(cutoff: datetime, *, chunk: int = EVENT_PRUNE_CHUNK) -> int:
 
 
 # --- Orphans ---------------------------------------------------------------------------------
-
-
-@dataclass
-class OrphanReport:
-    orphan_files: list[str] = field(default_factory=list)
-    recent_unmatched: int = 0  # files without a row, too new to call orphans
-    missing: list[tuple[int, str, str]] = field(default_factory=list)  # (id, field, name)
 
 
 _DAY_FOLDER = re.compile(r"^(?:snapshots|thumbnails)/(\d{4})/(\d{2})/(\d{2})$")
