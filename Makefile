@@ -3,12 +3,13 @@
 #   make demo    set up, start the server on SQLite + in-memory layer, feed it a simulated camera
 #   make test    the whole suite on the real MariaDB and Redis (what CI runs)
 #   make check   Django's system checks and a check for missing migrations
+#   make lint    ruff: lint and format check (make format fixes what it can)
 
 # The demo server's port: make demo PORT=8001
 PORT ?= 8000
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test check bootstrap bootstrap-dev services
+.PHONY: help demo test check lint format bootstrap bootstrap-dev services
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -23,6 +24,14 @@ test:
 check: bootstrap
 	.venv/bin/python manage.py check
 	.venv/bin/python manage.py makemigrations --check --dry-run
+
+lint: bootstrap-dev
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+format: bootstrap-dev
+	.venv/bin/ruff check --fix .
+	.venv/bin/ruff format .
 
 bootstrap:
 	bash scripts/bootstrap.sh

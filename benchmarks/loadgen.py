@@ -23,7 +23,6 @@ current row are counted.
 import argparse
 import asyncio
 import json
-import os
 import random
 import resource
 import sys
@@ -133,7 +132,9 @@ class ListenGroup:
         self.latencies.append((now_ns - sent_ns) / 1e6)
 
     async def run_aiohttp(self, session, url, listener, opened):
-        async with session.ws_connect(url, compress=15 if self.args.deflate else 0, max_msg_size=0, autoping=True, heartbeat=None) as ws:
+        async with session.ws_connect(
+            url, compress=15 if self.args.deflate else 0, max_msg_size=0, autoping=True, heartbeat=None
+        ) as ws:
             self.deflate.append(bool(ws.compress))
             opened.set_result(True)
             monotonic_ns = time.monotonic_ns
@@ -244,14 +245,14 @@ class ListenGroup:
         """Wait until every socket has every expected event, or the drain period ends."""
         deadline = time.monotonic() + drain_seconds
         while time.monotonic() < deadline:
-            if all(len(l.received) >= expected or l.closed for l in self.listeners):
+            if all(len(listener.received) >= expected or listener.closed for listener in self.listeners):
                 break
             await asyncio.sleep(0.05)
         wall = time.monotonic() - self.wall_start
         cpu = cpu_seconds() - self.cpu_start
         with open(self.args.out, "wb") as out:
             self.latencies.tofile(out)
-        received = [len(l.received) for l in self.listeners]
+        received = [len(listener.received) for listener in self.listeners]
         emit(
             {
                 "done": True,
@@ -259,8 +260,8 @@ class ListenGroup:
                 "received_total": sum(received),
                 "missing": sum(max(0, expected - n) for n in received),
                 "extra": sum(max(0, n - expected) for n in received),
-                "duplicates": sum(l.duplicates for l in self.listeners),
-                "closed": sum(l.closed for l in self.listeners),
+                "duplicates": sum(listener.duplicates for listener in self.listeners),
+                "closed": sum(listener.closed for listener in self.listeners),
                 "sockets_complete": sum(n >= expected for n in received),
                 "samples": len(self.latencies),
                 "cpu_seconds": cpu,
@@ -335,7 +336,7 @@ class Poster:
             async with session.post(url + path, data=body, headers=headers) as response:
                 payload = await response.read()
                 status = response.status
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.errors.append(f"{type(exc).__name__}: {exc}")
             status = "exception"
             payload = b""
@@ -370,11 +371,21 @@ class Poster:
             if args.mode == "stats":
                 await self.run_stats(session, urls)
             elif args.mode == "batch":
-                await asyncio.gather(*(self.batch_worker(session, urls[i % len(urls)], pool, random.Random(args.seed + i), deadline, i) for i in range(args.concurrency)))
+                await asyncio.gather(
+                    *(
+                        self.batch_worker(session, urls[i % len(urls)], pool, random.Random(args.seed + i), deadline, i)
+                        for i in range(args.concurrency)
+                    )
+                )
             elif args.rate:
                 await self.open_loop(session, urls, pool, rng, started, deadline)
             else:
-                await asyncio.gather(*(self.closed_worker(session, urls[i % len(urls)], pool, random.Random(args.seed + i), deadline) for i in range(args.concurrency)))
+                await asyncio.gather(
+                    *(
+                        self.closed_worker(session, urls[i % len(urls)], pool, random.Random(args.seed + i), deadline)
+                        for i in range(args.concurrency)
+                    )
+                )
             elapsed = time.monotonic() - started
             cpu = cpu_seconds() - cpu_start
         with open(args.out, "wb") as out:
@@ -418,7 +429,9 @@ class Poster:
                 self.shed += 1
                 i += 1
                 continue
-            task = asyncio.ensure_future(self.one(session, urls[i % len(urls)], self.next_body(pool, rng), self.args.path))
+            task = asyncio.ensure_future(
+                self.one(session, urls[i % len(urls)], self.next_body(pool, rng), self.args.path)
+            )
             pending.add(task)
             task.add_done_callback(pending.discard)
             i += 1
@@ -451,7 +464,7 @@ class Poster:
                 async with session.get(url, headers=headers) as response:
                     await response.read()
                     status = response.status
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 self.errors.append(f"{type(exc).__name__}: {exc}")
                 status = "exception"
             self.latencies.append((time.monotonic() - started) * 1000)

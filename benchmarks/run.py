@@ -73,15 +73,27 @@ def target_check(row_id: str, r: dict, results: dict) -> tuple[str, bool | None]
     server_ms = r.get("cpu_ms_per_det", {}).get("server")
     none_missing = missing == 0
     if row_id == "s0-max":
-        return "server CPU <= 3.5 ms/det, >= 280/s, POST p99 < 50 ms", server_ms is not None and server_ms <= 3.5 and dps >= 280 and p99 < 50
+        return (
+            "server CPU <= 3.5 ms/det, >= 280/s, POST p99 < 50 ms",
+            server_ms is not None and server_ms <= 3.5 and dps >= 280 and p99 < 50,
+        )
     if row_id == "s0-rate":
         return "300/s held, POST p99 < 15 ms", dps >= 0.97 * 300 and p99 < 15
     if row_id == "s100-max":
-        return ">= 110/s, delivery p99 < 150 ms, none missing", dps >= 110 and d99 is not None and d99 < 150 and none_missing
+        return (
+            ">= 110/s, delivery p99 < 150 ms, none missing",
+            dps >= 110 and d99 is not None and d99 < 150 and none_missing,
+        )
     if row_id == "s100-rate":
-        return "100/s held, delivery p99 < 30 ms, none missing", dps >= 97 and d99 is not None and d99 < 30 and none_missing
+        return (
+            "100/s held, delivery p99 < 30 ms, none missing",
+            dps >= 97 and d99 is not None and d99 < 30 and none_missing,
+        )
     if row_id == "s1000-rate":
-        return "10/s held, delivery p99 < 250 ms, none missing", dps >= 9.7 and d99 is not None and d99 < 250 and none_missing
+        return (
+            "10/s held, delivery p99 < 250 ms, none missing",
+            dps >= 9.7 and d99 is not None and d99 < 250 and none_missing,
+        )
     if row_id == "s1000-max":
         return "(no target) none missing", none_missing
     if row_id == "ingest-1m":
@@ -166,7 +178,9 @@ def _on_signal(signum, frame):
 def mysql(sql: str, database: str | None = None, *, fetch=False):
     import MySQLdb
 
-    connection = MySQLdb.connect(host="127.0.0.1", port=3306, user="root", passwd="", db=database or "", charset="utf8mb4")
+    connection = MySQLdb.connect(
+        host="127.0.0.1", port=3306, user="root", passwd="", db=database or "", charset="utf8mb4"
+    )
     try:
         cursor = connection.cursor()
         cursor.execute(sql)
@@ -222,7 +236,10 @@ def bulk_load(rows: int, env, log_path) -> float:
     sequence), spread over the past year, then rebuild the counters."""
     started = time.monotonic()
     for name in CAMERAS:
-        mysql(f"INSERT IGNORE INTO detections_camera (name, description, created_at) VALUES ('{name}', '', NOW(6))", DB_NAME)
+        mysql(
+            f"INSERT IGNORE INTO detections_camera (name, description, created_at) VALUES ('{name}', '', NOW(6))",
+            DB_NAME,
+        )
     ids = [r[0] for r in mysql("SELECT id FROM detections_camera ORDER BY name", DB_NAME, fetch=True)]
     camera_sql = "ELT(1 + s.seq % {n}, {ids})".format(n=len(ids), ids=", ".join(map(str, ids)))
     type_sql = "ELT(1 + (s.seq * 7919) % 20, {})".format(", ".join(f"'{t}'" for t in TYPE_SLOTS))
@@ -244,7 +261,7 @@ def bulk_load(rows: int, env, log_path) -> float:
             DB_NAME,
         )
     manage(env, "shell", "-c", "from detections import counters; counters.rebuild()", log_path=log_path)
-    mysql(f"ANALYZE TABLE detections_detection", DB_NAME)
+    mysql("ANALYZE TABLE detections_detection", DB_NAME)
     return time.monotonic() - started
 
 
@@ -265,12 +282,18 @@ def free_port() -> int:
 # event and socket for JPEG snapshots that do not compress). Host and port are the bench's.
 SERVER_COMMANDS = {
     "uvicorn": [
-        "uvicorn", APP, "--loop=uvloop", "--http=httptools", "--ws=websockets-sansio", "--ws-per-message-deflate=false",
-        "--ws-max-size=65536", "--timeout-graceful-shutdown=5",
+        "uvicorn",
+        APP,
+        "--loop=uvloop",
+        "--http=httptools",
+        "--ws=websockets-sansio",
+        "--ws-per-message-deflate=false",
+        "--ws-max-size=65536",
+        "--timeout-graceful-shutdown=5",
     ],
     # No permessage-deflate to turn off: granian never negotiates the extension.
     "granian": ["granian", "--interface=asgi", "--loop=uvloop", "--ws", "--workers-kill-timeout=5", APP],
-}  # fmt: skip
+}
 
 
 def production_command() -> list[str]:
@@ -327,7 +350,9 @@ class Server:
             while True:
                 for process in self.processes:
                     if process.poll() is not None:
-                        raise RuntimeError(f"the server exited ({process.returncode}); see {self.log_path}:\n{tail(self.log_path)}")
+                        raise RuntimeError(
+                            f"the server exited ({process.returncode}); see {self.log_path}:\n{tail(self.log_path)}"
+                        )
                 try:
                     with urllib.request.urlopen(url + "/healthz", timeout=2) as response:
                         if response.status == 200:
@@ -436,7 +461,13 @@ def make_pools(workdir: Path, env: dict) -> tuple[Path, Path]:
     """50 photo-like 640x480 snapshots and 50 small 160x120 ones, drawn before timing."""
     import io
 
-    os.environ.update({k: v for k, v in env.items() if k in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "DJANGO_SECRET_KEY", "DJANGO_DEBUG")})
+    os.environ.update(
+        {
+            k: v
+            for k, v in env.items()
+            if k in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL", "DJANGO_SECRET_KEY", "DJANGO_DEBUG")
+        }
+    )
     sys.path.insert(0, str(ROOT))
     import django
 
@@ -455,11 +486,20 @@ def make_pools(workdir: Path, env: dict) -> tuple[Path, Path]:
         image = Image.open(io.BytesIO(base64.b64decode(body["vehicle_img"])))
         out = io.BytesIO()
         image.resize((160, 120), Image.Resampling.LANCZOS).save(out, "JPEG", quality=80)
-        small.append({**body, "vehicle_img": base64.b64encode(out.getvalue()).decode("ascii"), "bbox": [b // 4 for b in body["bbox"]]})
+        small.append(
+            {
+                **body,
+                "vehicle_img": base64.b64encode(out.getvalue()).decode("ascii"),
+                "bbox": [b // 4 for b in body["bbox"]],
+            }
+        )
     sizes = sorted(len(base64.b64decode(b["vehicle_img"])) for b in big)
     small_sizes = sorted(len(base64.b64decode(b["vehicle_img"])) for b in small)
-    print(f"snapshot pool: 50 x 640x480 JPEG, {sizes[0] // 1024}-{sizes[-1] // 1024} KB (median {sizes[25] // 1024} KB); "
-          f"50 x 160x120, median {small_sizes[25] / 1024:.1f} KB", flush=True)
+    print(
+        f"snapshot pool: 50 x 640x480 JPEG, {sizes[0] // 1024}-{sizes[-1] // 1024} KB (median {sizes[25] // 1024} KB); "
+        f"50 x 160x120, median {small_sizes[25] / 1024:.1f} KB",
+        flush=True,
+    )
     big_path, small_path = workdir / "pool-640.json", workdir / "pool-160.json"
     big_path.write_text(json.dumps(big))
     small_path.write_text(json.dumps(small))
@@ -521,7 +561,7 @@ class Gen:
         try:
             self.send({"quit": True})
             self.process.wait(timeout=10)
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
         stop_process(self.process)
 
@@ -590,22 +630,34 @@ class Bench:
     def setup_credentials(self):
         """Cameras, one device key each (and one for batches), a viewer token."""
         out = subprocess.run(
-            [PYTHON, str(BENCH / "bench_setup.py"), *CAMERAS], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=120
+            [PYTHON, str(BENCH / "bench_setup.py"), *CAMERAS],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         if out.returncode != 0:
             raise RuntimeError(f"bench_setup.py failed:\n{out.stderr[-3000:]}")
         self.auth_path.write_text(out.stdout.strip().splitlines()[-1])
         auth = json.loads(self.auth_path.read_text())
-        self.say(f"credentials: {len(auth['device_keys'])} device keys, viewer token {'yes' if auth['viewer_token'] else 'no'}")
+        self.say(
+            f"credentials: {len(auth['device_keys'])} device keys, viewer token {'yes' if auth['viewer_token'] else 'no'}"
+        )
 
     # Server lifecycle
 
     def app_version(self) -> str:
         """The app's commit when the server starts (others may be changing it)."""
         try:
-            sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+            sha = subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+            ).stdout.strip()
             dirty = subprocess.run(
-                ["git", "status", "--porcelain", "--", "detections", "vehicle_monitor"], cwd=ROOT, capture_output=True, text=True
+                ["git", "status", "--porcelain", "--", "detections", "vehicle_monitor"],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
             ).stdout.strip()
         except OSError:
             return "unknown"
@@ -648,7 +700,22 @@ class Bench:
             out = self.workdir / f"listen-{prefix}-{i}.bin"
             url_args = [a for u in ws_urls for a in ("--url", u)]
             extra = ["--client", self.o.ws_client] + ([] if self.o.deflate else ["--no-deflate"])
-            gen = Gen(["listen", *url_args, "--sockets", str(count), "--prefix", prefix + "-", "--out", str(out), "--auth", str(self.auth_path), *extra], self.genlog)
+            gen = Gen(
+                [
+                    "listen",
+                    *url_args,
+                    "--sockets",
+                    str(count),
+                    "--prefix",
+                    prefix + "-",
+                    "--out",
+                    str(out),
+                    "--auth",
+                    str(self.auth_path),
+                    *extra,
+                ],
+                self.genlog,
+            )
             gen.out = out
             gens.append(gen)
         self.gens.extend(gens)
@@ -656,7 +723,10 @@ class Bench:
         connected = sum(r["connected"] for r in ready)
         deflate = sum(r["deflate"] for r in ready)
         errors = [e for r in ready for e in r["errors"]]
-        self.say(f"{connected}/{sockets} sockets open ({deflate} with permessage-deflate) in {max(r['connect_seconds'] for r in ready):.1f} s" + (f"; errors: {errors[:2]}" if errors else ""))
+        self.say(
+            f"{connected}/{sockets} sockets open ({deflate} with permessage-deflate) in {max(r['connect_seconds'] for r in ready):.1f} s"
+            + (f"; errors: {errors[:2]}" if errors else "")
+        )
         self.listen_info = {"connected": connected, "deflate": deflate, "errors": errors}
         return gens
 
@@ -668,9 +738,23 @@ class Bench:
 
     def run_poster(self, mode: str, params: dict, *, duration=None, prefix: str, requests=None, cpu=None):
         out = self.workdir / f"post-{prefix}.bin"
-        args = [mode, *[a for u in self.server.urls for a in ("--url", u)], "--out", str(out), "--prefix", prefix, "--auth", str(self.auth_path)]
+        args = [
+            mode,
+            *[a for u in self.server.urls for a in ("--url", u)],
+            "--out",
+            str(out),
+            "--prefix",
+            prefix,
+            "--auth",
+            str(self.auth_path),
+        ]
         if mode in ("post", "batch"):
-            args += ["--pool", str(self.small_pool if mode == "batch" else self.big_pool), "--duration", str(duration or self.duration)]
+            args += [
+                "--pool",
+                str(self.small_pool if mode == "batch" else self.big_pool),
+                "--duration",
+                str(duration or self.duration),
+            ]
             if params.get("rate"):
                 args += ["--rate", str(params["rate"])]
             args += ["--concurrency", str(params.get("concurrency", 8))]
@@ -712,7 +796,7 @@ class Bench:
 
                 redis.Redis.from_url(REDIS_URL, socket_timeout=2).ping()
                 break
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"MariaDB or Redis is down: {exc}") from exc
                 self.say(f"waiting for MariaDB/Redis ({type(exc).__name__})")
@@ -758,7 +842,9 @@ class Bench:
             if self.service_pids() == before and len(before) == 2:
                 return result
             result["disturbed"] = True
-            self.say("MariaDB or Redis restarted during the row (not by us)" + ("; running it again" if attempt < 2 else ""))
+            self.say(
+                "MariaDB or Redis restarted during the row (not by us)" + ("; running it again" if attempt < 2 else "")
+            )
             time.sleep(5)
         return result
 
@@ -782,7 +868,9 @@ class Bench:
                     profiler = self.start_profiler(row_id)
                 # Cpu snapshots bracket the poster's run (the poster's own CPU it reports itself).
                 poster_params = dict(params)
-                result = self.run_poster("batch" if kind == "batch" else "post", poster_params, prefix=prefix, cpu=self.cpu)
+                result = self.run_poster(
+                    "batch" if kind == "batch" else "post", poster_params, prefix=prefix, cpu=self.cpu
+                )
                 drain = {}
                 if listeners:
                     drain_seconds = 10.0 if self.quick else 30.0
@@ -823,7 +911,9 @@ class Bench:
                 "cpu": result["cpu"],
                 # The cost of a unit of work, which a faster rate alone does not show: CPU
                 # time over the poster's window for the detections (batch items) it created.
-                "cpu_ms_per_det": {g: 1000 * result["cpu_used"][g] / created for g in ("server", "db", "redis")} if created else {},
+                "cpu_ms_per_det": {g: 1000 * result["cpu_used"][g] / created for g in ("server", "db", "redis")}
+                if created
+                else {},
                 "poster_lag_p99": result["lag_p99_ms"],
                 "late_p99": result["late_p99_ms"],
                 "shed": result.get("shed", 0),
@@ -885,8 +975,22 @@ class Bench:
         self.profile_dir.mkdir(parents=True, exist_ok=True)
         pid = self.server.worker_pids()[0]
         stem = self.profile_dir / f"{datetime.now(UTC):%Y-%m-%d}-{self.label}-{row_id}"
-        command = [str(VENV_BIN / "py-spy"), "record", "--pid", str(pid), "--rate", "100", "--format", "raw", "--gil", "--nonblocking",
-                   "-o", f"{stem}.txt", "--duration", str(int(self.duration) + 5)]  # fmt: skip
+        command = [
+            str(VENV_BIN / "py-spy"),
+            "record",
+            "--pid",
+            str(pid),
+            "--rate",
+            "100",
+            "--format",
+            "raw",
+            "--gil",
+            "--nonblocking",
+            "-o",
+            f"{stem}.txt",
+            "--duration",
+            str(int(self.duration) + 5),
+        ]
         self.say(f"py-spy recording pid {pid} -> {stem}.txt")
         process = start_process(command, log_path=self.workdir / "py-spy.log")
         process.stem = stem
@@ -935,7 +1039,7 @@ class Bench:
                     self.setup_credentials()
                     seconds = bulk_load(size, self.env, self.log)
                     break
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     if attempt == 2:
                         raise
                     self.say(f"setting up the database failed ({str(exc)[:200]}); again")
@@ -949,7 +1053,7 @@ class Bench:
                         self.results[row_id] = self.run_row_undisturbed(row_id)
                     except KeyboardInterrupt:
                         raise
-                    except Exception as exc:  # noqa: BLE001 - one broken row must not lose the others
+                    except Exception as exc:  # one broken row must not lose the others
                         self.results[row_id] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
                         self.say(f"  row {row_id} failed: {exc}\n{tail(self.log, 10)}")
                         for gen in list(self.gens):
@@ -977,9 +1081,17 @@ class Bench:
 
     def report(self, rows) -> str:
         header = [
-            "row", "det/s", "server CPU ms/det", "MariaDB CPU ms/det", "POST p50 / p99 (ms)", "delivery p50 / p99 (ms)", "events missing",
-            "target", "met", "notes",
-        ]  # fmt: skip
+            "row",
+            "det/s",
+            "server CPU ms/det",
+            "MariaDB CPU ms/det",
+            "POST p50 / p99 (ms)",
+            "delivery p50 / p99 (ms)",
+            "events missing",
+            "target",
+            "met",
+            "notes",
+        ]
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for row_id in rows:
             r = self.results.get(row_id)
@@ -987,7 +1099,9 @@ class Bench:
                 continue
             title = ROWS[row_id][0].format(big=self.big_label)
             if "error" in r:
-                lines.append("| " + " | ".join([title, *["—"] * 6, "", "**failed**", r["error"].replace("|", "/")]) + " |")
+                lines.append(
+                    "| " + " | ".join([title, *["—"] * 6, "", "**failed**", r["error"].replace("|", "/")]) + " |"
+                )
                 continue
             target, met = target_check(row_id, r, self.results)
             met_text = "—" if met is None else ("yes" if met else "**no**")
@@ -996,7 +1110,7 @@ class Bench:
         command = "benchmarks/run.py " + " ".join(sys.argv[1:])
         try:
             versions = f"{mysql('SELECT VERSION()', fetch=True)[0][0]}, Redis {redis_version()}"
-        except Exception:  # noqa: BLE001 - a service down must not lose the table
+        except Exception:  # a service down must not lose the table
             versions = "MariaDB and Redis (versions unavailable)"
         head = (
             f"## {self.label}: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n\n"
@@ -1032,14 +1146,26 @@ def cells(row_id, r):
     delivery = "—" if r.get("delivery_p50") is None else f"{fmt(r['delivery_p50'])} / {fmt(r['delivery_p99'])}"
     missing = "—" if r.get("missing") is None else str(r["missing"])
     per_det = r.get("cpu_ms_per_det", {})
-    return [fmt(r["dps"]), fmt(per_det.get("server"), 2), fmt(per_det.get("db"), 2), f"{fmt(r['post_p50'])} / {fmt(r['post_p99'])}", delivery, missing]
+    return [
+        fmt(r["dps"]),
+        fmt(per_det.get("server"), 2),
+        fmt(per_det.get("db"), 2),
+        f"{fmt(r['post_p50'])} / {fmt(r['post_p99'])}",
+        delivery,
+        missing,
+    ]
 
 
 def notes(row_id, r) -> str:
     parts = ["**MariaDB or Redis restarted during the row**"] if r.get("disturbed") else []
     if row_id == "idle":
-        return "; ".join(parts + [f"{r['kb_per_socket']:.1f} KB per socket: RSS {r['rss_before_mb']:.0f} -> {r['rss_after_mb']:.0f} MB "
-                f"while 1000 more idle sockets opened (after 200 first; {r['deflate']} of them deflate)"])
+        return "; ".join(
+            parts
+            + [
+                f"{r['kb_per_socket']:.1f} KB per socket: RSS {r['rss_before_mb']:.0f} -> {r['rss_after_mb']:.0f} MB "
+                f"while 1000 more idle sockets opened (after 200 first; {r['deflate']} of them deflate)"
+            ]
+        )
     if row_id.startswith("stats"):
         parts.append(f"GET in the POST column, {r['rps']:.1f} req/s sequential, {r['requests']} requests")
     bad = {k: v for k, v in r.get("statuses", {}).items() if k not in ("200", "201")}
@@ -1051,8 +1177,10 @@ def notes(row_id, r) -> str:
     if cpu:
         redis_ms = r.get("cpu_ms_per_det", {}).get("redis")
         redis_per_det = "" if redis_ms is None else f" ({redis_ms:.2f} ms/det)"
-        parts.append(f"CPU server {cpu.get('server', 0):.0f}%, gen {r.get('gen_cpu', 0):.0f}%, db {cpu.get('db', 0):.0f}%, "
-                     f"redis {cpu.get('redis', 0):.0f}%{redis_per_det}, other {cpu.get('other', 0):.0f}%")  # fmt: skip
+        parts.append(
+            f"CPU server {cpu.get('server', 0):.0f}%, gen {r.get('gen_cpu', 0):.0f}%, db {cpu.get('db', 0):.0f}%, "
+            f"redis {cpu.get('redis', 0):.0f}%{redis_per_det}, other {cpu.get('other', 0):.0f}%"
+        )
     if r.get("connected") is not None:
         parts.append(f"{r['connected']} sockets ({r['deflate']} deflate)")
         if r.get("duplicates"):
@@ -1073,8 +1201,23 @@ def notes(row_id, r) -> str:
 
 
 def format_brief(r) -> str:
-    keys = ["dps", "cpu_ms_per_det", "post_p50", "post_p99", "delivery_p50", "delivery_p99", "missing", "kb_per_socket", "gen_cpu", "cpu"]
-    return ", ".join(f"{k}={json.dumps(r[k], default=str) if isinstance(r[k], dict) else fmt(r[k]) if isinstance(r[k], float) else r[k]}" for k in keys if k in r)
+    keys = [
+        "dps",
+        "cpu_ms_per_det",
+        "post_p50",
+        "post_p99",
+        "delivery_p50",
+        "delivery_p99",
+        "missing",
+        "kb_per_socket",
+        "gen_cpu",
+        "cpu",
+    ]
+    return ", ".join(
+        f"{k}={json.dumps(r[k], default=str) if isinstance(r[k], dict) else fmt(r[k]) if isinstance(r[k], float) else r[k]}"
+        for k in keys
+        if k in r
+    )
 
 
 # --- Profiles -------------------------------------------------------------------------------------------
@@ -1096,7 +1239,11 @@ def summarize_profile(path: Path, top=25) -> str:
         own[frames[-1]] = own.get(frames[-1], 0) + n
         for frame in set(frames):
             total[frame] = total.get(frame, 0) + n
-    out = [f"{samples} samples (py-spy --gil: only the thread holding the GIL, i.e. where the Python CPU goes)", "", "own time:"]
+    out = [
+        f"{samples} samples (py-spy --gil: only the thread holding the GIL, i.e. where the Python CPU goes)",
+        "",
+        "own time:",
+    ]
     for frame, n in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
         out.append(f"  {100 * n / samples:5.1f}%  {frame}")
     out += ["", "total time (the function and what it calls):"]
@@ -1115,19 +1262,34 @@ def summarize_profile(path: Path, top=25) -> str:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a few seconds per row, 100k rows instead of 1M")
-    parser.add_argument("--rows", type=lambda s: [x for x in s.split(",") if x], help=f"comma-separated, of: {', '.join(ROWS)}")
-    parser.add_argument("--server", choices=["daphne", *SERVER_COMMANDS], default=production_command()[0],
-                        help="default: the one docker-compose.yml's web service runs")  # fmt: skip
+    parser.add_argument(
+        "--rows", type=lambda s: [x for x in s.split(",") if x], help=f"comma-separated, of: {', '.join(ROWS)}"
+    )
+    parser.add_argument(
+        "--server",
+        choices=["daphne", *SERVER_COMMANDS],
+        default=production_command()[0],
+        help="default: the one docker-compose.yml's web service runs",
+    )
     parser.add_argument("--workers", type=int, default=1, help="server processes (daphne: one port each)")
     parser.add_argument("--server-arg", action="append", help="one more argument for the server command line")
     parser.add_argument("--duration", type=float, help="seconds per ingest row (default 20, --quick 4)")
     parser.add_argument("--big-rows", type=int, help="rows in the big table (default 1M, --quick 100k)")
     parser.add_argument("--sockets-per-process", type=int, default=500, help="listener sockets per generator process")
     parser.add_argument("--ws-client", choices=["aiohttp", "websockets"], default="aiohttp")
-    parser.add_argument("--no-deflate", dest="deflate", action="store_false", help="listeners do not offer permessage-deflate")
-    parser.add_argument("--profile", type=lambda s: s.split(","), help="rows to record with py-spy (server's first worker)")
+    parser.add_argument(
+        "--no-deflate", dest="deflate", action="store_false", help="listeners do not offer permessage-deflate"
+    )
+    parser.add_argument(
+        "--profile", type=lambda s: s.split(","), help="rows to record with py-spy (server's first worker)"
+    )
     parser.add_argument("--no-save", action="store_true", help="print the table only")
-    parser.add_argument("--wait-quiet", type=float, default=120, help="seconds to wait, before each row, for other processes to go quiet (0: do not wait)")
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=120,
+        help="seconds to wait, before each row, for other processes to go quiet (0: do not wait)",
+    )
     options = parser.parse_args()
 
     # Ctrl-C stops the run even when started from a shell that ignores SIGINT in the background.
@@ -1146,14 +1308,22 @@ def main():
         stop_all()
         if bench.results:
             print(bench.report(options.rows or list(ROWS)))
-            print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "latencies"} for k, v in bench.results.items()}, default=str))
+            print(
+                json.dumps(
+                    {k: {kk: vv for kk, vv in v.items() if kk != "latencies"} for k, v in bench.results.items()},
+                    default=str,
+                )
+            )
         return 130
     except BaseException:
         stop_all()
         shutil.rmtree(bench.media, ignore_errors=True)
         if bench.results:
             print(bench.report(options.rows or list(ROWS)))
-        print(f"failed; logs kept in {bench.workdir}:\n--- server.log\n{tail(bench.log)}\n--- loadgen.log\n{tail(bench.genlog)}", file=sys.stderr)
+        print(
+            f"failed; logs kept in {bench.workdir}:\n--- server.log\n{tail(bench.log)}\n--- loadgen.log\n{tail(bench.genlog)}",
+            file=sys.stderr,
+        )
         raise
     stop_all()
     shutil.rmtree(bench.media, ignore_errors=True)
@@ -1168,7 +1338,13 @@ def main():
         with path.open("a") as f:
             f.write(table + "\n")
         raw = results / f"{datetime.now(UTC):%Y-%m-%d}-{bench.label}.json"
-        raw.write_text(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "latencies"} for k, v in bench.results.items()}, indent=1, default=str))
+        raw.write_text(
+            json.dumps(
+                {k: {kk: vv for kk, vv in v.items() if kk != "latencies"} for k, v in bench.results.items()},
+                indent=1,
+                default=str,
+            )
+        )
         print(f"written to {path}")
     print(f"server and generator logs: {bench.workdir}")
     return 0

@@ -20,18 +20,16 @@ from django.utils.html import format_html
 from PIL import Image, UnidentifiedImageError
 
 from detections.core import counters, writes
-from detections.operations import exports
 from detections.core.device_keys import issue_device_key, new_device_secret, revoke_device_keys, rotate_device_key
 from detections.models import Camera, Detection, DeviceKey, HourlyCount
+from detections.operations import exports
 
 
 def show_key_once(request, secret: str, cameras):
     names = ", ".join(sorted(c.name for c in cameras))
     messages.warning(
         request,
-        format_html(
-            "New device key for {}: <code>{}</code> — copy it now, it is not shown again.", names, secret
-        ),
+        format_html("New device key for {}: <code>{}</code> — copy it now, it is not shown again.", names, secret),
     )
 
 

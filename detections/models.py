@@ -132,6 +132,9 @@ class FeedState(models.Model):
     last_seq = models.BigIntegerField(default=0)
     detection_count = models.BigIntegerField(default=0)
 
+    def __str__(self):
+        return f"seq {self.last_seq}, {self.detection_count} detections"
+
 
 class CameraTypeTotal(models.Model):
     """How many detections a camera holds of one vehicle type: the breakdowns."""
@@ -141,9 +144,10 @@ class CameraTypeTotal(models.Model):
     count = models.BigIntegerField(default=0)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["camera", "vehicle_type"], name="total_unique_camera_type")
-        ]
+        constraints = [models.UniqueConstraint(fields=["camera", "vehicle_type"], name="total_unique_camera_type")]
+
+    def __str__(self):
+        return f"{self.camera_id} {self.vehicle_type}: {self.count}"
 
 
 class HourlyCount(models.Model):
@@ -156,13 +160,14 @@ class HourlyCount(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(
-                fields=["camera", "vehicle_type", "hour"], name="hourly_unique_camera_type_hour"
-            )
+            models.UniqueConstraint(fields=["camera", "vehicle_type", "hour"], name="hourly_unique_camera_type_hour")
         ]
         # The series read a window of hours across cameras: from this index alone,
         # in hour order, with no lookup of the rows and no sort (counts included).
         indexes = [models.Index(fields=["hour", "vehicle_type", "camera", "count"], name="hourly_series_idx")]
+
+    def __str__(self):
+        return f"{self.camera_id} {self.vehicle_type} {self.hour:%Y-%m-%d %H}h: {self.count}"
 
 
 class IdempotencyKey(models.Model):
@@ -176,6 +181,9 @@ class IdempotencyKey(models.Model):
     request_hash = models.CharField(max_length=64)
     detection = models.ForeignKey(Detection, on_delete=models.CASCADE, related_name="+")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self):
+        return f"{self.key} -> {self.detection_id}"
 
 
 class DeviceKey(models.Model):

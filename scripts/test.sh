@@ -23,6 +23,11 @@ export VM_REQUIRE_SERVICES="${VM_REQUIRE_SERVICES:-1}"
 export CHANNEL_LAYER_PREFIX="${CHANNEL_LAYER_PREFIX:-vm-test-$$}"
 if [ -n "${DATABASE_TEST_NAME:-}" ]; then export DATABASE_TEST_NAME; fi
 
+# Lint and format first: a lint error fails the run before any test does.
+printf '==> ruff (pyproject.toml)\n'
+"$ROOT/.venv/bin/ruff" check .
+"$ROOT/.venv/bin/ruff" format --check .
+
 bash scripts/services.sh
 
 shown_db="$DATABASE_URL"

@@ -321,7 +321,16 @@ class ServerProcess:
 
     def command(self) -> list[str]:
         if self.kind == "daphne":
-            return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "vehicle_monitor.asgi:application"]
+            return [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "vehicle_monitor.asgi:application",
+            ]
         # docker-compose.yml's command for the web service, on this port.
         production = compose_web_command()
         assert production[0] == "uvicorn"

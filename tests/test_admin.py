@@ -2,7 +2,6 @@
 show what a camera saw, filter and search it, and deleting (one or many) removes
 the files and tells every socket, like any other deletion."""
 
-
 import pytest
 from admin_pages import CHANGELIST, changelist_rows, confirm_bulk_delete, listed_ids, text
 from conftest import MOMENT, store_detection, stored_files
@@ -13,7 +12,6 @@ from detections.core import counters
 from detections.models import Detection
 
 pytestmark = pytest.mark.django_db
-
 
 
 def files_of(*detections: Detection) -> list:

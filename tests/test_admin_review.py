@@ -157,7 +157,9 @@ def test_the_detail_page_draws_the_bounding_box_over_the_snapshot_in_image_pixel
     ).group(1)
     # The image, then an SVG laid over all of it, whose coordinates are the
     # image's own 640x480 pixels: the box scales with the picture.
-    assert frame.index(f'<img src="{detection.image.url}" alt="Snapshot of detection {detection.pk}"') < frame.index("<svg")
+    assert frame.index(f'<img src="{detection.image.url}" alt="Snapshot of detection {detection.pk}"') < frame.index(
+        "<svg"
+    )
     svg = re.search(r"<svg[^>]*>", frame).group(0)
     assert 'viewBox="0 0 640 480"' in svg
     assert 'preserveAspectRatio="none"' in svg
@@ -191,9 +193,7 @@ def test_the_bulk_delete_asks_for_confirmation_and_deletes_nothing_until_confirm
     doomed = [store_detection(f"trk-{n}") for n in range(2)]
     files_before = stored_files(_media_root)
 
-    response = admin_client.post(
-        CHANGELIST, {"action": "delete_selected", "_selected_action": [d.pk for d in doomed]}
-    )
+    response = admin_client.post(CHANGELIST, {"action": "delete_selected", "_selected_action": [d.pk for d in doomed]})
 
     assert response.status_code == 200
     page = response.content.decode()
@@ -215,7 +215,9 @@ def test_the_confirmed_bulk_delete_reports_how_many_went_and_that_every_client_w
         response = confirm_bulk_delete(admin_client, doomed_ids, follow=True)
 
     assert response.redirect_chain[0][1] == 302
-    assert page_messages(response) == ["Deleted 3 detections; 3 deletion events were published to every connected client."]
+    assert page_messages(response) == [
+        "Deleted 3 detections; 3 deletion events were published to every connected client."
+    ]
     assert list(Detection.objects.values_list("pk", flat=True)) == [kept.pk]
     assert [str(p) for p in stored_files(_media_root)] == sorted([kept.image.path, kept.thumbnail.path])
     told = [feed_listener.receive() for _ in doomed]
@@ -250,7 +252,10 @@ def test_staff_without_the_delete_permission_are_not_offered_the_bulk_delete(cli
 
 
 def test_the_export_action_downloads_the_selected_detections_as_csv(admin_client):
-    chosen = [store_detection("trk-1", plate="=1+1"), store_detection("trk-2", detected_at=MOMENT + timedelta(seconds=1))]
+    chosen = [
+        store_detection("trk-1", plate="=1+1"),
+        store_detection("trk-2", detected_at=MOMENT + timedelta(seconds=1)),
+    ]
     store_detection("trk-3")
 
     response = admin_client.post(CHANGELIST, {"action": "export_csv", "_selected_action": [d.pk for d in chosen]})

@@ -250,13 +250,16 @@ def test_the_admin_issues_a_key_shown_once_and_revokes_it(admin_client, cameras)
     )
     assert response.status_code == 200
     shown = [str(m) for m in response.context["messages"]]
-    secret = next(word for m in shown for word in m.replace("<code>", " ").replace("</code>", " ").split() if word.startswith("vmk_"))
+    secret = next(
+        word
+        for m in shown
+        for word in m.replace("<code>", " ").replace("</code>", " ").split()
+        if word.startswith("vmk_")
+    )
     assert api_client(secret).post("/api/detect", detection_body(camera="yard"), format="json").status_code == 201
 
     key = DeviceKey.objects.get(label="unit 12")
-    admin_client.post(
-        "/admin/detections/devicekey/", {"action": "revoke", "_selected_action": [key.pk]}, follow=True
-    )
+    admin_client.post("/admin/detections/devicekey/", {"action": "revoke", "_selected_action": [key.pk]}, follow=True)
     assert_error(api_client(secret).post("/api/detect", detection_body(camera="yard", id="2"), format="json"), 401)
     listing = admin_client.get("/admin/detections/devicekey/").content.decode()
     assert secret not in listing

@@ -139,9 +139,7 @@ def desktop(browser, server):
 
 @pytest.fixture
 def phone(browser, server):
-    watched = Watched(
-        browser, server, viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True
-    )
+    watched = Watched(browser, server, viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
     yield watched
     watched.close()
 
@@ -226,7 +224,7 @@ def test_the_state_the_page_starts_from_lines_up_with_the_feed(device_client, dj
     page = client.get("/?camera=gate-1")
     assert page.status_code == 200
     assert page["Cache-Control"].startswith("max-age=0")
-    assert b'id="dashboard-state"' in page.content and b"<option value=\"gate-1\" selected>" in page.content
+    assert b'id="dashboard-state"' in page.content and b'<option value="gate-1" selected>' in page.content
     assert len(state["recent"]) <= FEED_SIZE
 
 

@@ -75,7 +75,14 @@ def services(compose) -> dict:
 
 def test_settings_reads_the_variables_deployment_relies_on():
     names = settings_variables()
-    assert {"DATABASE_URL", "REDIS_URL", "DJANGO_SECRET_KEY", "DJANGO_DEBUG", "DJANGO_ALLOWED_HOSTS", "MEDIA_ROOT"} <= names
+    assert {
+        "DATABASE_URL",
+        "REDIS_URL",
+        "DJANGO_SECRET_KEY",
+        "DJANGO_DEBUG",
+        "DJANGO_ALLOWED_HOSTS",
+        "MEDIA_ROOT",
+    } <= names
 
 
 def test_the_expected_services_exist(services):

@@ -14,17 +14,26 @@ from django.db import connection
 from django.http import StreamingHttpResponse
 from django.test import AsyncClient
 
-from detections.operations import exports
 from detections.core import images
 from detections.core.writes import detection_create
 from detections.models import Camera, Detection
+from detections.operations import exports
 
 pytestmark = pytest.mark.django_db
 
 URL = "/api/detections/export.csv"
 COLUMNS = [
-    "id", "time", "camera", "vehicle_type", "tracking_id", "plate", "confidence", "bbox", "image_url", "received_at",
-]  # fmt: skip
+    "id",
+    "time",
+    "camera",
+    "vehicle_type",
+    "tracking_id",
+    "plate",
+    "confidence",
+    "bbox",
+    "image_url",
+    "received_at",
+]
 MOMENT = datetime(2026, 11, 24, 8, 15, 30, 120000, tzinfo=UTC)
 
 
@@ -183,7 +192,7 @@ def test_viewers_and_staff_may_export(viewer_client, staff_client):
 # --- CSV injection ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("dangerous", ["=HYPERLINK(\"http://x\",\"y\")", "+1+1", "-2+3", "@SUM(A1)", "\tcmd", "\rcmd"])
+@pytest.mark.parametrize("dangerous", ['=HYPERLINK("http://x","y")', "+1+1", "-2+3", "@SUM(A1)", "\tcmd", "\rcmd"])
 def test_a_cell_a_spreadsheet_would_run_as_a_formula_is_written_as_text(viewer_client, dangerous):
     store(dangerous, plate=dangerous[:32], camera=f"cam{dangerous}"[:100])
 

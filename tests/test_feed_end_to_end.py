@@ -9,7 +9,6 @@ import json
 import pytest
 import redis
 from django.conf import settings
-
 from feed_client import assert_nothing_else_queued, connect, receive, receive_events
 
 from detections.models import Detection, Event

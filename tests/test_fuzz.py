@@ -30,15 +30,15 @@ from urllib.parse import quote, quote_from_bytes, urlencode
 
 import pytest
 import schemathesis
+from conftest import CAMERAS, b64, detection_body, image_bytes, stored_files
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from conftest import CAMERAS, b64, detection_body, image_bytes, stored_files
+from detections.api.serializers import VEHICLE_TYPES
 from detections.core import writes
 from detections.models import Camera, Detection, Event, IdempotencyKey
-from detections.api.serializers import VEHICLE_TYPES
 
 INGEST_PATHS = ("/api/detect", "/api/detect/", "/api/detections/")
 ACCEPTED_FORMATS = {"JPEG", "PNG", "WEBP"}
@@ -114,7 +114,9 @@ def _png_claiming(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    )
 
 
 JPEG, PNG, WEBP = image_bytes("JPEG"), image_bytes("PNG"), image_bytes("WEBP")
@@ -180,7 +182,9 @@ raw_images = st.one_of(
     # truncated anywhere
     good_images.flatmap(lambda data: st.integers(0, len(data) - 1).map(lambda n: data[:n])),
     # corrupted in a few bytes
-    st.builds(_flip, good_images, st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=8)),
+    st.builds(
+        _flip, good_images, st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=8)
+    ),
 )
 
 MEDIA_TYPES = [
@@ -229,10 +233,17 @@ huge_strings = st.builds(
 )
 image_texts = st.one_of(
     st.builds(b64, raw_images),
-    st.builds(data_uri, st.sampled_from(MEDIA_TYPES), raw_images, st.sampled_from(["", ";charset=utf-8", ";name=x.png"])),
+    st.builds(
+        data_uri, st.sampled_from(MEDIA_TYPES), raw_images, st.sampled_from(["", ";charset=utf-8", ";name=x.png"])
+    ),
     # a PNG whose bytes are JPEG and the like: every claim paired with every format
     st.builds(data_uri, st.sampled_from(list(MEDIA_TYPE_OF)), st.sampled_from(list(MEDIA_TYPE_OF.values()))),
-    st.builds(wrapped, st.builds(b64, good_images), st.integers(1, 120), st.sampled_from(["\n", "\r\n", " ", "\t", "\v", "\u2028"])),
+    st.builds(
+        wrapped,
+        st.builds(b64, good_images),
+        st.integers(1, 120),
+        st.sampled_from(["\n", "\r\n", " ", "\t", "\v", "\u2028"]),
+    ),
     st.builds(inserted, st.builds(b64, good_images), st.integers(0, 10**6), st.sampled_from(NON_BASE64)),
     st.builds(lambda data: base64.urlsafe_b64encode(data).decode(), raw_images),
     st.builds(lambda data: b64(data).rstrip("="), good_images),
@@ -361,7 +372,9 @@ camera_values = st.one_of(
     text_values,
     json_values,
 )
-number_texts = st.sampled_from(["0.5", " 0.5 ", "nan", "NaN", "inf", "-inf", "1e999", "1_0", "٠.٥", "0x1p-2", "½", "9" * 1_001])
+number_texts = st.sampled_from(
+    ["0.5", " 0.5 ", "nan", "NaN", "inf", "-inf", "1e999", "1_0", "٠.٥", "0x1p-2", "½", "9" * 1_001]
+)
 confidence_values = st.one_of(st.floats(0, 1), st.floats(), st.integers(), number_texts, json_values)
 bbox_values = st.one_of(
     st.lists(st.floats(0, 1_000_000), min_size=4, max_size=4),
@@ -420,7 +433,9 @@ def ingest_bodies(draw, *, file_parts: bool = False):
             body[name] = draw(json_values)
     if file_parts and "vehicle_img" in body and draw(st.booleans()):
         body["vehicle_img"] = FilePart(
-            filename=draw(st.sampled_from(["snapshot.jpg", "x.png", "a.html", "../../etc/passwd", "ü.webp", "a" * 300])),
+            filename=draw(
+                st.sampled_from(["snapshot.jpg", "x.png", "a.html", "../../etc/passwd", "ü.webp", "a" * 300])
+            ),
             content_type=draw(st.sampled_from(["image/jpeg", "image/png", "text/html", "application/octet-stream"])),
             data=draw(st.one_of(good_images, raw_images)),
         )
@@ -498,7 +513,9 @@ def ingest_requests(draw):
     body = draw(ingest_bodies(file_parts=kind == "multipart"))
     options = {"ensure_ascii": draw(st.booleans())}
     if kind == "broken_json":
-        options["mutation"] = draw(st.sampled_from(["truncate", "insert", "replace_value", "bom", "utf16", "binary", "empty"]))
+        options["mutation"] = draw(
+            st.sampled_from(["truncate", "insert", "replace_value", "bom", "utf16", "binary", "empty"])
+        )
         options["position"] = draw(st.integers(0, 10**6))
         options["junk"] = draw(st.binary(min_size=1, max_size=8))
         options["token"] = draw(st.sampled_from(RAW_JSON_TOKENS))
@@ -506,7 +523,9 @@ def ingest_requests(draw):
         options["content_type"] = draw(st.sampled_from(WRONG_CONTENT_TYPES))
     idempotency_key = draw(
         st.sampled_from(["none", "none", "none", "none", "none", "none", "text", "reused"]).flatmap(
-            lambda choice: {"none": st.none(), "text": st.text(max_size=300), "reused": st.sampled_from(["k1", "k2"])}[choice]
+            lambda choice: {"none": st.none(), "text": st.text(max_size=300), "reused": st.sampled_from(["k1", "k2"])}[
+                choice
+            ]
         )
     )
     return IngestRequest(draw(st.sampled_from(INGEST_PATHS)), kind, body, idempotency_key, options)
@@ -571,7 +590,9 @@ def multipart(fields) -> bytes:
 
 
 def urlencoded(fields) -> bytes:
-    return b"&".join(quote_from_bytes(wire(name)).encode() + b"=" + quote_from_bytes(wire(value)).encode() for name, value in fields)
+    return b"&".join(
+        quote_from_bytes(wire(name)).encode() + b"=" + quote_from_bytes(wire(value)).encode() for name, value in fields
+    )
 
 
 def json_bytes(body, ensure_ascii: bool) -> bytes:
@@ -665,7 +686,9 @@ def assert_nothing_stored(before: Snapshot, after: Snapshot, context):
     assert after == before, (after, before, context)
 
 
-def assert_one_detection_stored(record: dict, before: Snapshot, after: Snapshot, media_root: Path, context) -> Detection:
+def assert_one_detection_stored(
+    record: dict, before: Snapshot, after: Snapshot, media_root: Path, context
+) -> Detection:
     """Exactly one new row, one new event, and exactly the row's files (both or none)."""
     assert after.detections - before.detections == {record["id"]}, context
     assert before.detections <= after.detections, context
@@ -721,7 +744,9 @@ def assert_text_stored_as_sent(detection: Detection, record: dict, body: dict, f
     assert detection.vehicle_type in VEHICLE_TYPES, context
 
 
-def check_ingest_answer(response, body, before: Snapshot, after: Snapshot, media_root: Path, form: bool | None, context):
+def check_ingest_answer(
+    response, body, before: Snapshot, after: Snapshot, media_root: Path, form: bool | None, context
+):
     """form: whether the body went as a form (True) or as JSON (False); None when
     the bytes were mangled or mislabelled, so that what was sent is not known as text."""
     assert_not_a_server_error(response, context)
@@ -812,7 +837,9 @@ def test_a_lone_surrogate_echoed_back_in_a_field_error_is_answered_as_a_json_400
     renderer must still produce valid UTF-8."""
     before = Snapshot.take(_media_root)
 
-    response = device_client.generic("POST", "/api/detect", json_bytes(LONE_SURROGATE_BODY, True), content_type="application/json")
+    response = device_client.generic(
+        "POST", "/api/detect", json_bytes(LONE_SURROGATE_BODY, True), content_type="application/json"
+    )
 
     assert response.status_code == 400, response.content
     body = assert_json_error(response, "lone surrogate")
@@ -820,7 +847,9 @@ def test_a_lone_surrogate_echoed_back_in_a_field_error_is_answered_as_a_json_400
     assert_nothing_stored(before, Snapshot.take(_media_root), "lone surrogate")
 
 
-def test_a_lone_surrogate_in_a_batch_item_is_reported_as_that_items_error_not_a_5xx(device_client, fuzz_limits, _media_root):
+def test_a_lone_surrogate_in_a_batch_item_is_reported_as_that_items_error_not_a_5xx(
+    device_client, fuzz_limits, _media_root
+):
     good = detection_body(id="trk-good")
     raw = json_bytes({"detections": [good, LONE_SURROGATE_BODY]}, True)
 
@@ -844,7 +873,11 @@ DEEP_NESTINGS = [
 def test_json_nested_deeper_than_the_parser_follows_is_a_json_400_not_a_5xx(
     device_client, fuzz_limits, _media_root, path, nesting
 ):
-    item = b'{"id": "trk-1", "vehicle_type": "car", "time": "2026-11-24T08:15:30Z", "camera": "gate-1", "x": ' + nesting + b"}"
+    item = (
+        b'{"id": "trk-1", "vehicle_type": "car", "time": "2026-11-24T08:15:30Z", "camera": "gate-1", "x": '
+        + nesting
+        + b"}"
+    )
     raw = item if path == "/api/detect" else b'{"detections": [' + item + b"]}"
     before = Snapshot.take(_media_root)
 
@@ -974,11 +1007,42 @@ param_values = st.one_of(
     st.sampled_from(SQL_AND_HTML),
     st.sampled_from([*VEHICLE_TYPES, *CAMERAS, "", "0", "-1", "null", "true", "[]", "%00", "\x00"]),
 )
-LIST_PARAMS = ["camera", "vehicle_type", "since", "until", "tracking_id", "plate", "cursor", "page_size", "format", "ordering"]
+LIST_PARAMS = [
+    "camera",
+    "vehicle_type",
+    "since",
+    "until",
+    "tracking_id",
+    "plate",
+    "cursor",
+    "page_size",
+    "format",
+    "ordering",
+]
 STATS_PARAMS = ["since", "until", "bucket", "tz", "camera", "vehicle_type", "recent", "format"]
-TIME_ZONES = ["UTC", "utc", "Europe/Istanbul", "America/St_Johns", "Pacific/Kiritimati", "Etc/GMT+12", "Etc/GMT-14",
-              "America", "Etc", "zone.tab", "posixrules", "localtime", "Factory", "../../etc/passwd", "/etc/localtime",
-              "Europe/", "Europe//Istanbul", "EST5EDT", "+03:00", "Z", ""]  # fmt: skip
+TIME_ZONES = [
+    "UTC",
+    "utc",
+    "Europe/Istanbul",
+    "America/St_Johns",
+    "Pacific/Kiritimati",
+    "Etc/GMT+12",
+    "Etc/GMT-14",
+    "America",
+    "Etc",
+    "zone.tab",
+    "posixrules",
+    "localtime",
+    "Factory",
+    "../../etc/passwd",
+    "/etc/localtime",
+    "Europe/",
+    "Europe//Istanbul",
+    "EST5EDT",
+    "+03:00",
+    "Z",
+    "",
+]
 
 
 def param_strategy(name: str):
@@ -998,8 +1062,12 @@ def param_strategy(name: str):
 def queries(names):
     """A query: known parameters with likely and unlikely values, unknown ones,
     repeated ones; or raw bytes, percent-encoded whatever they are."""
-    known = st.sampled_from(names).flatmap(lambda name: st.tuples(st.just(name), st.lists(param_strategy(name), min_size=1, max_size=2)))
-    pairs = st.lists(st.one_of(known, known, known, st.tuples(query_text, st.lists(param_values, max_size=2))), max_size=6)
+    known = st.sampled_from(names).flatmap(
+        lambda name: st.tuples(st.just(name), st.lists(param_strategy(name), min_size=1, max_size=2))
+    )
+    pairs = st.lists(
+        st.one_of(known, known, known, st.tuples(query_text, st.lists(param_values, max_size=2))), max_size=6
+    )
     encoded = pairs.map(lambda items: urlencode([(name, value) for name, values in items for value in values]))
     raw = st.binary(max_size=80).map(lambda data: quote_from_bytes(data, safe="=&%+"))
     return st.one_of(encoded, encoded, encoded, raw)
@@ -1118,63 +1186,88 @@ def schemathesis_cases(operation, stored_ids):
     (negative), and valid bodies or ids of stored detections."""
     from schemathesis.generation import GenerationMode
 
-    strategies = [operation.as_strategy(generation_mode=mode) for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)]
+    strategies = [
+        operation.as_strategy(generation_mode=mode) for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+    ]
     if operation.method.upper() == "POST":
-        bodies = st.lists(valid_bodies, min_size=1, max_size=3).map(lambda items: {"detections": items}) if operation.path.endswith("/batch/") else valid_bodies
+        bodies = (
+            st.lists(valid_bodies, min_size=1, max_size=3).map(lambda items: {"detections": items})
+            if operation.path.endswith("/batch/")
+            else valid_bodies
+        )
         strategies.append(bodies.flatmap(lambda body: operation.as_strategy(body=body, media_type="application/json")))
     if "{id}" in operation.path:
-        strategies.append(st.sampled_from(stored_ids).flatmap(lambda pk: operation.as_strategy(path_parameters={"id": pk})))
+        strategies.append(
+            st.sampled_from(stored_ids).flatmap(lambda pk: operation.as_strategy(path_parameters={"id": pk}))
+        )
     return st.one_of(*strategies)
 
 
-def test_schemathesis_finds_no_5xx_no_non_json_error_and_no_orphan_file_on_any_operation_of_the_openapi_schema(server):
+def fuzz_operation(operation, headers: dict, server, stored_ids):
+    """Run schemathesis' generated cases of one operation against the server."""
     from schemathesis.checks import not_a_server_error
 
+    @hypothesis_settings(
+        max_examples=SCHEMATHESIS_EXAMPLES_PER_OPERATION,
+        deadline=None,
+        database=None,
+        derandomize=DERANDOMIZE,
+        phases=[Phase.explicit, Phase.generate],  # no shrinking: report every operation, in bounded time
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.filter_too_much,
+            HealthCheck.nested_given,
+        ],
+    )
+    @given(case=schemathesis_cases(operation, stored_ids))
+    def run(case):
+        case.headers = {**(case.headers or {}), **headers}
+        response = case.call(base_url=server.base_url, headers=headers)
+        case.validate_response(response, checks=[not_a_server_error], headers=headers)
+        if 400 <= response.status_code < 500:
+            content_type = response.headers.get("content-type", [""])[0]
+            assert content_type.split(";")[0] == "application/json", (
+                response.status_code,
+                content_type,
+                response.content[:500],
+                case.as_curl_command(headers=headers),
+            )
+            body = json.loads(response.content)
+            assert isinstance(body, dict) and body.get("error") and body.get("detail"), (
+                body,
+                case.as_curl_command(headers=headers),
+            )
+
+    run()
+
+
+def test_schemathesis_finds_no_5xx_no_non_json_error_and_no_orphan_file_on_any_operation_of_the_openapi_schema(server):
     with server.http(server.credentials.viewer) as client:
         raw_schema = client.get("/api/schema/", params={"format": "json"}).raise_for_status().json()
     with server.device() as device:
         stored_ids = [
-            device.post("/api/detect", json=detection_body(id=f"seed-{n}", camera=CAMERAS[n % len(CAMERAS)])).raise_for_status().json()["id"]
+            device.post("/api/detect", json=detection_body(id=f"seed-{n}", camera=CAMERAS[n % len(CAMERAS)]))
+            .raise_for_status()
+            .json()["id"]
             for n in range(6)
         ]
     schema = schemathesis.openapi.from_dict(raw_schema)
-    secret_for = {"POST": server.credentials.device, "DELETE": server.credentials.staff, "GET": server.credentials.viewer}
-    operations = sorted((result.ok() for result in schema.get_all_operations()), key=lambda op: op.method.upper() == "DELETE")
+    secret_for = {
+        "POST": server.credentials.device,
+        "DELETE": server.credentials.staff,
+        "GET": server.credentials.viewer,
+    }
+    operations = sorted(
+        (result.ok() for result in schema.get_all_operations()), key=lambda op: op.method.upper() == "DELETE"
+    )
     failures = []
 
     for operation in operations:
         headers = {"Authorization": f"Token {secret_for[operation.method.upper()]}"}
-
-        @hypothesis_settings(
-            max_examples=SCHEMATHESIS_EXAMPLES_PER_OPERATION,
-            deadline=None,
-            database=None,
-            derandomize=DERANDOMIZE,
-            phases=[Phase.explicit, Phase.generate],  # no shrinking: report every operation, in bounded time
-            suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much, HealthCheck.nested_given],
-        )
-        @given(case=schemathesis_cases(operation, stored_ids))
-        def run(case):
-            case.headers = {**(case.headers or {}), **headers}
-            response = case.call(base_url=server.base_url, headers=headers)
-            case.validate_response(response, checks=[not_a_server_error], headers=headers)
-            if 400 <= response.status_code < 500:
-                content_type = response.headers.get("content-type", [""])[0]
-                assert content_type.split(";")[0] == "application/json", (
-                    response.status_code,
-                    content_type,
-                    response.content[:500],
-                    case.as_curl_command(headers=headers),
-                )
-                body = json.loads(response.content)
-                assert isinstance(body, dict) and body.get("error") and body.get("detail"), (
-                    body,
-                    case.as_curl_command(headers=headers),
-                )
-
         try:
-            run()
-        except Exception as failure:  # noqa: BLE001 -- collected, reported together below
+            fuzz_operation(operation, headers, server, stored_ids)
+        except Exception as failure:  # collected, reported together below
             failures.append(f"{operation.label}:\n{failure}")
 
     labels = {operation.label for operation in operations}

@@ -38,7 +38,10 @@ async def post_together(server, bodies: list[dict]) -> list[httpx.Response]:
 
 def mixed_bodies() -> tuple[list[dict], list[str]]:
     """50 bodies: 30 new detections, 10 repeats of 5 of them, 10 invalid ones; what each must get."""
-    new = [detection_body(id=f"new-{n}", camera=("gate-1", "gate-2")[n % 2], time=f"2026-11-24T08:{n:02d}:00Z") for n in range(30)]
+    new = [
+        detection_body(id=f"new-{n}", camera=("gate-1", "gate-2")[n % 2], time=f"2026-11-24T08:{n:02d}:00Z")
+        for n in range(30)
+    ]
     repeats = [dict(new[n % 5]) for n in range(10)]
     invalid = [detection_body(id=f"bad-{n}", vehicle_type="spaceship") for n in range(5)]
     invalid += [detection_body(id=f"bad-img-{n}", vehicle_img="not base64!") for n in range(5)]
@@ -58,7 +61,7 @@ def test_fifty_concurrent_posts_of_new_duplicate_and_invalid_detections_each_get
         messages = receive_events(ws, 30)
 
     by_id: dict[str, set] = {}
-    for body, kind, response in zip(bodies, expected, responses):
+    for body, kind, response in zip(bodies, expected, responses, strict=True):
         if kind == "invalid":
             assert response.status_code == 400, response.text
             assert response.json()["field"] in ("vehicle_type", "vehicle_img")
@@ -137,9 +140,10 @@ def test_a_revoked_device_key_is_refused_by_every_process_once_the_cache_time_ha
     transactional_db, _media_root, credentials
 ):
     env = {"DEVICE_KEY_CACHE_SECONDS": "1"}
-    with ServerProcess(_media_root, credentials, env, kind="uvicorn") as a, ServerProcess(
-        _media_root, credentials, env, kind="uvicorn"
-    ) as b:
+    with (
+        ServerProcess(_media_root, credentials, env, kind="uvicorn") as a,
+        ServerProcess(_media_root, credentials, env, kind="uvicorn") as b,
+    ):
         for n, server in enumerate((a, b)):
             with server.device() as http:
                 assert http.post("/api/detect", json=detection_body(id=f"before-{n}")).status_code == 201
@@ -157,7 +161,9 @@ def group_of(n: int, camera: Camera, prefix: str = "g") -> list[writes.NewDetect
     image = images.verify(image_bytes())
     moment = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
     return [
-        writes.NewDetection(camera=camera, tracking_id=f"{prefix}-{i}", vehicle_type="car", detected_at=moment, image=image)
+        writes.NewDetection(
+            camera=camera, tracking_id=f"{prefix}-{i}", vehicle_type="car", detected_at=moment, image=image
+        )
         for i in range(n)
     ]
 

@@ -152,14 +152,19 @@ def test_an_ingest_moves_the_ingested_latency_and_published_counters(server):
     after = scrape(server)
 
     ingested = "vehicle_monitor_detections_ingested_total"
-    assert value(after, ingested, camera="yard", vehicle_type="bus") - value(
-        before, ingested, camera="yard", vehicle_type="bus"
-    ) == 1  # the retry stored nothing new
+    assert (
+        value(after, ingested, camera="yard", vehicle_type="bus")
+        - value(before, ingested, camera="yard", vehicle_type="bus")
+        == 1
+    )  # the retry stored nothing new
     latency = "vehicle_monitor_ingest_latency_seconds_count"
     assert value(after, latency) - value(before, latency) == 2  # both requests were answered
     # The server publishes after it answers, from its event loop.
     published = "vehicle_monitor_events_published_total"
-    eventually(lambda: value(scrape(server), published, kind="new_detection"), value(before, published, kind="new_detection") + 1)
+    eventually(
+        lambda: value(scrape(server), published, kind="new_detection"),
+        value(before, published, kind="new_detection") + 1,
+    )
     assert value(after, "vehicle_monitor_ingest_latency_seconds_sum") > value(
         before, "vehicle_monitor_ingest_latency_seconds_sum"
     )

@@ -74,7 +74,12 @@ def test_a_request_waiting_on_the_network_does_not_hold_its_thread():
 
     async def main():
         first_chunk_sent, client_reads = asyncio.Event(), asyncio.Event()
-        slow_scope = {"type": "http", "path": "/slow", "first_chunk_sent": first_chunk_sent, "client_reads": client_reads}
+        slow_scope = {
+            "type": "http",
+            "path": "/slow",
+            "first_chunk_sent": first_chunk_sent,
+            "client_reads": client_reads,
+        }
         slow = asyncio.create_task(pool(slow_scope, None, None))
         await first_chunk_sent.wait()
         await asyncio.wait_for(pool({"type": "http", "path": "/fast"}, None, None), timeout=5)

@@ -16,10 +16,10 @@ from django.utils import timezone
 from PIL import Image
 from prometheus_client import REGISTRY
 
+from detections.api.serializers import VEHICLE_TYPES, DetectionSerializer
 from detections.core import counters, writes
 from detections.core.device_keys import issue_device_key, revoke_device_keys
 from detections.models import CameraTypeTotal, Detection, DeviceKey, Event, HourlyCount
-from detections.api.serializers import VEHICLE_TYPES, DetectionSerializer
 
 pytestmark = pytest.mark.django_db
 
@@ -542,9 +542,27 @@ def test_a_batch_event_is_the_one_a_single_post_writes(device_client, _media_roo
     single_event, batch_event = Event.objects.order_by("seq")
     for event, stored in ((single_event, single), (batch_event, Detection.objects.get(pk=batched["id"]))):
         stored = stored if isinstance(stored, dict) else DetectionSerializer(stored).data
-        expected = {key: stored[key] for key in ("id", "tracking_id", "vehicle_type", "camera", "time", "image_url", "thumbnail_url", "confidence", "bbox", "plate")}
+        expected = {
+            key: stored[key]
+            for key in (
+                "id",
+                "tracking_id",
+                "vehicle_type",
+                "camera",
+                "time",
+                "image_url",
+                "thumbnail_url",
+                "confidence",
+                "bbox",
+                "plate",
+            )
+        }
         assert event.payload == {"type": "new_detection", "seq": event.seq, "count": event.seq, **expected}
-        assert (event.kind, event.camera, event.vehicle_type) == ("new_detection", stored["camera"], stored["vehicle_type"])
+        assert (event.kind, event.camera, event.vehicle_type) == (
+            "new_detection",
+            stored["camera"],
+            stored["vehicle_type"],
+        )
 
 
 def test_after_a_batch_the_counters_equal_a_full_recount(device_client):
@@ -581,7 +599,15 @@ def test_a_mixed_batch_answers_each_item_exactly_as_a_single_post_would(device_c
         detection_body(id="bad-camera", camera="gate-9"),
         "not an object",
     ]
-    items = [detection_body(id="ok-1"), invalid[0], detection_body(id="trk-stored"), invalid[1], invalid[2], detection_body(id="ok-2"), invalid[3]]
+    items = [
+        detection_body(id="ok-1"),
+        invalid[0],
+        detection_body(id="trk-stored"),
+        invalid[1],
+        invalid[2],
+        detection_body(id="ok-2"),
+        invalid[3],
+    ]
 
     answer = post_batch(device_client, items)
 
@@ -591,7 +617,7 @@ def test_a_mixed_batch_answers_each_item_exactly_as_a_single_post_would(device_c
     assert results[0] == {"index": 0, "status": "created", "id": Detection.objects.get(tracking_id="ok-1").pk}
     assert results[2] == {"index": 2, "status": "duplicate", "id": stored.pk}
     assert results[5] == {"index": 5, "status": "created", "id": Detection.objects.get(tracking_id="ok-2").pk}
-    for index, single in zip((1, 3, 4, 6), singles):
+    for index, single in zip((1, 3, 4, 6), singles, strict=True):
         # A key's camera refusal names its field in a batch, where it is one item's fault.
         expected = {**single, "field": "camera"} if single["error"] == "camera_not_allowed" else single
         assert results[index] == {"index": index, "status": "error", **expected}
@@ -609,7 +635,10 @@ def test_a_batch_that_fails_in_its_transaction_leaves_no_row_no_event_no_file_an
         raise RuntimeError("the event insert failed")
 
     monkeypatch.setattr(Event.objects, "bulk_create", fail)
-    with django_capture_on_commit_callbacks(execute=True) as callbacks, pytest.raises(RuntimeError, match="event insert"):
+    with (
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+        pytest.raises(RuntimeError, match="event insert"),
+    ):
         device_client.post(BATCH_PATH, {"detections": batch_bodies(5)}, format="json")
 
     assert callbacks == []
@@ -619,7 +648,9 @@ def test_a_batch_that_fails_in_its_transaction_leaves_no_row_no_event_no_file_an
     assert stored_files(_media_root) == files
 
 
-def test_a_batch_that_loses_a_race_for_a_key_answers_each_item_through_the_single_path(device_client, _media_root, monkeypatch):
+def test_a_batch_that_loses_a_race_for_a_key_answers_each_item_through_the_single_path(
+    device_client, _media_root, monkeypatch
+):
     # A parallel request stores "trk-raced" after this batch looked for stored keys.
     raced = store_detection("trk-raced")
     look_up = writes._stored_by_key
@@ -676,7 +707,12 @@ def test_every_batch_event_is_published_after_commit_in_seq_order_with_its_thumb
 
 def test_a_batch_counts_each_created_item_in_the_ingest_metric(device_client):
     def ingested(camera):
-        return REGISTRY.get_sample_value("vehicle_monitor_detections_ingested_total", {"camera": camera, "vehicle_type": "car"}) or 0
+        return (
+            REGISTRY.get_sample_value(
+                "vehicle_monitor_detections_ingested_total", {"camera": camera, "vehicle_type": "car"}
+            )
+            or 0
+        )
 
     before = ingested("gate-1"), ingested("gate-2")
     bodies = [detection_body(id=f"m-{i}", camera=("gate-1", "gate-2")[i % 3 == 0]) for i in range(6)]

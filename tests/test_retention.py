@@ -12,13 +12,13 @@ import pytest
 from conftest import image_bytes, stored_files
 from django.core.management import call_command
 from django.db.models import Count
-from django.db.models.signals import post_delete
 from django.db.models.functions import TruncHour
+from django.db.models.signals import post_delete
 from django.utils import timezone
 
 from detections.core import counters, images
-from detections.feed import signals
 from detections.core.writes import detection_create
+from detections.feed import signals
 from detections.models import Camera, CameraTypeTotal, Detection, Event, HourlyCount
 
 pytestmark = pytest.mark.django_db

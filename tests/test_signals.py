@@ -165,7 +165,9 @@ def test_seq_is_one_sequence_across_creations_and_deletions(mixed_history):
         "deletion",
     ]
     assert [m["seq"] for m in messages] == list(range(start.seq + 1, start.seq + 1 + len(messages)))
-    assert list(Event.objects.filter(seq__gt=start.seq).values_list("seq", "kind")) == [(m["seq"], m["type"]) for m in messages]
+    assert list(Event.objects.filter(seq__gt=start.seq).values_list("seq", "kind")) == [
+        (m["seq"], m["type"]) for m in messages
+    ]
     assert counters.current_position().seq == messages[-1]["seq"]
 
 

@@ -1,6 +1,7 @@
 """`manage.py simulate_camera` plays an edge unit against a running server."""
 
 import io
+import json
 import re
 import socket
 
@@ -64,10 +65,13 @@ def test_the_simulated_camera_spools_while_the_server_is_down_and_delivers_every
     spooled = [line for line in (spool / "pending.jsonl").read_text().splitlines()]
     assert spooled == []
     first = Detection.objects.order_by("id").first()
-    (spool / "pending.jsonl").write_text(
-        '{"id": "%s", "vehicle_type": "%s", "time": "%s", "camera": "%s"}\n'
-        % (first.tracking_id, first.vehicle_type, first.detected_at.isoformat(), first.camera.name)
-    )
+    stored_before = {
+        "id": first.tracking_id,
+        "vehicle_type": first.vehicle_type,
+        "time": first.detected_at.isoformat(),
+        "camera": first.camera.name,
+    }
+    (spool / "pending.jsonl").write_text(json.dumps(stored_before) + "\n")
     output = simulate(server.base_url, "--flush-only", "--spool", str(spool), "--token", key)
     assert "delivered 0 new, 1 already stored" in output
     assert Detection.objects.count() == 6

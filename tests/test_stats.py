@@ -11,9 +11,9 @@ from django.db.models import Count
 from django.db.models.functions import TruncHour
 from django.utils import timezone
 
+from detections.api.serializers import VEHICLE_TYPES
 from detections.core import counters
 from detections.models import CameraTypeTotal, Detection, Event, FeedState, HourlyCount
-from detections.api.serializers import VEHICLE_TYPES
 
 pytestmark = pytest.mark.django_db
 
@@ -231,7 +231,9 @@ def test_a_time_zone_shifts_the_day_buckets_to_local_days(viewer_client, traffic
 def test_the_series_honours_the_camera_and_vehicle_type_filters(viewer_client, traffic, params, daily_counts):
     stats = get_stats(viewer_client, bucket="day", **TWO_UTC_DAYS, **params)
 
-    assert series_counts(stats) == dict(zip(["2026-11-23T00:00:00+00:00", "2026-11-24T00:00:00+00:00"], daily_counts))
+    assert series_counts(stats) == dict(
+        zip(["2026-11-23T00:00:00+00:00", "2026-11-24T00:00:00+00:00"], daily_counts, strict=True)
+    )
 
 
 def test_the_default_series_is_hourly_over_the_last_24_hours(device_client, viewer_client):
@@ -276,9 +278,7 @@ def test_bad_stats_parameters_answer_400_json(viewer_client, params, field):
 # --- Counters -----------------------------------------------------------------------------
 
 
-def test_counters_equal_a_full_count_after_creations_and_deletions(
-    device_client, viewer_client, staff_client, traffic
-):
+def test_counters_equal_a_full_count_after_creations_and_deletions(device_client, viewer_client, staff_client, traffic):
     assert_counters_match_the_table()
     assert staff_client.delete(f"/api/delete/{traffic['a']['id']}").status_code == 200
     assert staff_client.delete(f"/api/detections/{traffic['d']['id']}/").status_code == 204

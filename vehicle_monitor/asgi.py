@@ -22,14 +22,13 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
-from vehicle_monitor.device_requests import DeviceRequestHandler, is_device_api_request  # noqa: E402
-from vehicle_monitor.http_threads import RequestThreadPool  # noqa: E402
-
-from detections.feed.socket_auth import SocketOriginValidator, SocketTokenAuthMiddleware  # noqa: E402
-from detections.feed.consumers import SERVER_SEND  # noqa: E402
 from detections.core.group_commit import group_commit  # noqa: E402
+from detections.feed.consumers import SERVER_SEND  # noqa: E402
 from detections.feed.publisher import publisher  # noqa: E402
 from detections.feed.routing import websocket_urlpatterns  # noqa: E402
+from detections.feed.socket_auth import SocketOriginValidator, SocketTokenAuthMiddleware  # noqa: E402
+from vehicle_monitor.device_requests import DeviceRequestHandler, is_device_api_request  # noqa: E402
+from vehicle_monitor.http_threads import RequestThreadPool  # noqa: E402
 
 
 class ServerLoop:

@@ -81,4 +81,3 @@ class DeviceRequestHandler(ASGIHandler):
         self._view_middleware, self._template_response_middleware, self._exception_middleware = [], [], []
         view = convert_exception_to_response(self._get_response_async)
         self._middleware_chain = convert_exception_to_response(device_security_middleware(view))
-

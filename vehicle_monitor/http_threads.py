@@ -33,9 +33,7 @@ class RequestThreadPool:
             raise ValueError("the request thread pool needs at least one thread")
         self.application = application
         # Requests in progress per executor; a new request goes to the least busy.
-        self.requests = {
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"http-{n}"): 0 for n in range(size)
-        }
+        self.requests = {ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"http-{n}"): 0 for n in range(size)}
 
     async def __call__(self, scope, receive, send):
         executor = min(self.requests, key=self.requests.__getitem__)

@@ -10,7 +10,7 @@ import logging
 import re
 
 SECRET_PARAMETERS = ("token", "access_token", "key", "api_key")
-_SECRET_IN_QUERY = re.compile(r"([?&](?:%s)=)[^&#\s\"]*" % "|".join(SECRET_PARAMETERS), re.IGNORECASE)
+_SECRET_IN_QUERY = re.compile(r"([?&](?:" + "|".join(SECRET_PARAMETERS) + r")=)[^&#\s\"]*", re.IGNORECASE)
 REDACTED = "[redacted]"
 
 

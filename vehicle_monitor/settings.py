@@ -196,7 +196,9 @@ THUMBNAIL_MAX_SIZE = (160, 120)
 THUMBNAIL_QUALITY = 70
 # Largest request body: a batch of small snapshots, or one large one as base64
 # (4/3 of its size). Each snapshot is still held to MAX_IMAGE_BYTES.
-DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_REQUEST_BYTES", default=max(32 * 1024 * 1024, MAX_IMAGE_BYTES * 4 // 3 + 65536))
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int(
+    "MAX_REQUEST_BYTES", default=max(32 * 1024 * 1024, MAX_IMAGE_BYTES * 4 // 3 + 65536)
+)
 # Most detections in one POST /api/detections/batch/.
 BATCH_MAX_ITEMS = env.int("BATCH_MAX_ITEMS", default=500)
 # Group commit (detections/group_commit.py): how long an idle writer waits for
@@ -305,9 +307,7 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     # No token reaches the log, whichever server or logger formats the URL.
     "filters": {"redact_secrets": {"()": "vehicle_monitor.redaction.RedactSecretsFilter"}},
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]}
-    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     # uvicorn sets up these loggers with handlers of its own, which log request
     # URLs as they came; this takes them over (Django configures logging after

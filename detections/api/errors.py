@@ -124,5 +124,7 @@ def bad_request(request, exception=None):
 
 def server_error(request):
     if _wants_json(request):
-        return JsonResponse({"error": "server_error", "detail": "Internal server error; it has been logged."}, status=500)
+        return JsonResponse(
+            {"error": "server_error", "detail": "Internal server error; it has been logged."}, status=500
+        )
     return defaults.server_error(request)

@@ -42,23 +42,23 @@ class SnapshotField(serializers.Field):
     default_error_messages = {"invalid": "vehicle_img must be base64 text or an uploaded image file."}
 
     def to_internal_value(self, data):
-        if isinstance(data, str):
-            decode = lambda: images.decode_base64(data)  # noqa: E731
-        elif hasattr(data, "read"):  # a multipart file part, read from its start each time
-            decode = lambda: (_read_from_start(data), None)  # noqa: E731
-        else:
+        if not isinstance(data, str) and not hasattr(data, "read"):
             self.fail("invalid")
         try:
-            raw, claimed = decode()
+            raw, claimed = _snapshot_bytes(data)
             return images.verify(raw, claimed_media_type=claimed)
         except images.ImageRejected as rejected:
-            # The code "image_too_large" makes the answer a 413 (errors.py).
+            # The code "image_too_large" makes the answer a 413 (api/errors.py).
             raise serializers.ValidationError(rejected.detail, code=rejected.code) from None
 
 
-def _read_from_start(upload) -> bytes:
-    upload.seek(0)
-    return upload.read(settings.MAX_IMAGE_BYTES + 1)
+def _snapshot_bytes(data) -> tuple[bytes, str | None]:
+    """The snapshot's bytes and the media type a data: URI claimed: from base64
+    text, or from a multipart file part, read from its start each time."""
+    if isinstance(data, str):
+        return images.decode_base64(data)
+    data.seek(0)
+    return data.read(settings.MAX_IMAGE_BYTES + 1), None
 
 
 class DetectionTimeField(serializers.DateTimeField):
@@ -102,9 +102,7 @@ class DetectionIngestSerializer(serializers.Serializer):
 
     def to_internal_value(self, data):
         if not hasattr(data, "get"):
-            raise serializers.ValidationError(
-                {"non_field_errors": ["The body must be a JSON object."]}, code="invalid"
-            )
+            raise serializers.ValidationError({"non_field_errors": ["The body must be a JSON object."]}, code="invalid")
         return super().to_internal_value(_resolve_aliases(data))
 
     def validate_id(self, value):

@@ -1,8 +1,8 @@
 from django.urls import re_path
 from rest_framework.routers import SimpleRouter
 
-from detections.operations import exports
 from detections.api import views
+from detections.operations import exports
 
 router = SimpleRouter()
 router.register("detections", views.DetectionViewSet, basename="detection")

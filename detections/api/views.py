@@ -2,31 +2,31 @@
 
 import zoneinfo
 
+from adrf import viewsets as async_viewsets
+from adrf.views import APIView as AsyncAPIView
 from django.conf import settings
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.views.static import serve
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
-from adrf import viewsets as async_viewsets
-from adrf.views import APIView as AsyncAPIView
 from rest_framework import exceptions, mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from detections.core import counters, stats, writes
-from detections.operations import metrics
-from detections.core.group_commit import group_commit
 from detections.api.authentication import camera_for_device
 from detections.api.errors import error_response, validation_body
-from detections.api.schema import ERROR_BODY
 from detections.api.filters import DetectionFilter
-from detections.models import Detection, VehicleType
 from detections.api.permissions import CanDelete, CanView, IsDevice
+from detections.api.schema import ERROR_BODY
 from detections.api.serializers import DetectionIngestSerializer, DetectionSerializer, DetectionTimeField
+from detections.core import counters, stats, writes
+from detections.core.group_commit import group_commit
+from detections.models import Detection, VehicleType
+from detections.operations import metrics
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 
@@ -36,9 +36,12 @@ INGEST_RESPONSES = {
     **{code: ERROR_BODY for code in (400, 401, 403, 413, 415, 422, 429, 503)},
 }
 IDEMPOTENCY_HEADER = OpenApiParameter(
-    "Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
+    "Idempotency-Key",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=False,
     description="Any string up to 255 characters; the same key again answers with the same detection.",
-)  # fmt: skip
+)
 
 
 # One instance of each for single POSTs: a serializer builds its fields anew on
@@ -124,9 +127,21 @@ def batch_results(device, items: list) -> list[dict]:
         except exceptions.ValidationError as invalid:
             results.append({"index": index, "status": "error", **validation_body(invalid.detail)})
         except exceptions.PermissionDenied as denied:
-            results.append({"index": index, "status": "error", "error": denied.default_code, "detail": str(denied.detail), "field": "camera"})
-    for index, stored in zip(valid, writes.detections_create(list(valid.values()))):
-        results[index] = {"index": index, "status": "created" if stored.created else "duplicate", "id": stored.detection.pk}
+            results.append(
+                {
+                    "index": index,
+                    "status": "error",
+                    "error": denied.default_code,
+                    "detail": str(denied.detail),
+                    "field": "camera",
+                }
+            )
+    for index, stored in zip(valid, writes.detections_create(list(valid.values())), strict=True):
+        results[index] = {
+            "index": index,
+            "status": "created" if stored.created else "duplicate",
+            "id": stored.detection.pk,
+        }
     return results
 
 

@@ -104,8 +104,7 @@ def rebuild() -> FeedPosition:
         HourlyCount.objects.all().delete()
         totals = Detection.objects.values("camera_id", "vehicle_type").annotate(n=Count("id"))
         CameraTypeTotal.objects.bulk_create(
-            CameraTypeTotal(camera_id=t["camera_id"], vehicle_type=t["vehicle_type"], count=t["n"])
-            for t in totals
+            CameraTypeTotal(camera_id=t["camera_id"], vehicle_type=t["vehicle_type"], count=t["n"]) for t in totals
         )
         hourly = (
             Detection.objects.annotate(hour=TruncHour("detected_at", tzinfo=UTC))

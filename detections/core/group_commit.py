@@ -23,9 +23,9 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
-from detections.operations import metrics
 from detections.core import writes
 from detections.feed.broadcaster import broadcaster
+from detections.operations import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class GroupCommit:
             return
         metrics.INGEST_GROUP_SIZE.observe(len(items))
         metrics.INGEST_GROUP_SECONDS.observe(time.perf_counter() - started)
-        for (_, future), outcome in zip(group, outcomes):
+        for (_, future), outcome in zip(group, outcomes, strict=True):
             if not future.done():  # its client went away: the row is stored all the same
                 future.set_result(outcome)
 

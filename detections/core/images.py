@@ -75,9 +75,7 @@ def decode_base64(text: str) -> tuple[bytes, str | None]:
 
 def _too_many_bytes():
     limit = settings.MAX_IMAGE_BYTES
-    return ImageRejected(
-        "image_too_large", f"vehicle_img is larger than the limit of {limit} bytes"
-    )
+    return ImageRejected("image_too_large", f"vehicle_img is larger than the limit of {limit} bytes")
 
 
 def verify(data: bytes, *, claimed_media_type: str | None = None) -> VerifiedImage:

@@ -69,7 +69,9 @@ def series(query: StatsQuery, now: datetime) -> dict:
     # One row per hour with a column per vehicle type: a month of days is 720 rows
     # to put into local days, not 720 x types.
     vehicle_types = VehicleType.values  # computed on each access: once here, not per row
-    per_type = {f"n_{vehicle_type}": Sum("count", filter=Q(vehicle_type=vehicle_type)) for vehicle_type in vehicle_types}
+    per_type = {
+        f"n_{vehicle_type}": Sum("count", filter=Q(vehicle_type=vehicle_type)) for vehicle_type in vehicle_types
+    }
     hourly = (
         _filtered(HourlyCount.objects.all(), query)
         .filter(hour__gte=counters.hour_of(starts[0]) if starts else since, hour__lt=until)

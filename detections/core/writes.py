@@ -24,10 +24,9 @@ from django.db import IntegrityError, connection, router, transaction
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
-from detections.core import counters, images
-from detections.core import events
-from detections.operations import metrics
+from detections.core import counters, events, images
 from detections.models import LAST_SEEN_RESOLUTION, Camera, Detection, Event, IdempotencyKey
+from detections.operations import metrics
 
 # What the unique constraint says makes two detections the same.
 Key = tuple[int, str, datetime]
@@ -114,22 +113,22 @@ def detections_create(items: list[NewDetection]) -> list[Outcome]:
     new = [items[index] for index in first_of.values()]
     rows = [_unsaved(item) for item in new]
     try:
-        thumbnails = [_write_files(row, item.image) for row, item in zip(rows, new)]
+        thumbnails = [_write_files(row, item.image) for row, item in zip(rows, new, strict=True)]
         # durable: the commit happens here, never in a caller's transaction that
         # could still roll back after the files were kept.
         with transaction.atomic(durable=True):
             _insert(rows)
             IdempotencyKey.objects.bulk_create(
                 IdempotencyKey(key=item.idempotency_key, request_hash=item.request_hash(), detection=row)
-                for row, item in zip(rows, new)
+                for row, item in zip(rows, new, strict=True)
                 if item.idempotency_key
             )
             positions = counters.count_changes(rows, delta=1)
             written = Event.objects.bulk_create(
                 events.event_row(events.new_detection_payload(row, position), row)
-                for row, position in zip(rows, positions)
+                for row, position in zip(rows, positions, strict=True)
             )
-            for row, event, thumbnail in zip(rows, written, thumbnails):
+            for row, event, thumbnail in zip(rows, written, thumbnails, strict=True):
                 _send_post_save(row, event, thumbnail)
     except IntegrityError:
         _delete_files(rows)
@@ -145,7 +144,7 @@ def detections_create(items: list[NewDetection]) -> list[Outcome]:
     except BaseException:
         _delete_files(rows)
         raise
-    row_of = dict(zip(first_of, rows))
+    row_of = dict(zip(first_of, rows, strict=True))
     for index, item in enumerate(items):
         if outcomes[index] is None:
             outcomes[index] = IngestResult(row_of[item.key], created=first_of[item.key] == index)
@@ -315,9 +314,9 @@ def detections_delete(
             positions = counters.count_changes(rows, delta=-1)
             written = Event.objects.bulk_create(
                 events.event_row(events.deletion_payload(row, position), row)
-                for row, position in zip(rows, positions)
+                for row, position in zip(rows, positions, strict=True)
             )
-            for row, event in zip(rows, written):
+            for row, event in zip(rows, written, strict=True):
                 post_delete.send(sender=Detection, instance=row, using=row._state.db, origin=row, event=event)
             transaction.on_commit(lambda names=names: images.delete_files(names), robust=True)
         detections += len(rows)

@@ -13,18 +13,18 @@ not at all).
 
 import logging
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import JsonResponse
-from django.conf import settings
 from django.shortcuts import render, resolve_url
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 
+from detections.api.serializers import DetectionSerializer
 from detections.core import counters, stats
 from detections.core.formats import format_time
 from detections.models import Camera, VehicleType
-from detections.api.serializers import DetectionSerializer
 
 logger = logging.getLogger(__name__)
 
@@ -86,9 +86,7 @@ def dashboard(request):
     if request.GET.get("format") == "json":
         if not request.user.is_authenticated:
             # A script's request: an answer it can read, not a login page.
-            return JsonResponse(
-                {"error": "not_authenticated", "detail": "Log in to see the dashboard."}, status=401
-            )
+            return JsonResponse({"error": "not_authenticated", "detail": "Log in to see the dashboard."}, status=401)
         return JsonResponse(snapshot(**filter_from(request.GET)))
     return page(request)
 
@@ -106,9 +104,7 @@ def page(request):
         "statsUrl": reverse("stats"),
         "detectionsUrl": reverse("detection-list"),
         "loginUrl": f"{resolve_url(settings.LOGIN_URL)}?next={reverse('dashboard')}",
-        "adminChangeUrl": (
-            reverse("admin:detections_detection_change", args=[0]) if request.user.is_staff else None
-        ),
+        "adminChangeUrl": (reverse("admin:detections_detection_change", args=[0]) if request.user.is_staff else None),
         "vehicleTypes": list(VehicleType.values),
     }
     return render(

@@ -19,12 +19,12 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from detections.api.permissions import may_view
 from detections.feed import messages
-from detections.operations import metrics
 from detections.feed.broadcaster import broadcaster
 from detections.feed.socket_auth import query_param
 from detections.models import VehicleType
-from detections.api.permissions import may_view
+from detections.operations import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +92,9 @@ class DetectionFeedConsumer(AsyncWebsocketConsumer):
 
     async def receive(self, text_data=None, bytes_data=None):
         if self.flooding():
-            logger.warning("closing a socket that sent over %s messages a minute", settings.SOCKET_MAX_MESSAGES_PER_MINUTE)
+            logger.warning(
+                "closing a socket that sent over %s messages a minute", settings.SOCKET_MAX_MESSAGES_PER_MINUTE
+            )
             return await self.close(code=CLOSE_TOO_MANY_MESSAGES, reason="too many messages")
         size = len(text_data.encode()) if text_data is not None else len(bytes_data or b"")
         if size > settings.SOCKET_MAX_MESSAGE_BYTES:

@@ -12,12 +12,14 @@ from functools import partial
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
-from detections.feed import messages
 from detections.core import writes
+from detections.feed import messages
 from detections.models import Detection
 
 
-def detection_saved(sender, instance: Detection, created: bool, raw: bool = False, event=None, thumbnail=None, **kwargs):
+def detection_saved(
+    sender, instance: Detection, created: bool, raw: bool = False, event=None, thumbnail=None, **kwargs
+):
     if not created or raw:
         return
     if event is None:

@@ -25,11 +25,11 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework.generics import GenericAPIView
 from rest_framework.negotiation import BaseContentNegotiation
 
-from detections.core.formats import format_time
 from detections.api.filters import DetectionFilter
-from detections.models import Camera, Detection, VehicleType
 from detections.api.permissions import CanView
 from detections.api.schema import ERROR_BODY
+from detections.core.formats import format_time
+from detections.models import Camera, Detection, VehicleType
 
 EXPORT_PAGE_SIZE = 2000
 COLUMNS = [

@@ -89,9 +89,7 @@ def _event_boundary(cutoff: datetime) -> int | None:
     newest = Event.objects.order_by("-seq").values_list("seq", flat=True).first()
     if newest is None:
         return None
-    first_kept = (
-        Event.objects.filter(created_at__gte=cutoff).order_by("seq").values_list("seq", flat=True).first()
-    )
+    first_kept = Event.objects.filter(created_at__gte=cutoff).order_by("seq").values_list("seq", flat=True).first()
     return min(first_kept, newest) if first_kept is not None else newest
 
 

@@ -76,19 +76,28 @@ def draw_snapshot(
         wheel = body_h // 2
         for cx in (left + wheel, left + body_w - wheel):
             draw.ellipse([cx - wheel, bottom - 2 * wheel, cx + wheel, bottom], outline=(15, 15, 15), width=5)
-        draw.line([(left + wheel, bottom - wheel), (left + body_w // 2, top), (left + body_w - wheel, bottom - wheel)], fill=paint, width=6)
+        draw.line(
+            [(left + wheel, bottom - wheel), (left + body_w // 2, top), (left + body_w - wheel, bottom - wheel)],
+            fill=paint,
+            width=6,
+        )
         draw.ellipse([left + body_w // 2 - 10, top - 40, left + body_w // 2 + 10, top - 20], fill=(60, 40, 30))
     else:
         draw.rounded_rectangle([left, top, left + body_w, bottom - 12], radius=12, fill=paint)
         cabin_top = top - (body_h // 3 if vehicle_type == VehicleType.CAR else 0)
         if vehicle_type == VehicleType.CAR:
-            draw.rounded_rectangle([left + body_w // 5, cabin_top, left + body_w * 4 // 5, top + 10], radius=10, fill=paint)
+            draw.rounded_rectangle(
+                [left + body_w // 5, cabin_top, left + body_w * 4 // 5, top + 10], radius=10, fill=paint
+            )
         window_count = {VehicleType.BUS: 7, VehicleType.VAN: 3}.get(vehicle_type, 2)
         span = body_w * 3 // 5 if vehicle_type == VehicleType.CAR else body_w - 20
         start = left + (body_w // 5 if vehicle_type == VehicleType.CAR else 10)
         for i in range(window_count):
             x0 = start + i * span // window_count + 4
-            draw.rectangle([x0, cabin_top + 6, x0 + span // window_count - 8, cabin_top + max(18, body_h // 4)], fill=(150, 190, 220))
+            draw.rectangle(
+                [x0, cabin_top + 6, x0 + span // window_count - 8, cabin_top + max(18, body_h // 4)],
+                fill=(150, 190, 220),
+            )
         wheel = max(14, body_h // 4)
         for cx in (left + wheel * 2, left + body_w - wheel * 2):
             draw.ellipse([cx - wheel, bottom - 2 * wheel, cx + wheel, bottom], fill=(20, 20, 20))

@@ -15,9 +15,9 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from detections.operations import retention
 from detections.core.formats import format_time
 from detections.feed.publisher import publisher
+from detections.operations import retention
 
 BAR_WIDTH = 30
 
@@ -97,7 +97,9 @@ class Command(BaseCommand):
             return
 
         total = retention.expired(cutoff).count()
-        self.stdout.write(f"Deleting {total} detection(s) from before {format_time(cutoff)} ({days} day{'s' if days != 1 else ''})...")
+        self.stdout.write(
+            f"Deleting {total} detection(s) from before {format_time(cutoff)} ({days} day{'s' if days != 1 else ''})..."
+        )
         bar = ProgressBar(self.stdout, total, enabled=verbosity > 0 and total > 0)
         failures_before = publisher.failed
         started = timezone.now()

@@ -44,7 +44,9 @@ class Command(BaseCommand):
         parser.add_argument("--token", default="", help="device key, sent as 'Authorization: Token <key>'")
         parser.add_argument("--seed", type=int, default=None, help="random seed, for repeatable runs")
         parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each POST")
-        parser.add_argument("--spool", default="", help="folder that keeps undelivered detections until the server is back")
+        parser.add_argument(
+            "--spool", default="", help="folder that keeps undelivered detections until the server is back"
+        )
         parser.add_argument("--flush-only", action="store_true", help="deliver what waits in --spool, then stop")
 
     def handle(self, *args, **options):
@@ -59,7 +61,9 @@ class Command(BaseCommand):
         cameras = options["cameras"] or ["gate-1"]
         run_id = f"{rng.getrandbits(24):06x}"
         interval = 1.0 / options["rate"]
-        self.stdout.write(f"Simulated camera posting to {self.base_url}/api/detect at {options['rate']:g}/s (Ctrl-C stops)")
+        self.stdout.write(
+            f"Simulated camera posting to {self.base_url}/api/detect at {options['rate']:g}/s (Ctrl-C stops)"
+        )
         self.sent = self.stored = self.failed = 0
         next_at = time.monotonic()
         try:
@@ -75,7 +79,9 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             pass
         waiting = len(spool.pending()) if spool else 0
-        self.stdout.write(f"Sent {self.sent}, stored {self.stored}, failed {self.failed}, waiting in the spool {waiting}.")
+        self.stdout.write(
+            f"Sent {self.sent}, stored {self.stored}, failed {self.failed}, waiting in the spool {waiting}."
+        )
         if self.failed and not self.stored and not waiting:
             raise CommandError("no detection was stored; is the server running at --url?")
 
@@ -85,11 +91,15 @@ class Command(BaseCommand):
         started = time.monotonic()
         answer = self.post("/api/detect", detection)
         elapsed = (time.monotonic() - started) * 1000
-        line = f"{self.sent:6d}  {detection['camera']:<10} {detection['vehicle_type']:<10} {detection['plate'] or '-':<9} "
+        line = (
+            f"{self.sent:6d}  {detection['camera']:<10} {detection['vehicle_type']:<10} {detection['plate'] or '-':<9} "
+        )
         if answer.status in (200, 201):
             self.stored += 1
             word = "stored" if answer.status == 201 else "already stored"
-            self.stdout.write(line + self.style.SUCCESS(f"{answer.status} {word} as #{answer.body.get('id')}") + f"  {elapsed:.0f} ms")
+            self.stdout.write(
+                line + self.style.SUCCESS(f"{answer.status} {word} as #{answer.body.get('id')}") + f"  {elapsed:.0f} ms"
+            )
         elif answer.retryable and spool:
             spool.add(detection)
             self.stdout.write(line + self.style.WARNING(f"{self.describe(answer)}; spooled"))
@@ -109,18 +119,24 @@ class Command(BaseCommand):
             for result in answer.body["results"]:
                 if result["status"] == "error":
                     self.failed += 1
-                    self.stdout.write(self.style.ERROR(f"spool: refused {batch[result['index']]['id']}: {result['detail']}"))
+                    self.stdout.write(
+                        self.style.ERROR(f"spool: refused {batch[result['index']]['id']}: {result['detail']}")
+                    )
                 else:
                     self.stored += 1
             pending = rest
             spool.replace(pending)
-            self.stdout.write(f"spool: delivered {answer.body['created']} new, {answer.body['duplicate']} already stored; {len(pending)} waiting")
+            self.stdout.write(
+                f"spool: delivered {answer.body['created']} new, {answer.body['duplicate']} already stored; {len(pending)} waiting"
+            )
 
     def post(self, path: str, payload: dict) -> Answer:
         headers = {"Content-Type": "application/json"}
         if self.options["token"]:
             headers["Authorization"] = f"Token {self.options['token']}"
-        request = urllib.request.Request(self.base_url + path, data=json.dumps(payload).encode(), headers=headers, method="POST")
+        request = urllib.request.Request(
+            self.base_url + path, data=json.dumps(payload).encode(), headers=headers, method="POST"
+        )
         try:
             with urllib.request.urlopen(request, timeout=self.options["timeout"]) as response:
                 return Answer(response.status, json.loads(response.read()))
