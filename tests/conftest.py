@@ -245,6 +245,14 @@ class FeedListener:
             self.pending = async_to_sync(receive)()["events"]
         return json.loads(self.pending.pop(0)["text"])
 
+    def assert_nothing_else(self):
+        """Nothing more was published: a marker sent now is the next message (the
+        layer delivers a group's messages in the order they were sent)."""
+        marker = {"kind": "marker", "seq": 0, "text": json.dumps({"type": "marker"})}
+        message = {"type": publisher.FEED_MESSAGE_TYPE, "events": [marker]}
+        async_to_sync(self.layer.group_send)(publisher.FEED_GROUP, message)
+        assert self.receive() == {"type": "marker"}
+
     def close(self):
         async_to_sync(self.layer.group_discard)(publisher.FEED_GROUP, self.channel)
 
@@ -254,6 +262,27 @@ def feed_listener():
     listener = FeedListener()
     yield listener
     listener.close()
+
+
+# (tracking id, camera, vehicle type, time, plate)
+TRAFFIC = [
+    ("trk-1", "gate-1", "car", "2026-11-24T08:00:00Z", "34ABC123"),
+    ("trk-2", "gate-1", "truck", "2026-11-24T08:30:00Z", "06XYZ77"),
+    ("trk-3", "gate-2", "car", "2026-11-24T09:00:00Z", "35KLM900"),
+    ("trk-4", "gate-2", "bus", "2026-11-24T09:30:00Z", "34ABC123"),
+    ("trk-1", "gate-2", "van", "2026-11-24T10:00:00Z", ""),
+]
+
+
+@pytest.fixture
+def traffic(device_client) -> list[dict]:
+    """TRAFFIC posted through the API, as answered, in posting order (oldest first)."""
+    from helpers import post_detection
+
+    return [
+        post_detection(device_client, id=tracking_id, camera=camera, vehicle_type=vehicle_type, time=time, plate=plate)
+        for tracking_id, camera, vehicle_type, time, plate in TRAFFIC
+    ]
 
 
 # --- A real server process --------------------------------------------------------------------
@@ -278,11 +307,11 @@ def database_url() -> str:
 
 
 class ServerProcess:
-    """The ASGI application served by daphne or uvicorn (the production
-    command, docker-compose.yml) in a process of its own."""
+    """The ASGI application in a process of its own, served by the production
+    command (docker-compose.yml's `web`) or, with kind="daphne", by daphne."""
 
     def __init__(
-        self, media_root: Path, credentials: Credentials, extra_env: dict | None = None, *, kind: str = "daphne"
+        self, media_root: Path, credentials: Credentials, extra_env: dict | None = None, *, kind: str = "production"
     ):
         self.kind = kind
         self.port = free_port()
@@ -333,7 +362,7 @@ class ServerProcess:
             ]
         # docker-compose.yml's command for the web service, on this port.
         production = compose_web_command()
-        assert production[0] == "uvicorn"
+        assert production[0] == "uvicorn", production
         return [sys.executable, "-m", *production, "--host", "127.0.0.1", "--port", str(self.port)]
 
     def _read_output(self):
@@ -379,18 +408,18 @@ def compose_web_command() -> list[str]:
 
 
 @pytest.fixture
-def uvicorn_server(transactional_db, _media_root, credentials):
-    """The production server (uvicorn, as docker-compose.yml runs it) in a process of its own."""
-    with ServerProcess(_media_root, credentials, kind="uvicorn") as process:
-        yield process
-
-
-@pytest.fixture
-def server(transactional_db, _media_root, credentials):
-    """A real daphne process on the test database and the configured channel layer.
+def server(request, transactional_db, _media_root, credentials):
+    """The production server command in a real process, on the test database
+    and the configured channel layer (daphne for the tests marked
+    `on_every_server`).
 
     transactional_db: the server's writes are real commits, so tables are
     emptied after the test instead of rolled back.
     """
-    with ServerProcess(_media_root, credentials) as process:
+    with ServerProcess(_media_root, credentials, kind=getattr(request, "param", "production")) as process:
         yield process
+
+
+# A small named set of tests runs on daphne too: `manage.py runserver` and some
+# operators serve the application with it.
+on_every_server = pytest.mark.parametrize("server", ["production", "daphne"], indirect=True)

@@ -8,12 +8,14 @@ import json
 
 import pytest
 import redis
+from conftest import on_every_server
 from django.conf import settings
 from feed_client import assert_nothing_else_queued, connect, receive, receive_events
 
 from detections.models import Detection, Event
 
 
+@on_every_server
 def test_every_client_receives_a_new_detection_with_its_fields_count_and_seq(server, simulated_detection):
     body = simulated_detection(camera="gate-1")
     with connect(server) as first, connect(server, "/ws/detections/") as second:
@@ -38,6 +40,7 @@ def test_every_client_receives_a_new_detection_with_its_fields_count_and_seq(ser
             assert thumbnail.startswith(b"\xff\xd8")  # a JPEG, inline
 
 
+@on_every_server
 def test_a_deletion_reaches_clients_with_the_new_count(server, simulated_detection):
     with server.device() as http, server.staff() as staff:
         ids = [http.post("/api/detect", json=simulated_detection()).json()["id"] for _ in range(2)]
@@ -108,16 +111,16 @@ def test_a_server_process_subscribes_to_the_feed_once_however_many_sockets_it_se
         assert members.zcard(group) == before + 1  # one member for the process, not one per socket
 
 
-def test_the_production_server_uvicorn_stores_delivers_and_declines_compression(uvicorn_server, simulated_detection):
+def test_the_production_server_uvicorn_stores_delivers_and_declines_compression(server, simulated_detection):
     """docker-compose.yml's command: the whole path, and permessage-deflate,
     which every browser offers, declined (each event is sent to every socket;
     compressing it for each costs more than it saves on JPEG snapshots)."""
-    with connect(uvicorn_server) as ws:  # the websockets client offers permessage-deflate
+    with connect(server) as ws:  # the websockets client offers permessage-deflate
         assert ws.response.headers.get("Sec-WebSocket-Extensions") is None
-        with uvicorn_server.device() as http:
+        with server.device() as http:
             response = http.post("/api/detect", json=simulated_detection())
         assert response.status_code == 201, response.text
         message = receive(ws)
         assert message["type"] == "new_detection" and message["id"] == response.json()["id"]
-    with connect(uvicorn_server, after=0) as ws:  # and replays from the log
+    with connect(server, after=0) as ws:  # and replays from the log
         assert receive(ws)["id"] == response.json()["id"]

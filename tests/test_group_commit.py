@@ -12,7 +12,7 @@ import httpx
 import pytest
 from conftest import Credentials, ServerProcess, detection_body, image_bytes, store_detection
 from feed_client import connect, receive_events
-from test_stats import assert_counters_match_the_table
+from helpers import assert_counters_match_the_table
 
 from detections.core import images, writes
 from detections.core.device_keys import revoke_device_keys
@@ -56,7 +56,7 @@ def test_fifty_concurrent_posts_of_new_duplicate_and_invalid_detections_each_get
 ):
     bodies, expected = mixed_bodies()
     env = {"INGEST_GROUP_LINGER_MS": linger_ms}
-    with ServerProcess(_media_root, credentials, env, kind="uvicorn") as server, connect(server) as ws:
+    with ServerProcess(_media_root, credentials, env) as server, connect(server) as ws:
         responses = asyncio.run(post_together(server, bodies))
         messages = receive_events(ws, 30)
 
@@ -93,7 +93,7 @@ def test_eight_concurrent_posts_share_transactions_only_when_the_linger_allows(
     transactional_db, _media_root, credentials, linger_ms, most_transactions
 ):
     bodies = [detection_body(id=f"together-{n}") for n in range(8)]
-    with ServerProcess(_media_root, credentials, {"INGEST_GROUP_LINGER_MS": linger_ms}, kind="uvicorn") as server:
+    with ServerProcess(_media_root, credentials, {"INGEST_GROUP_LINGER_MS": linger_ms}) as server:
         responses = asyncio.run(post_together(server, bodies))
         transactions, written = groups_committed(server)
 
@@ -126,7 +126,7 @@ def test_a_detection_answered_201_is_stored_even_when_the_server_is_killed_right
 
             await asyncio.gather(*(post(n) for n in range(200)))
 
-    with ServerProcess(_media_root, credentials, kind="uvicorn") as server:
+    with ServerProcess(_media_root, credentials) as server:
         asyncio.run(post_until_killed(server))
         assert server.process.wait(timeout=10) == -signal.SIGKILL
 
@@ -141,8 +141,8 @@ def test_a_revoked_device_key_is_refused_by_every_process_once_the_cache_time_ha
 ):
     env = {"DEVICE_KEY_CACHE_SECONDS": "1"}
     with (
-        ServerProcess(_media_root, credentials, env, kind="uvicorn") as a,
-        ServerProcess(_media_root, credentials, env, kind="uvicorn") as b,
+        ServerProcess(_media_root, credentials, env) as a,
+        ServerProcess(_media_root, credentials, env) as b,
     ):
         for n, server in enumerate((a, b)):
             with server.device() as http:

@@ -2,6 +2,7 @@
 
 import json
 
+from conftest import on_every_server
 from feed_client import assert_nothing_else_queued, connect, receive, receive_events
 
 from detections.models import Event
@@ -13,6 +14,7 @@ def post(http, body) -> dict:
     return response.json()
 
 
+@on_every_server
 def test_a_client_that_resumes_receives_exactly_the_55_events_it_missed_in_order_then_live_ones(
     server, simulated_detection
 ):

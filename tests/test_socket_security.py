@@ -4,7 +4,7 @@ come from, limits what clients send, and keeps tokens out of the logs."""
 import json
 
 import pytest
-from conftest import ServerProcess
+from conftest import ServerProcess, on_every_server
 from django.test import Client
 from feed_client import assert_nothing_else_queued, receive
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -132,7 +132,7 @@ def test_the_seeds_browser_client_opened_from_a_file_reads_the_public_feed(
     from test_dashboard import CHROMIUM, CHROMIUM_ARGS
 
     env = {"PUBLIC_FEED": "true", "SOCKET_ALLOWED_ORIGINS": "null"}
-    with ServerProcess(_media_root, credentials, env, kind="uvicorn") as server, sync_playwright() as playwright:
+    with ServerProcess(_media_root, credentials, env) as server, sync_playwright() as playwright:
         page_file = tmp_path / "client.html"
         page_file.write_text(SEED_CLIENT_PAGE.replace("PORT", str(server.port)))
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -156,7 +156,7 @@ def test_a_session_cookie_sent_from_an_allowed_foreign_origin_grants_nothing(
     transactional_db, _media_root, credentials, django_user_model
 ):
     cookie = session_cookie(django_user_model)
-    with ServerProcess(_media_root, credentials, {"SOCKET_ALLOWED_ORIGINS": "null"}, kind="uvicorn") as server:
+    with ServerProcess(_media_root, credentials, {"SOCKET_ALLOWED_ORIGINS": "null"}) as server:
         with open_socket(server, headers={"Origin": "null", "Cookie": cookie}) as ws:
             assert_closed_with(ws, 4401)
         # The same page with a viewer token reads the feed.
@@ -164,14 +164,8 @@ def test_a_session_cookie_sent_from_an_allowed_foreign_origin_grants_nothing(
             assert_receives_detections(server, ws)
 
 
-@pytest.fixture(params=["daphne", "uvicorn"])
-def server_of_each_kind(request, transactional_db, _media_root, credentials):
-    with ServerProcess(_media_root, credentials, kind=request.param) as server:
-        yield server
-
-
-def test_no_request_or_socket_path_writes_a_token_into_the_log(server_of_each_kind):
-    server = server_of_each_kind
+@on_every_server
+def test_no_request_or_socket_path_writes_a_token_into_the_log(server):
     credentials = server.credentials
     secrets = [credentials.device, credentials.viewer, credentials.staff]
     with open_socket(server, f"?token={credentials.viewer}") as ws:

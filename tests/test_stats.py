@@ -2,14 +2,13 @@
 
 import io
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, timedelta
+from datetime import timedelta
 
 import pytest
 from conftest import ServerProcess, api_client, detection_body, stored_files
 from django.core.management import call_command
-from django.db.models import Count
-from django.db.models.functions import TruncHour
 from django.utils import timezone
+from helpers import assert_counters_match_the_table
 
 from detections.api.serializers import VEHICLE_TYPES
 from detections.core import counters
@@ -58,23 +57,6 @@ def nonzero(counts: dict) -> dict:
 def series_counts(stats: dict) -> dict[str, int]:
     """Bucket start -> count, as the series lists them."""
     return {point["start"]: point["count"] for point in stats["series"]["points"]}
-
-
-def assert_counters_match_the_table():
-    """Every counter equals what a full scan of the detections table gives."""
-    assert counters.current_position().count == Detection.objects.count()
-    totals = Detection.objects.values("camera_id", "vehicle_type").annotate(n=Count("id"))
-    assert {(r.camera_id, r.vehicle_type): r.count for r in CameraTypeTotal.objects.filter(count__gt=0)} == {
-        (t["camera_id"], t["vehicle_type"]): t["n"] for t in totals
-    }
-    hourly = (
-        Detection.objects.annotate(hour=TruncHour("detected_at", tzinfo=UTC))
-        .values("camera_id", "vehicle_type", "hour")
-        .annotate(n=Count("id"))
-    )
-    assert {(r.camera_id, r.vehicle_type, r.hour): r.count for r in HourlyCount.objects.filter(count__gt=0)} == {
-        (h["camera_id"], h["vehicle_type"], h["hour"]): h["n"] for h in hourly
-    }
 
 
 # --- Legacy fields -----------------------------------------------------------------------------
@@ -330,7 +312,7 @@ def test_counters_equal_a_full_count_after_concurrent_changes_through_every_path
     staff = User.objects.get(username="staff")
     staff.is_superuser = True
     staff.save()
-    with ServerProcess(_media_root, credentials, kind="uvicorn") as server:
+    with ServerProcess(_media_root, credentials) as server:
         cameras = ["gate-1", "gate-2", "yard"]
         long_ago = (timezone.now() - timedelta(days=10)).isoformat()
         expired = [simulated_detection(camera=cameras[n % 3], time=long_ago, id=f"old-{n}") for n in range(10)]
