@@ -37,3 +37,14 @@ def confirm_bulk_delete(client, ids: list[int], **options):
 
 def listed_ids(admin_client, **query) -> set[int]:
     return set(changelist_rows(admin_client.get(f"{CHANGELIST}?{urlencode(query)}")))
+
+
+def page_messages(response) -> list[str]:
+    """The messages framework's messages a page shows."""
+    return [str(message) for message in response.context["messages"]]
+
+
+def detail_page(admin_client, detection) -> str:
+    response = admin_client.get(reverse("admin:detections_detection_change", args=[detection.pk]))
+    assert response.status_code == 200
+    return response.content.decode()
