@@ -15,6 +15,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.files.storage import default_storage
 from django.db.models import IntegerField, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.html import format_html
 from PIL import Image, UnidentifiedImageError
@@ -257,49 +258,15 @@ class DetectionAdmin(admin.ModelAdmin):
 
     @admin.display(description="Snapshot")
     def snapshot(self, detection):
-        """The full snapshot, its bounding box drawn over it by an SVG whose
-        coordinates are the image's own pixels, scaled with the image."""
-        if not detection.image:
-            return "No snapshot was sent with this detection."
-        url = detection.image.url
-        picture = format_html(
-            '<a href="{0}"><img src="{0}" alt="Snapshot of detection {1}" '
-            'style="display:block;max-width:100%;max-height:480px"></a>',
-            url,
-            detection.pk,
-        )
+        """The full snapshot with its bounding box (templates/admin/detections/snapshot.html)."""
         box = bbox_of(detection)
-        if box is None:
-            return format_html('<div class="snapshot">{}</div>', picture)
-        x, y, width, height = (_number(v) for v in box)
-        size = image_size(detection.image.name)
-        if size is None:
-            caption = format_html(
-                "Bounding box x={}, y={}, {}×{} px (not drawn: the image file cannot be read).", x, y, width, height
-            )
-            return format_html('<div class="snapshot">{}<p>{}</p></div>', picture, caption)
-        overlay = format_html(
-            '<svg class="bbox-overlay" viewBox="0 0 {} {}" preserveAspectRatio="none" aria-hidden="true" '
-            'style="position:absolute;left:0;top:0;width:100%;height:100%;pointer-events:none;overflow:hidden">'
-            '<rect x="{}" y="{}" width="{}" height="{}" fill="none" stroke="#ff1f1f" stroke-width="3" '
-            'vector-effect="non-scaling-stroke"/></svg>',
-            size[0],
-            size[1],
-            x,
-            y,
-            width,
-            height,
-        )
-        caption = format_html(
-            "Bounding box x={}, y={}, {}×{} px, on the {}×{} snapshot.", x, y, width, height, size[0], size[1]
-        )
-        return format_html(
-            '<div class="snapshot"><div style="position:relative;display:inline-block;max-width:100%">{}{}</div>'
-            "<p>{}</p></div>",
-            picture,
-            overlay,
-            caption,
-        )
+        context = {
+            "url": detection.image.url if detection.image else None,
+            "detection_id": detection.pk,
+            "box": [_number(value) for value in box] if box else None,
+            "size": image_size(detection.image.name) if detection.image and box else None,
+        }
+        return render_to_string("admin/detections/snapshot.html", context)
 
     def has_add_permission(self, request):
         return False
