@@ -44,28 +44,8 @@ unset DATABASE_URL REDIS_URL
 step "migrating the SQLite database (db.sqlite3)"
 "$VPY" manage.py migrate --noinput
 
-# The admin login, a viewer token for the API and the socket, and a device key for the
-# simulated camera: a new one each run, the previous demo key revoked. Nothing secret
-# is written to disk.
-setup_out="$("$VPY" manage.py shell --verbosity 0 -c '
-from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
-from detections.auth import issue_device_key, revoke_device_keys
-from detections.models import Camera, DeviceKey
-User = get_user_model()
-admin = User.objects.filter(username="admin").first()
-if admin:
-    print("==> superuser admin exists (password admin unless you changed it)")
-else:
-    admin = User.objects.create_superuser("admin", "admin@example.com", "admin")
-    print("==> created superuser admin (password admin)")
-print("VIEWER_TOKEN=" + Token.objects.get_or_create(user=admin)[0].key)
-revoke_device_keys(DeviceKey.objects.filter(label="make demo"))
-camera, _ = Camera.objects.get_or_create(name="gate-1")
-key, secret = issue_device_key(cameras=[camera], label="make demo")
-print(f"==> issued device key {key.prefix}... for camera gate-1 (label \"make demo\")")
-print("DEVICE_KEY=" + secret)
-')"
+# The admin login, a viewer token and a new device key (manage.py demo_setup).
+setup_out="$("$VPY" manage.py demo_setup)"
 printf '%s\n' "$setup_out" | grep -v -e '^DEVICE_KEY=' -e '^VIEWER_TOKEN=' || true
 DEVICE_KEY="$(printf '%s\n' "$setup_out" | sed -n 's/^DEVICE_KEY=//p')"
 VIEWER_TOKEN="$(printf '%s\n' "$setup_out" | sed -n 's/^VIEWER_TOKEN=//p')"
