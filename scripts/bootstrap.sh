@@ -10,6 +10,10 @@
 # else python3; 3.11 or newer is required). SKIP_APT=1 skips the system packages.
 set -euo pipefail
 
+SCRIPT_NAME=bootstrap
+# step, fail, as_root
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
@@ -21,19 +25,6 @@ for arg in "$@"; do
         *) echo "bootstrap: unknown argument: $arg (try --help)" >&2; exit 2 ;;
     esac
 done
-
-step() { printf '==> %s\n' "$*"; }
-fail() { printf 'bootstrap: error: %s\n' "$*" >&2; exit 1; }
-
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo "$@"
-    else
-        fail "need root to run: $* (run as root or install sudo)"
-    fi
-}
 
 # --- Python interpreter ------------------------------------------------------------
 

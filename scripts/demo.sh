@@ -6,6 +6,10 @@
 #   PORT=8001 make demo      # another port (default 8000)
 set -euo pipefail
 
+SCRIPT_NAME=demo
+# step, fail, as_root
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
@@ -15,11 +19,6 @@ BASE="http://127.0.0.1:$PORT"
 VPY="$ROOT/.venv/bin/python"
 LOG="$ROOT/var/demo-server.log"
 
-step() { printf '==> %s\n' "$*"; }
-fail() {
-    printf 'demo: error: %s\n' "$*" >&2
-    exit 1
-}
 
 bash scripts/bootstrap.sh
 

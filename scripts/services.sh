@@ -12,25 +12,13 @@
 # SERVICE_WAIT_SECONDS bounds each wait (default 60).
 set -euo pipefail
 
+SCRIPT_NAME=services
+# step, fail, as_root
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
 DATABASE_URL="${DATABASE_URL:-mysql://root:@127.0.0.1:3306/test}"
 REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/15}"
 WAIT="${SERVICE_WAIT_SECONDS:-60}"
-
-step() { printf '==> %s\n' "$*"; }
-fail() {
-    printf '\nservices: ERROR: %s\n\n' "$*" >&2
-    exit 1
-}
-
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo "$@"
-    else
-        fail "need root to run: $* (run as root or install sudo)"
-    fi
-}
 
 apt_install() {
     command -v apt-get >/dev/null 2>&1 || fail "$* not installed and no apt-get to install it with"
