@@ -28,7 +28,12 @@ from django.core.handlers.exception import convert_exception_to_response
 from django.middleware.security import SecurityMiddleware
 from django.urls import set_script_prefix
 
-DEVICE_KEY_SCHEMES = (b"token vmk_", b"bearer vmk_")
+from detections.api.authentication import AUTH_KEYWORDS
+from detections.core.device_keys import DEVICE_KEY_PREFIX
+
+# "token vmk_", "bearer vmk_": how an Authorization header with a device key starts.
+DEVICE_KEY_SCHEMES = tuple(keyword + b" " + DEVICE_KEY_PREFIX.encode() for keyword in AUTH_KEYWORDS)
+_SCHEME_LENGTH = max(map(len, DEVICE_KEY_SCHEMES))
 
 
 def is_device_api_request(scope) -> bool:
@@ -36,7 +41,7 @@ def is_device_api_request(scope) -> bool:
         return False
     for name, value in scope["headers"]:
         if name == b"authorization":
-            return value[:11].lower().startswith(DEVICE_KEY_SCHEMES)
+            return value[:_SCHEME_LENGTH].lower().startswith(DEVICE_KEY_SCHEMES)
     return False
 
 
@@ -76,8 +81,8 @@ class DeviceRequestHandler(ASGIHandler):
         body_file.close()
 
     def load_middleware(self, is_async=False):
-        super().load_middleware(is_async=True)
-        # What Django's own loader builds, for a middleware list of one.
+        # What Django's own loader (BaseHandler.load_middleware) builds, for a
+        # middleware list of one, without building the full stack first.
         self._view_middleware, self._template_response_middleware, self._exception_middleware = [], [], []
         view = convert_exception_to_response(self._get_response_async)
         self._middleware_chain = convert_exception_to_response(device_security_middleware(view))

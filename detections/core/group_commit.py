@@ -51,7 +51,8 @@ class GroupCommit:
         self.waiting.append((item, future))
         if not self.writing:
             self.writing = True
-            loop.create_task(self._write_while_waiting())
+            # Kept here: the event loop holds tasks only weakly.
+            self.writing_task = loop.create_task(self._write_while_waiting())
         return await future
 
     async def _write_while_waiting(self):

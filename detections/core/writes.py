@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.core.files.base import ContentFile
-from django.db import IntegrityError, connection, router, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
@@ -229,7 +229,12 @@ def _write_files(detection: Detection, image: images.VerifiedImage | None) -> by
 
 def _delete_files(detections: list[Detection]):
     """Remove what `_write_files` stored, for rows that were not stored."""
-    images.delete_files(name for d in detections for name in (d.image.name, d.thumbnail.name))
+    images.delete_files(_file_names(detections))
+
+
+def _file_names(detections: list[Detection]) -> list[str]:
+    """The stored files of detections: snapshots and thumbnails."""
+    return [name for d in detections for name in (d.image.name, d.thumbnail.name) if name]
 
 
 def _stored_by_key(keys: list[Key]) -> dict[Key, Detection]:
@@ -257,9 +262,6 @@ def _insert(rows: list[Detection]):
         ids = {key: stored.pk for key, stored in _stored_by_key([_key(row) for row in rows]).items()}
         for row in rows:
             row.pk = ids[_key(row)]
-    for row in rows:
-        row._state.adding = False
-        row._state.db = router.db_for_write(Detection)
 
 
 def _send_post_save(row: Detection, event: Event, thumbnail: bytes | None):
@@ -308,7 +310,7 @@ def detections_delete(
             rows = list(Detection.objects.select_related("camera").filter(pk__in=ids).order_by("detected_at", "id"))
             if not rows:
                 break
-            names = [name for row in rows for name in (row.image.name, row.thumbnail.name) if name]
+            names = _file_names(rows)
             IdempotencyKey.objects.filter(detection_id__in=ids).delete()
             _delete_rows(ids)
             positions = counters.count_changes(rows, delta=-1)
@@ -355,6 +357,6 @@ def count_deleted_elsewhere(detection: Detection) -> Event:
     (position,) = counters.count_changes([detection], delta=-1)
     event = events.event_row(events.deletion_payload(detection, position), detection)
     event.save(force_insert=True)
-    names = [detection.image.name, detection.thumbnail.name]
+    names = _file_names([detection])
     transaction.on_commit(lambda: images.delete_files(names), robust=True)
     return event

@@ -50,7 +50,8 @@ class Publisher:
         self.pending = deque()
         self.wakeup = asyncio.Event()
         self.woken = False
-        loop.create_task(self._drain())
+        # Kept here: the event loop holds tasks only weakly.
+        self.draining = loop.create_task(self._drain())
 
     def publish(self, event: dict):
         """Send one event (a `messages.feed_message`) to every socket: queued when a
