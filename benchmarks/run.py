@@ -260,7 +260,7 @@ def bulk_load(rows: int, env, log_path) -> float:
             """,
             DB_NAME,
         )
-    manage(env, "shell", "-c", "from detections import counters; counters.rebuild()", log_path=log_path)
+    manage(env, "shell", "-c", "from detections.core import counters; counters.rebuild()", log_path=log_path)
     mysql("ANALYZE TABLE detections_detection", DB_NAME)
     return time.monotonic() - started
 
