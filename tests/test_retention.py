@@ -19,6 +19,7 @@ from detections.core import counters, images
 from detections.core.writes import detection_create
 from detections.feed import signals
 from detections.models import Camera, CameraTypeTotal, Detection, Event, HourlyCount
+from detections.operations import retention
 
 pytestmark = pytest.mark.django_db
 
@@ -276,6 +277,17 @@ def test_find_orphans_lists_files_without_a_row_and_rows_without_their_files(_me
     ]
     assert "3 orphan file(s) found; 1 missing file(s) of stored detections." in output
     assert stored_files(_media_root) == before  # a report only
+
+
+def test_rows_without_their_files_are_found_across_pages_whose_times_tie(_media_root):
+    stored = [store(f"trk-{n}", age=timedelta(days=1)) for n in range(5)]
+    Detection.objects.update(detected_at=stored[0].detected_at)  # only the id orders them
+    for detection in stored[1::2]:
+        (_media_root / detection.thumbnail.name).unlink()
+
+    missing = list(retention.find_missing_files(page_size=2))
+
+    assert missing == [(d.pk, "thumbnail", d.thumbnail.name) for d in stored[1::2]]
 
 
 def test_find_orphans_with_delete_removes_the_orphans_and_nothing_else(_media_root):

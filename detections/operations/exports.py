@@ -1,9 +1,7 @@
 """CSV export: GET /api/detections/export.csv and the admin's "Export selected to CSV".
 
-The rows are read in pages of EXPORT_PAGE_SIZE by keyset pagination on
-(detected_at, id), and written as they are read, so an export of a million rows
-holds one page in memory at a time. (QuerySet.iterator() would not do: MySQL's
-driver fetches a whole result set into memory however it is iterated.)
+The rows are read in keyset pages of EXPORT_PAGE_SIZE and written as they are
+read, so an export of a million rows holds one page in memory at a time.
 
 Under ASGI (daphne) the body is an async iterator: Django would read a
 synchronous one into a list before sending the first byte.
@@ -16,7 +14,6 @@ import json
 from asgiref.sync import sync_to_async
 from django.core.files.storage import FileSystemStorage, default_storage
 from django.core.handlers.asgi import ASGIRequest
-from django.db.models import Q
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from django.utils.encoding import filepath_to_uri
@@ -29,6 +26,7 @@ from detections.api.filters import DetectionFilter
 from detections.api.permissions import CanView
 from detections.api.schema import ERROR_BODY
 from detections.core.formats import format_time
+from detections.core.paging import time_ordered_pages
 from detections.models import Camera, Detection, VehicleType
 
 EXPORT_PAGE_SIZE = 2000
@@ -48,8 +46,6 @@ COLUMNS = [
 # join: camera names come from a small dict, so each page is one range scan
 # of the time index.
 _FIELDS = [
-    "id",
-    "detected_at",
     "camera_id",
     "vehicle_type",
     "tracking_id",
@@ -107,12 +103,9 @@ def _write(rows) -> str:
 class CsvPages:
     """The CSV text of a queryset, one chunk per page of rows, oldest first."""
 
-    def __init__(self, queryset, page_size: int = EXPORT_PAGE_SIZE):
-        self.queryset = queryset.order_by("detected_at", "id").values_list(*_FIELDS)
-        self.page_size = page_size
-        self.after = None  # (detected_at, id) of the last row written
+    def __init__(self, queryset, page_size: int):
+        self.pages = time_ordered_pages(queryset, _FIELDS, page_size)
         self.header_sent = False
-        self.done = False
         self.cameras: dict[int, str] = {}
         self.url = _url_of(default_storage)
 
@@ -121,18 +114,9 @@ class CsvPages:
         if not self.header_sent:
             self.header_sent = True
             return _write([COLUMNS])
-        if self.done:
+        rows = next(self.pages, None)
+        if rows is None:
             return None
-        page = self.queryset
-        if self.after is not None:
-            moment, pk = self.after
-            page = page.filter(Q(detected_at__gt=moment) | Q(detected_at=moment, id__gt=pk))
-        rows = list(page[: self.page_size])
-        if len(rows) < self.page_size:
-            self.done = True
-        if not rows:
-            return None
-        self.after = (rows[-1][1], rows[-1][0])
         unknown = {values[2] for values in rows} - self.cameras.keys()
         if unknown:
             self.cameras.update(Camera.objects.filter(pk__in=unknown).values_list("pk", "name"))
@@ -151,7 +135,7 @@ class CsvPages:
 
 def csv_response(request, queryset, *, name: str = "detections") -> StreamingHttpResponse:
     """A streamed CSV download of `queryset` (Django request: ASGI or not)."""
-    pages = CsvPages(queryset)
+    pages = CsvPages(queryset, EXPORT_PAGE_SIZE)
     body = pages.__aiter__() if isinstance(request, ASGIRequest) else iter(pages)
     response = StreamingHttpResponse(body, content_type="text/csv; charset=utf-8")
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")

@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from detections.core import counters, writes
+from detections.core.paging import time_ordered_pages
 from detections.models import Detection, Event, HourlyCount
 
 # The folders Detection's file fields upload to (models._snapshot_path, _thumbnail_path).
@@ -191,19 +192,11 @@ class _FolderListings:
 
 
 def find_missing_files(*, page_size: int = 2000) -> Iterator[tuple[int, str, str]]:
-    """Rows whose image or thumbnail file is gone: (id, field, name), by keyset pages."""
+    """Rows whose image or thumbnail file is gone: (id, field, name)."""
     listings = _FolderListings()
-    rows = Detection.objects.filter(~Q(image="") | ~Q(thumbnail="")).order_by("detected_at", "id")
-    after = None
-    while True:
-        page = rows
-        if after is not None:
-            page = page.filter(Q(detected_at__gt=after[0]) | Q(detected_at=after[0], id__gt=after[1]))
-        batch = list(page.values_list("id", "detected_at", "image", "thumbnail")[:page_size])
-        for pk, _, image, thumbnail in batch:
+    with_files = Detection.objects.filter(~Q(image="") | ~Q(thumbnail=""))
+    for page in time_ordered_pages(with_files, ["image", "thumbnail"], page_size):
+        for pk, _, image, thumbnail in page:
             for field_name, name in (("image", image), ("thumbnail", thumbnail)):
                 if name and not listings.exists(name):
                     yield pk, field_name, name
-        if len(batch) < page_size:
-            return
-        after = (batch[-1][1], batch[-1][0])
