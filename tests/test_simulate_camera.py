@@ -2,10 +2,15 @@
 
 import io
 import json
+import os
 import re
+import signal
 import socket
+import subprocess
+import sys
 
 import pytest
+from conftest import ROOT, database_url
 from django.core.management import CommandError, call_command
 from PIL import Image
 
@@ -75,3 +80,29 @@ def test_the_simulated_camera_spools_while_the_server_is_down_and_delivers_every
     output = simulate(server.base_url, "--flush-only", "--spool", str(spool), "--token", key)
     assert "delivered 0 new, 1 already stored" in output
     assert Detection.objects.count() == 6
+
+
+def test_ctrl_c_stops_the_simulated_camera_with_a_line_saying_so_and_no_traceback(server):
+    command = [sys.executable, "manage.py", "simulate_camera", "--url", server.base_url, "--rate", "20"]
+    camera = subprocess.Popen(
+        [*command, "--token", server.credentials.device],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": database_url(), "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for line in camera.stdout:  # wait for a detection to be stored, so the loop is running
+            if " stored " in line:
+                break
+        camera.send_signal(signal.SIGINT)
+        output, errors = camera.communicate(timeout=15)
+    finally:
+        camera.kill()
+
+    assert camera.returncode == 0, errors
+    assert "Traceback" not in errors
+    assert "Stopped by Ctrl-C." in output
+    sent, stored = map(int, re.search(r"Sent (\d+), stored (\d+), failed 0", output).groups())
+    assert sent == stored == Detection.objects.count()

@@ -9,6 +9,8 @@ way a real unit rides out a network outage.
 
 import json
 import random
+import signal
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -65,19 +67,29 @@ class Command(BaseCommand):
             f"Simulated camera posting to {self.base_url}/api/detect at {options['rate']:g}/s (Ctrl-C stops)"
         )
         self.sent = self.stored = self.failed = 0
-        next_at = time.monotonic()
+        # Ctrl-C lets the POST in flight finish (it is bounded by --timeout), so
+        # a detection is never half-delivered and nothing prints a traceback.
+        stopped = threading.Event()
+        interrupt_handler = signal.signal(signal.SIGINT, lambda *_: stopped.set())
         try:
+            next_at = time.monotonic()
             if spool:
                 self.flush(spool)
-            while not options["flush_only"] and (not options["count"] or self.sent < options["count"]):
+            while (
+                not stopped.is_set()
+                and not options["flush_only"]
+                and (not options["count"] or self.sent < options["count"])
+            ):
                 self.sent += 1
                 detection = make_detection(sequence=self.sent, camera=cameras[(self.sent - 1) % len(cameras)], rng=rng)
                 detection["id"] = f"sim-{run_id}-{self.sent:06d}"
                 self.deliver(detection, spool)
                 next_at += interval
-                time.sleep(max(0.0, next_at - time.monotonic()))
-        except KeyboardInterrupt:
-            pass
+                stopped.wait(max(0.0, next_at - time.monotonic()))
+        finally:
+            signal.signal(signal.SIGINT, interrupt_handler)
+        if stopped.is_set():
+            self.stdout.write("Stopped by Ctrl-C.")
         waiting = len(spool.pending()) if spool else 0
         self.stdout.write(
             f"Sent {self.sent}, stored {self.stored}, failed {self.failed}, waiting in the spool {waiting}."
