@@ -330,6 +330,9 @@ class ServerProcess:
             # Plain HTTP on loopback: no TLS proxy in front.
             "DJANGO_SECURE_SSL_REDIRECT": "false",
             "DJANGO_SECURE_COOKIES": "false",
+            # window.dashboard and the reconnect hold, which tests/test_dashboard.py
+            # drives the page with (a test of the default passes "false").
+            "DASHBOARD_TEST_HOOKS": "true",
             "PYTHONUNBUFFERED": "1",
             **(extra_env or {}),
         }

@@ -10,11 +10,12 @@ No sleeps: every wait is Playwright's auto-waiting `expect` (or
 
 import json
 import re
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from conftest import ROOT
+from conftest import ROOT, ServerProcess
 from django.conf import global_settings
 from django.test import Client
 from playwright.sync_api import expect, sync_playwright
@@ -53,15 +54,23 @@ def operator(django_user_model, settings):
     return django_user_model.objects.create_user(USERNAME, password=PASSWORD)
 
 
+@contextmanager
+def chromium():
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
 @pytest.fixture
 def browser(server, operator):
     """Chromium, started after the server and the user exist and stopped before
     the database is flushed: the test makes no ORM call while it runs."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 class Watched:
@@ -371,6 +380,32 @@ def test_after_a_reset_the_page_reloads_its_state_and_carries_on(server, desktop
     expect(desktop.row(stored["id"])).to_be_visible(timeout=LIVE_MS)
     expect(page.locator("#total-count")).to_have_text("7")
     assert desktop.errors == []
+
+
+def test_without_the_test_hooks_setting_the_page_exposes_nothing_and_is_still_live(
+    transactional_db, _media_root, credentials, operator, simulated_detection
+):
+    """DASHBOARD_TEST_HOOKS is off by default (the other tests' servers turn it on)."""
+    env = {"DASHBOARD_TEST_HOOKS": "false"}
+    with ServerProcess(_media_root, credentials, env) as server, chromium() as browser:
+        desktop = Watched(browser, server, viewport=DESKTOP)
+        try:
+            page = desktop.log_in()
+            assert json.loads(page.locator("#dashboard-config").text_content())["testHooks"] is False
+            assert page.evaluate("() => 'dashboard' in window") is False
+            stored = post(server, simulated_detection(camera="gate-1", id="trk-no-hooks"))
+            row = desktop.row(stored["id"])
+            expect(row).to_be_visible(timeout=LIVE_MS)
+            expect(row.locator(".feed-camera")).to_have_text("gate-1")
+            expect(page.locator("#total-count")).to_have_text("1")
+            expect(desktop.counter(stored["vehicle_type"])).to_have_text("1")
+            expect(page.locator("#camera-bars .bar-name")).to_have_text(["gate-1"])
+            expect(page.locator("#chart-note")).to_have_text(re.compile(r"^1 in the last 24 h"))
+            assert page.evaluate("() => 'dashboard' in window") is False
+            desktop.assert_everything_came_from_the_server()
+            assert desktop.errors == []
+        finally:
+            desktop.close()
 
 
 def test_a_page_whose_session_ended_says_so_instead_of_retrying(server, desktop):

@@ -180,6 +180,14 @@ STORAGES = {
 # The service serves MEDIA_ROOT itself unless a proxy in front does it.
 SERVE_MEDIA = env.bool("SERVE_MEDIA", default=True)
 
+# --- Dashboard -------------------------------------------------------------------------
+
+# Tests only: the dashboard page puts window.dashboard (its model, socket and chart)
+# on window and lets a test hold its reconnects. Off, a page exposes neither, so no
+# script on it can stall a real operator's feed. tests/conftest.py turns it on for
+# the server processes the browser tests drive.
+DASHBOARD_TEST_HOOKS = env.bool("DASHBOARD_TEST_HOOKS", default=False)
+
 # --- Snapshots ----------------------------------------------------------------------
 
 # Largest decoded snapshot accepted, in bytes, and in pixels (width x height).

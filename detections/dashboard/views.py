@@ -106,6 +106,8 @@ def page(request):
         "loginUrl": f"{resolve_url(settings.LOGIN_URL)}?next={reverse('dashboard')}",
         "adminChangeUrl": (reverse("admin:detections_detection_change", args=[0]) if request.user.is_staff else None),
         "vehicleTypes": list(VehicleType.values),
+        # window.dashboard and the reconnect hold, for the browser tests only.
+        "testHooks": settings.DASHBOARD_TEST_HOOKS,
     }
     return render(
         request,
