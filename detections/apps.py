@@ -6,7 +6,9 @@ class DetectionsConfig(AppConfig):
     verbose_name = "Vehicle detections"
 
     def ready(self):
+        from detections.alerts import config
         from detections.api import schema  # noqa: F401 (schema registers OpenAPI extensions)
         from detections.feed import signals
 
         signals.connect()
+        config.connect()

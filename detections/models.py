@@ -1,9 +1,13 @@
 """Cameras, their detections, the event log that numbers every published event,
-and the counters that keep counts and statistics from ever scanning detections.
+the counters that keep counts and statistics from ever scanning detections;
+watch-lists, alert rules and the alerts they raise; webhook endpoints and the
+outbox of messages to them.
 """
 
 from datetime import timedelta
 
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -71,6 +75,9 @@ class Detection(models.Model):
     confidence = models.FloatField(null=True, blank=True)
     bbox = models.JSONField(null=True, blank=True, help_text="[x, y, width, height] in pixels")
     plate = models.CharField(max_length=32, blank=True)
+    # The plate as matching sees it (`detections.alerts.plates.normalize`): what
+    # plate_like searches, by index.
+    plate_normalized = models.CharField(max_length=32, blank=True, editable=False)
 
     class Meta:
         ordering = ["-detected_at", "-id"]
@@ -88,6 +95,7 @@ class Detection(models.Model):
             models.Index(fields=["vehicle_type", "-detected_at", "-id"], name="detection_type_time_id_idx"),
             models.Index(fields=["tracking_id"], name="detection_tracking_idx"),
             models.Index(fields=["plate"], name="detection_plate_idx"),
+            models.Index(fields=["plate_normalized", "-detected_at", "-id"], name="detection_plate_norm_idx"),
         ]
 
     def __str__(self):
@@ -97,6 +105,7 @@ class Detection(models.Model):
 class EventKind(models.TextChoices):
     NEW_DETECTION = "new_detection"
     DELETION = "deletion"
+    ALERT = "alert"
 
 
 class Event(models.Model):
@@ -211,3 +220,237 @@ class DeviceKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+# --- Watch-lists and alerts ----------------------------------------------------------------
+
+
+class MatchMode(models.TextChoices):
+    EXACT = "exact"
+    FUZZY = "fuzzy"
+
+
+class Watchlist(models.Model):
+    """A list of plates to watch for (a daily stolen-vehicle list, say)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    match = models.CharField(max_length=8, choices=MatchMode.choices, default=MatchMode.FUZZY)
+    max_edits = models.PositiveSmallIntegerField(
+        default=1,
+        validators=[MaxValueValidator(2)],
+        help_text="fuzzy lists: most edits between a read plate and an entry (0-2)",
+    )
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [("manage_watchlists", "Can manage watch-lists, their plates and alert rules")]
+
+    def __str__(self):
+        return self.name
+
+
+class WatchlistEntry(models.Model):
+    """One plate on a watch-list, as staff typed it and as matching sees it."""
+
+    watchlist = models.ForeignKey(Watchlist, on_delete=models.CASCADE, related_name="entries")
+    plate = models.CharField(max_length=32)
+    plate_normalized = models.CharField(max_length=32, editable=False)
+    note = models.CharField(max_length=200, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="never matches from this time on")
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["watchlist", "plate_normalized"]
+        verbose_name_plural = "watch-list entries"
+        constraints = [
+            models.UniqueConstraint(fields=["watchlist", "plate_normalized"], name="watchlist_entry_unique_plate")
+        ]
+
+    def __str__(self):
+        return f"{self.plate} on {self.watchlist_id}"
+
+
+class AlertRule(models.Model):
+    """What raises an alert: every condition given must hold (an empty one always does)."""
+
+    name = models.CharField(max_length=100)
+    watchlist = models.ForeignKey(Watchlist, null=True, blank=True, on_delete=models.PROTECT, related_name="rules")
+    cameras = models.JSONField(default=list, blank=True, help_text="camera names; empty: every camera")
+    vehicle_types = models.JSONField(default=list, blank=True, help_text="empty: every type")
+    min_confidence = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)]
+    )
+    schedule = models.JSONField(
+        null=True,
+        blank=True,
+        help_text='{"days": [0-6, 0 = Monday], "from": "HH:MM", "to": "HH:MM", "tz": "Area/City"}',
+    )
+    cooldown_seconds = models.PositiveIntegerField(default=0)
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self):
+        return self.name
+
+
+class AlertCooldown(models.Model):
+    """When a rule last raised an alert for one entry (or one camera, for a rule
+    without a list): the row a repeat is held back by, locked by every process."""
+
+    # No database constraint on the references that ingest writes from a process's
+    # snapshot of the rules and endpoints (up to a second old): a rule or endpoint
+    # deleted meanwhile must not fail the detection's transaction. Django still
+    # cascades or nulls them when it deletes the row.
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    key = models.CharField(max_length=120)
+    last_detected_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["rule", "key"], name="alert_cooldown_unique_key")]
+
+    def __str__(self):
+        return f"{self.rule_id} {self.key} @ {self.last_detected_at}"
+
+
+class Alert(models.Model):
+    """A detection that met a rule. It outlives its detection, its rule and its
+    entry: what it says is copied into it when it is raised."""
+
+    seq = models.BigIntegerField(unique=True, help_text="its event's seq in the feed")
+    rule = models.ForeignKey(
+        AlertRule, null=True, on_delete=models.SET_NULL, related_name="alerts", db_constraint=False
+    )
+    rule_name = models.CharField(max_length=100)
+    watchlist = models.ForeignKey(
+        Watchlist, null=True, on_delete=models.SET_NULL, related_name="alerts", db_constraint=False
+    )
+    watchlist_name = models.CharField(max_length=100, blank=True)
+    entry_id = models.BigIntegerField(null=True, blank=True)
+    matched_plate = models.CharField(max_length=32, blank=True)
+    distance = models.PositiveSmallIntegerField(null=True, blank=True)
+    detection_id = models.BigIntegerField()
+    camera = models.CharField(max_length=100)
+    vehicle_type = models.CharField(max_length=16)
+    detected_at = models.DateTimeField()
+    detection = models.JSONField(help_text="the detection's new_detection fields when the alert was raised")
+    created_at = models.DateTimeField(default=timezone.now)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="alert_created_idx"),
+            models.Index(fields=["detection_id"], name="alert_detection_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.rule_name}: {self.matched_plate or self.camera} (#{self.seq})"
+
+
+# --- Webhooks -------------------------------------------------------------------------------
+
+
+class WebhookEvent(models.TextChoices):
+    ALERT_TRIGGERED = "alert.triggered"
+    DETECTION_CREATED = "detection.created"
+    DETECTION_DELETED = "detection.deleted"
+
+
+class WebhookEndpoint(models.Model):
+    """A receiver of events by HTTP POST. Its signing secret is stored encrypted
+    (`detections.webhooks.secrets`)."""
+
+    url = models.URLField(max_length=500)
+    events = models.JSONField(default=list, help_text="event types it receives")
+    cameras = models.JSONField(default=list, blank=True, help_text="camera names; empty: every camera")
+    description = models.CharField(max_length=200, blank=True)
+    active = models.BooleanField(default=True)
+    disabled_reason = models.CharField(max_length=200, blank=True, editable=False)
+    secret_encrypted = models.TextField(editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        permissions = [("manage_webhooks", "Can manage webhook endpoints and resend their messages")]
+
+    def __str__(self):
+        return self.url
+
+
+class MessageStatus(models.TextChoices):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class WebhookMessage(models.Model):
+    """One event for one endpoint, written in the transaction of the change it
+    reports; the delivery worker sends it until a 2xx or the end of the schedule."""
+
+    # No database constraint: see AlertCooldown.rule. A message whose endpoint
+    # is gone is dropped by the worker.
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="messages", db_constraint=False
+    )
+    message_id = models.CharField(max_length=40, unique=True, help_text="webhook-id: the same on every attempt")
+    event_type = models.CharField(max_length=32, choices=WebhookEvent.choices)
+    seq = models.BigIntegerField()
+    body = models.TextField(help_text="the JSON sent, byte for byte on every attempt")
+    status = models.CharField(max_length=16, choices=MessageStatus.choices, default=MessageStatus.PENDING)
+    attempt_count = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    # A worker's claim: no other worker sends the message before this time. A
+    # worker killed mid-delivery leaves it to expire, and the message is sent again.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    first_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="webhook_message_due_idx"),
+            models.Index(fields=["endpoint", "status", "-id"], name="webhook_message_endpoint_idx"),
+            models.Index(fields=["status", "delivered_at"], name="webhook_message_done_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.message_id} {self.event_type} -> {self.endpoint_id} ({self.status})"
+
+
+class WebhookAttempt(models.Model):
+    """One POST of a message: when, what came back, how long it took."""
+
+    message = models.ForeignKey(WebhookMessage, on_delete=models.CASCADE, related_name="attempts")
+    attempted_at = models.DateTimeField()
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    latency_ms = models.FloatField()
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        return f"{self.message_id} @ {self.attempted_at}: {self.status_code or self.error}"
+
+
+class AlertConfigRevision(models.Model):
+    """The single row every change to watch-lists, rules and endpoints bumps:
+    each process re-reads them when it sees a new revision (within a second)."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    revision = models.BigIntegerField(default=0)
+
+    def __str__(self):
+        return f"revision {self.revision}"

@@ -56,7 +56,12 @@ def test_a_subscription_filters_replayed_and_live_events_alike(server, simulated
         post(http, simulated_detection(camera="yard"))
         with connect(server) as ws:
             ws.send(json.dumps({"type": "subscribe", "cameras": ["gate-1"]}))
-            assert receive(ws) == {"type": "subscribed", "cameras": ["gate-1"], "vehicle_types": None}
+            assert receive(ws) == {
+                "type": "subscribed",
+                "cameras": ["gate-1"],
+                "vehicle_types": None,
+                "types": ["deletion", "new_detection"],
+            }
             ws.send(json.dumps({"type": "resume", "after": 0}))
             assert receive(ws)["id"] == gate["id"]
             post(http, simulated_detection(camera="yard"))

@@ -225,6 +225,36 @@ DETECTION_TIME_MAX_FUTURE_SECONDS = env.int("DETECTION_TIME_MAX_FUTURE_SECONDS",
 # their files); 0 keeps everything forever. Run it from cron (docs/operations.md).
 RETENTION_DAYS = env.int("RETENTION_DAYS", default=0)
 
+# Alerts are kept this many days, delivered webhook messages this many (failed
+# ones until resent or their endpoint is deleted); purged with the detections.
+ALERT_RETENTION_DAYS = env.int("ALERT_RETENTION_DAYS", default=365)
+WEBHOOK_MESSAGE_RETENTION_DAYS = env.int("WEBHOOK_MESSAGE_RETENTION_DAYS", default=30)
+
+# --- Alerts and webhooks ----------------------------------------------------------------
+
+# How often a process looks for edits to watch-lists, rules and endpoints.
+ALERT_CONFIG_CHECK_SECONDS = env.float("ALERT_CONFIG_CHECK_SECONDS", default=0.5)
+# The start of every absolute URL in a webhook message (image_url, ...).
+PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://localhost:8000").rstrip("/")
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+# Seconds before each retry; the last repeats until WEBHOOK_RETRY_FOR_SECONDS
+# have passed since the first attempt. Each wait is spread by up to 10% jitter.
+WEBHOOK_RETRY_SCHEDULE = [
+    float(step)
+    for step in env.list("WEBHOOK_RETRY_SCHEDULE", default=["5", "30", "120", "600", "1800", "3600", "7200"])
+]
+WEBHOOK_RETRY_FOR_SECONDS = env.float("WEBHOOK_RETRY_FOR_SECONDS", default=259200.0)
+# Networks a webhook may point into although they are loopback, private or
+# link-local (a gate controller on the site's LAN): CIDR, comma-separated.
+WEBHOOK_ALLOWED_NETWORKS = env.list("WEBHOOK_ALLOWED_NETWORKS", default=[])
+# Messages one worker sends to one endpoint at the same time; every endpoint has its own.
+WEBHOOK_CONCURRENCY_PER_ENDPOINT = env.int("WEBHOOK_CONCURRENCY_PER_ENDPOINT", default=4)
+# Fernet keys (comma-separated, newest first) that encrypt webhook secrets at
+# rest: the first encrypts, every one decrypts, so a key is rotated by putting
+# a new one first and running `manage.py rotate_webhook_secrets_key`. Empty: a
+# key derived from DJANGO_SECRET_KEY.
+WEBHOOK_SECRET_KEYS = env.list("WEBHOOK_SECRET_KEYS", default=[])
+
 # --- REST framework ------------------------------------------------------------------
 
 REST_FRAMEWORK = {

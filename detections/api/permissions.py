@@ -39,3 +39,28 @@ class CanDelete(BasePermission):
 
     def has_permission(self, request, view):
         return is_viewer(request.user) and request.user.has_perm("detections.delete_detection")
+
+
+class HasModelPermission(BasePermission):
+    """A user (never a device, never anonymous, whatever PUBLIC_FEED says) who
+    holds `permission`."""
+
+    permission = ""
+
+    def has_permission(self, request, view):
+        return is_viewer(request.user) and request.user.has_perm(self.permission)
+
+
+class CanManageWatchlists(HasModelPermission):
+    permission = "detections.manage_watchlists"
+    message = "Watch-lists and alert rules need the 'manage watchlists' permission."
+
+
+class CanViewAlerts(HasModelPermission):
+    permission = "detections.view_alert"
+    message = "Alerts need the 'view alert' permission."
+
+
+class CanManageWebhooks(HasModelPermission):
+    permission = "detections.manage_webhooks"
+    message = "Webhooks need the 'manage webhooks' permission."

@@ -72,6 +72,14 @@ def count_changes(detections, *, delta: int) -> list[FeedPosition]:
     return [FeedPosition(seq=last.seq - n + 1 + i, count=last.count - delta * (n - 1 - i)) for i in range(n)]
 
 
+def take_seqs(n: int) -> list[int]:
+    """Seqs for `n` events that change no count (alerts), after every seq taken
+    so far in this transaction; inside the write transaction, like count_changes."""
+    assert connection.in_atomic_block, "seqs are taken only inside the write transaction"
+    last = _advance_feed(events=n, delta=0)
+    return list(range(last.seq - n + 1, last.seq + 1))
+
+
 def _db_hour(detected_at: datetime):
     # Raw SQL takes the value as the ORM would store it (naive UTC on MySQL).
     field = HourlyCount._meta.get_field("hour")

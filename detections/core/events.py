@@ -1,4 +1,5 @@
-"""The event log: the payload of each event about a detection and its row.
+"""The event log: the payload of each event (a detection created or deleted,
+an alert raised) and its row.
 
 `writes` writes every event to the Event table, numbered by its seq, inside the
 transaction that changes the detections; the feed publishes it after commit
@@ -7,7 +8,7 @@ and replays it from the table (`detections.feed.messages`).
 
 from detections.core import counters
 from detections.core.formats import file_url, format_time
-from detections.models import Detection, Event, EventKind
+from detections.models import Alert, Detection, Event, EventKind
 
 
 def new_detection_payload(detection: Detection, position: counters.FeedPosition) -> dict:
@@ -39,6 +40,24 @@ def deletion_payload(detection: Detection, position: counters.FeedPosition) -> d
         # Extensions: let a filtered client and the dashboard's counters follow.
         "camera": detection.camera.name,
         "vehicle_type": detection.vehicle_type,
+    }
+
+
+def alert_payload(alert: Alert) -> dict:
+    """The `alert` event of a stored alert: its own fields and its detection's."""
+    return {
+        "type": EventKind.ALERT,
+        "seq": alert.seq,
+        "alert_id": alert.pk,
+        "rule": alert.rule_name,
+        "watchlist": alert.watchlist_name or None,
+        "entry_id": alert.entry_id,
+        "matched_plate": alert.matched_plate or None,
+        "distance": alert.distance,
+        "detection": alert.detection,
+        # Routing, as in the other events: a filtered client follows the camera and type.
+        "camera": alert.camera,
+        "vehicle_type": alert.vehicle_type,
     }
 
 

@@ -4,7 +4,8 @@ Views, the admin, the group commit and the operator commands call these
 functions; nothing else writes detections. Each reads top to bottom in the
 order the work happens:
 
-    files -> rows -> counters -> event rows -> (commit) -> publish
+    files -> rows -> alerts matched -> counters -> event rows -> alerts and
+    webhook messages -> (commit) -> publish
 
 Publishing is the job of the post_save / post_delete signal receivers
 (`feed/signals.py`). Bulk statements send no signals, so this module sends them
@@ -24,9 +25,12 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
+from detections.alerts import config, raising
+from detections.alerts.plates import normalize
 from detections.core import counters, events, images
-from detections.models import LAST_SEEN_RESOLUTION, Camera, Detection, Event, IdempotencyKey
+from detections.models import LAST_SEEN_RESOLUTION, Alert, Camera, Detection, Event, IdempotencyKey
 from detections.operations import metrics
+from detections.webhooks import outbox
 
 # What the unique constraint says makes two detections the same.
 Key = tuple[int, str, datetime]
@@ -112,6 +116,7 @@ def detections_create(items: list[NewDetection]) -> list[Outcome]:
         return outcomes
     new = [items[index] for index in first_of.values()]
     rows = [_unsaved(item) for item in new]
+    rules = config.current()  # read before the transaction: it may reload the watch-lists
     try:
         thumbnails = [_write_files(row, item.image) for row, item in zip(rows, new, strict=True)]
         # durable: the commit happens here, never in a caller's transaction that
@@ -123,13 +128,19 @@ def detections_create(items: list[NewDetection]) -> list[Outcome]:
                 for row, item in zip(rows, new, strict=True)
                 if item.idempotency_key
             )
+            # Before the counters: the feed row every writer shares is locked last.
+            raised = raising.without_repeats(raising.candidates(rows, rules, timezone.now()))
             positions = counters.count_changes(rows, delta=1)
             written = Event.objects.bulk_create(
                 events.event_row(events.new_detection_payload(row, position), row)
                 for row, position in zip(rows, positions, strict=True)
             )
+            alerts = raising.store(raised, {event.detection_id: event for event in written})
+            outbox.enqueue([*written, *(event for _, event in alerts)], rules.endpoints)
             for row, event, thumbnail in zip(rows, written, thumbnails, strict=True):
                 _send_post_save(row, event, thumbnail)
+            for alert, event in alerts:
+                _send_alert_saved(alert, event)
     except IntegrityError:
         _delete_files(rows)
         if len(items) > 1:
@@ -214,6 +225,7 @@ def _unsaved(item: NewDetection) -> Detection:
         confidence=item.confidence,
         bbox=item.bbox,
         plate=item.plate,
+        plate_normalized=normalize(item.plate),
     )
 
 
@@ -277,6 +289,12 @@ def _send_post_save(row: Detection, event: Event, thumbnail: bytes | None):
     )
 
 
+def _send_alert_saved(alert: Alert, event: Event):
+    post_save.send(
+        sender=Alert, instance=alert, created=True, raw=False, using=alert._state.db, update_fields=None, event=event
+    )
+
+
 # --- Delete ------------------------------------------------------------------------------
 
 
@@ -293,10 +311,16 @@ def detection_delete(*, detection: Detection) -> int:
 
 
 def detections_delete(
-    queryset, *, batch_size: int = 500, progress: Callable[[int, int], None] | None = None
+    queryset,
+    *,
+    batch_size: int = 500,
+    progress: Callable[[int, int], None] | None = None,
+    notify_webhooks: bool = True,
 ) -> Deleted:
     """Delete the detections of `queryset`, `batch_size` per transaction, oldest
-    first. `progress(detections, files)` is called after each batch.
+    first. `progress(detections, files)` is called after each batch. Webhook
+    endpoints hear of each deletion unless `notify_webhooks` is False (retention
+    purges: a receiver wants the vehicles, not the housekeeping).
 
     Each batch locks its rows before reading them, so a row someone deletes at
     the same moment is counted out once, not twice.
@@ -318,6 +342,8 @@ def detections_delete(
                 events.event_row(events.deletion_payload(row, position), row)
                 for row, position in zip(rows, positions, strict=True)
             )
+            if notify_webhooks:
+                outbox.enqueue(written, config.current().endpoints)
             for row, event in zip(rows, written, strict=True):
                 post_delete.send(sender=Detection, instance=row, using=row._state.db, origin=row, event=event)
             transaction.on_commit(lambda names=names: images.delete_files(names), robust=True)
@@ -348,6 +374,7 @@ def count_saved_elsewhere(detection: Detection) -> tuple[Event, bytes | None]:
         (position,) = counters.count_changes([detection], delta=1)
         event = events.event_row(events.new_detection_payload(detection, position), detection)
         event.save(force_insert=True)
+        outbox.enqueue([event], config.current().endpoints)
     return event, images.read_stored(detection.thumbnail.name)
 
 
@@ -357,6 +384,7 @@ def count_deleted_elsewhere(detection: Detection) -> Event:
     (position,) = counters.count_changes([detection], delta=-1)
     event = events.event_row(events.deletion_payload(detection, position), detection)
     event.save(force_insert=True)
+    outbox.enqueue([event], config.current().endpoints)
     names = _file_names([detection])
     transaction.on_commit(lambda: images.delete_files(names), robust=True)
     return event

@@ -19,11 +19,11 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from detections.api.permissions import may_view
+from detections.api.permissions import is_viewer, may_view
 from detections.feed import messages
 from detections.feed.broadcaster import broadcaster
 from detections.feed.socket_auth import query_param
-from detections.models import VehicleType
+from detections.models import EventKind, VehicleType
 from detections.operations import metrics
 
 logger = logging.getLogger(__name__)
@@ -62,6 +62,10 @@ class DetectionFeedConsumer(AsyncWebsocketConsumer):
         self.last_seq = 0  # every event up to here has been delivered or filtered out
         self.cameras: set[str] | None = None
         self.vehicle_types: set[str] | None = None
+        # Alerts only ever reach a user allowed to view them, never an anonymous
+        # socket of the public feed.
+        self.readable_kinds = set(EventKind.values) if await _may_view_alerts(self.scope.get("user")) else FEED_KINDS
+        self.kinds = self.readable_kinds
         self.inbox: asyncio.Queue = asyncio.Queue(maxsize=INBOX_LIMIT)
         # Held while events are delivered, so that live delivery and a replay
         # (`resume`) never interleave.
@@ -128,7 +132,8 @@ class DetectionFeedConsumer(AsyncWebsocketConsumer):
     async def subscribe(self, message: dict):
         cameras = message.get("cameras")
         vehicle_types = message.get("vehicle_types")
-        for name, value in (("cameras", cameras), ("vehicle_types", vehicle_types)):
+        kinds = message.get("types")
+        for name, value in (("cameras", cameras), ("vehicle_types", vehicle_types), ("types", kinds)):
             if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
                 return await self.send_error("invalid_message", f"{name} must be a list of strings or null")
         if vehicle_types is not None:
@@ -136,14 +141,22 @@ class DetectionFeedConsumer(AsyncWebsocketConsumer):
             unknown = sorted(set(vehicle_types) - set(VehicleType.values))
             if unknown:
                 return await self.send_error("invalid_message", f"unknown vehicle types: {', '.join(unknown)}")
-        # null or an absent key means "all".
+        if kinds is not None:
+            unknown = sorted(set(kinds) - set(EventKind.values))
+            if unknown:
+                return await self.send_error(
+                    "invalid_message", f"unknown types: {', '.join(unknown)} (known: {', '.join(EventKind.values)})"
+                )
+        # null or an absent key means "all" (of what the user may read).
         self.cameras = set(cameras) if cameras is not None else None
         self.vehicle_types = set(vehicle_types) if vehicle_types is not None else None
+        self.kinds = self.readable_kinds & set(kinds) if kinds is not None else self.readable_kinds
         await self.send_json(
             {
                 "type": "subscribed",
                 "cameras": sorted(self.cameras) if self.cameras is not None else None,
                 "vehicle_types": sorted(self.vehicle_types) if self.vehicle_types is not None else None,
+                "types": sorted(self.kinds),
             }
         )
 
@@ -214,6 +227,8 @@ class DetectionFeedConsumer(AsyncWebsocketConsumer):
 
     async def deliver(self, message: dict):
         self.last_seq = message["seq"]
+        if message["kind"] not in self.kinds:
+            return
         if self.cameras is not None and message["camera"] not in self.cameras:
             return
         if self.vehicle_types is not None and message["vehicle_type"] not in self.vehicle_types:
@@ -232,6 +247,15 @@ class DetectionFeedConsumer(AsyncWebsocketConsumer):
 
     async def send_error(self, code: str, detail: str):
         await self.send_json({"type": "error", "code": code, "detail": detail})
+
+
+# What every viewer of the feed may read; alerts need the 'view alert' permission.
+FEED_KINDS = frozenset({EventKind.NEW_DETECTION.value, EventKind.DELETION.value})
+
+
+@database_sync_to_async
+def _may_view_alerts(user) -> bool:
+    return is_viewer(user) and user.has_perm("detections.view_alert")
 
 
 def _query_int(scope, name: str) -> int | None:

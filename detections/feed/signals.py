@@ -1,5 +1,6 @@
 """The post_save and post_delete receivers: publish each created or deleted
-detection's event once its transaction commits (a rollback publishes nothing).
+detection's event, and each raised alert's, once its transaction commits (a
+rollback publishes nothing).
 
 `writes` sends both signals for every row it inserts or deletes, handing over
 the row's event (and, for a new row, its thumbnail). A row the ORM saved or
@@ -14,7 +15,7 @@ from django.db.models.signals import post_delete, post_save
 
 from detections.core import writes
 from detections.feed import messages
-from detections.models import Detection
+from detections.models import Alert, Detection
 
 
 def detection_saved(
@@ -33,6 +34,14 @@ def detection_deleted(sender, instance: Detection, event=None, **kwargs):
     transaction.on_commit(partial(messages.publish, event), robust=True)
 
 
+def alert_saved(sender, instance: Alert, created: bool, event=None, **kwargs):
+    # Alerts are raised only by `writes` (inside a detection's transaction),
+    # which always hands over the alert's event.
+    if created and event is not None:
+        transaction.on_commit(partial(messages.publish, event), robust=True)
+
+
 def connect():
+    post_save.connect(alert_saved, sender=Alert, dispatch_uid="alert_saved")
     post_save.connect(detection_saved, sender=Detection, dispatch_uid="detection_saved")
     post_delete.connect(detection_deleted, sender=Detection, dispatch_uid="detection_deleted")

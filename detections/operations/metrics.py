@@ -65,6 +65,17 @@ EVENTS_PUBLISH_FAILED = Counter(
     ["kind"],
 )
 
+ALERTS_RAISED = Counter(
+    "vehicle_monitor_alerts_raised",
+    "Alerts raised, by rule.",
+    ["rule"],
+)
+ALERTS_HELD_BACK = Counter(
+    "vehicle_monitor_alerts_held_back",
+    "Matches a rule's cooldown held back (not stored), by rule.",
+    ["rule"],
+)
+
 
 def detection_ingested(camera: str, vehicle_type: str):
     DETECTIONS_INGESTED.labels(camera=camera, vehicle_type=vehicle_type).inc()

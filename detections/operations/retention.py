@@ -12,13 +12,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
 from django.core.files.storage import default_storage
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from detections.core import counters, writes
 from detections.core.paging import time_ordered_pages
-from detections.models import Detection, Event, HourlyCount
+from detections.models import Alert, Detection, Event, HourlyCount, MessageStatus, WebhookMessage
 
 # The folders Detection's file fields upload to (models._snapshot_path, _thumbnail_path).
 MEDIA_FOLDERS = ("snapshots", "thumbnails")
@@ -52,12 +54,48 @@ def purge_detections(
     hourly counters and the event log before it."""
     report = PurgeReport()
     deleted = writes.detections_delete(
-        expired(cutoff), batch_size=batch_size, progress=(lambda done, _: progress(done)) if progress else None
+        expired(cutoff),
+        batch_size=batch_size,
+        progress=(lambda done, _: progress(done)) if progress else None,
+        notify_webhooks=False,
     )
     report.detections, report.files = deleted.detections, deleted.files
     report.hourly_rows_pruned = prune_empty_hours(cutoff)
     report.events_pruned = prune_events(cutoff)
     return report
+
+
+def expired_alerts(now: datetime):
+    """Alerts older than ALERT_RETENTION_DAYS (none when it is 0)."""
+    if settings.ALERT_RETENTION_DAYS <= 0:
+        return Alert.objects.none()
+    return Alert.objects.filter(created_at__lt=now - timedelta(days=settings.ALERT_RETENTION_DAYS))
+
+
+def expired_messages(now: datetime):
+    """Delivered webhook messages older than WEBHOOK_MESSAGE_RETENTION_DAYS. Failed
+    ones stay until they are resent or their endpoint is deleted."""
+    if settings.WEBHOOK_MESSAGE_RETENTION_DAYS <= 0:
+        return WebhookMessage.objects.none()
+    cutoff = now - timedelta(days=settings.WEBHOOK_MESSAGE_RETENTION_DAYS)
+    return WebhookMessage.objects.filter(status=MessageStatus.DELIVERED, delivered_at__lt=cutoff)
+
+
+def purge_alerts_and_messages(now: datetime, *, batch_size: int = 1000) -> tuple[int, int]:
+    """Delete expired alerts and delivered messages (their attempts with them),
+    a batch per transaction; how many of each."""
+    return _delete_in_batches(expired_alerts(now), batch_size), _delete_in_batches(expired_messages(now), batch_size)
+
+
+def _delete_in_batches(queryset, batch_size: int) -> int:
+    # Nothing listens to these deletes, so Django deletes each batch (and a
+    # message's attempts) with plain DELETE ... WHERE id IN statements.
+    deleted = 0
+    while ids := list(queryset.order_by("pk").values_list("pk", flat=True)[:batch_size]):
+        with transaction.atomic():
+            queryset.model.objects.filter(pk__in=ids).delete()
+        deleted += len(ids)
+    return deleted
 
 
 def preview_purge(cutoff: datetime) -> PurgeReport:

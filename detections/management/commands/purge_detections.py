@@ -8,6 +8,8 @@ Each batch is its own transaction and goes through the same signal as every
 other deletion: counters stay exact, the files go after commit, and every
 connected client receives a `deletion` per row. Events older than the cutoff are
 pruned from the event log too (they only serve `resume`); the newest is kept.
+Alerts older than ALERT_RETENTION_DAYS and delivered webhook messages older
+than WEBHOOK_MESSAGE_RETENTION_DAYS go too, whatever RETENTION_DAYS says.
 Run it nightly from cron (docs/operations.md).
 """
 
@@ -74,12 +76,22 @@ class Command(BaseCommand):
             help="rows per transaction (default 500); smaller batches hold up ingest for less time",
         )
 
+    def purge_alerts_and_messages(self, dry_run: bool):
+        now = timezone.now()
+        if dry_run:
+            alerts, messages = retention.expired_alerts(now).count(), retention.expired_messages(now).count()
+            self.stdout.write(f"Dry run: would delete {alerts} alert(s) and {messages} delivered webhook message(s).")
+            return
+        alerts, messages = retention.purge_alerts_and_messages(now)
+        self.stdout.write(f"Deleted {alerts} alert(s) and {messages} delivered webhook message(s).")
+
     def handle(self, *args, older_than, dry_run, batch_size, verbosity, **options):
         days = settings.RETENTION_DAYS if older_than is None else older_than
         if days < 0:
             raise CommandError("--older-than must be 0 or more days")
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1")
+        self.purge_alerts_and_messages(dry_run)
         if days == 0:
             if older_than is None:
                 self.stdout.write("Retention is off (RETENTION_DAYS=0): nothing to delete. Pass --older-than DAYS.")

@@ -1,0 +1,153 @@
+"""Watch-lists, alert rules and webhook endpoints as each process holds them.
+
+They are read on every created detection, so each process keeps them in memory,
+indexed (`matching.PlateIndex`). Every change to them bumps one revision
+number in the database, in the transaction of the change (model signals, and
+`changed()` for bulk statements that send none); a process looks at that
+number at most every ALERT_CONFIG_CHECK_SECONDS and reloads when it moved, so
+an edit takes effect on every process within a second.
+"""
+
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import F, Q
+from django.db.models.signals import post_delete, post_save
+
+from detections.alerts import schedules
+from detections.alerts.matching import Entry, PlateIndex
+from detections.models import (
+    AlertConfigRevision,
+    AlertRule,
+    MatchMode,
+    Watchlist,
+    WatchlistEntry,
+    WebhookEndpoint,
+)
+
+WATCHED_MODELS = (Watchlist, WatchlistEntry, AlertRule, WebhookEndpoint)
+
+
+def changed():
+    """Say that watch-lists, rules or endpoints changed (call inside the change's transaction)."""
+    if not AlertConfigRevision.objects.filter(pk=1).update(revision=F("revision") + 1):
+        AlertConfigRevision.objects.get_or_create(pk=1, defaults={"revision": 1})
+
+
+def revision() -> int:
+    return AlertConfigRevision.objects.filter(pk=1).values_list("revision", flat=True).first() or 0
+
+
+def _on_change(sender, **kwargs):
+    changed()
+
+
+def connect():
+    for model in WATCHED_MODELS:
+        post_save.connect(_on_change, sender=model, dispatch_uid=f"alert_config_saved_{model.__name__}")
+        post_delete.connect(_on_change, sender=model, dispatch_uid=f"alert_config_deleted_{model.__name__}")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """An active alert rule, its conditions ready to test."""
+
+    id: int
+    name: str
+    watchlist_id: int | None
+    cameras: frozenset[str]
+    vehicle_types: frozenset[str]
+    min_confidence: float | None
+    schedule: schedules.Schedule | None
+    cooldown: timedelta
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    id: int
+    events: frozenset[str]
+    cameras: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    revision: int
+    rules: tuple[Rule, ...] = ()
+    watchlists: dict[int, tuple[str, PlateIndex]] = field(default_factory=dict)  # id -> (name, index)
+    endpoints: tuple[Endpoint, ...] = ()
+
+
+def load() -> Snapshot:
+    """Read the active rules, the lists they use and the active endpoints."""
+    number = revision()
+    rules = tuple(
+        Rule(
+            id=rule.pk,
+            name=rule.name,
+            watchlist_id=rule.watchlist_id,
+            cameras=frozenset(rule.cameras or ()),
+            vehicle_types=frozenset(rule.vehicle_types or ()),
+            min_confidence=rule.min_confidence,
+            schedule=schedules.Schedule.parse(rule.schedule) if rule.schedule else None,
+            cooldown=timedelta(seconds=rule.cooldown_seconds),
+        )
+        for rule in AlertRule.objects.filter(active=True).filter(Q(watchlist=None) | Q(watchlist__active=True))
+    )
+    used = {rule.watchlist_id for rule in rules if rule.watchlist_id is not None}
+    watchlists = {}
+    for watchlist in Watchlist.objects.filter(pk__in=used):
+        entries = [
+            Entry(id=pk, plate=plate, normalized=normalized, expires_at=expires_at)
+            for pk, plate, normalized, expires_at in watchlist.entries.values_list(
+                "pk", "plate", "plate_normalized", "expires_at"
+            )
+        ]
+        edits = watchlist.max_edits if watchlist.match == MatchMode.FUZZY else 0
+        watchlists[watchlist.pk] = (watchlist.name, PlateIndex(entries, edits))
+    endpoints = tuple(
+        Endpoint(id=pk, events=frozenset(events), cameras=frozenset(cameras or ()))
+        for pk, events, cameras in WebhookEndpoint.objects.filter(active=True).values_list("pk", "events", "cameras")
+    )
+    return Snapshot(revision=number, rules=rules, watchlists=watchlists, endpoints=endpoints)
+
+
+class _Current:
+    def __init__(self):
+        self.snapshot: Snapshot | None = None
+        self.checked_at = float("-inf")
+        self.lock = threading.Lock()
+
+    def get(self) -> Snapshot:
+        snapshot = self.snapshot
+        if snapshot is not None and time.monotonic() - self.checked_at < settings.ALERT_CONFIG_CHECK_SECONDS:
+            return snapshot
+        # One thread reloads; the others carry on with what they have (a large
+        # list takes a moment to index) instead of queueing behind it.
+        if not self.lock.acquire(blocking=snapshot is None):
+            return snapshot
+        try:
+            if self.snapshot is None or self.snapshot.revision != revision():
+                self.snapshot = load()
+            self.checked_at = time.monotonic()
+            return self.snapshot
+        finally:
+            self.lock.release()
+
+    def forget(self):
+        """Load again at the next use (tests: a rolled-back database repeats revision numbers)."""
+        self.snapshot = None
+
+
+_current = _Current()
+
+
+def current() -> Snapshot:
+    """The rules, lists and endpoints in force, at most ALERT_CONFIG_CHECK_SECONDS old."""
+    return _current.get()
+
+
+def forget():
+    _current.forget()
