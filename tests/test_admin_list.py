@@ -150,6 +150,13 @@ def test_the_list_searches_by_tracking_id_and_by_plate(admin_client):
     assert listed_ids(admin_client, q="trk-") == {alpha.pk, beta.pk}
 
 
+def test_the_search_finds_a_plate_in_its_normal_form_whatever_the_spelling(admin_client):
+    read = store_detection("trk-read", plate="34A8C123")  # the camera read B as 8
+    store_detection("trk-other", plate="06XYZ999")
+
+    assert listed_ids(admin_client, q="34 abc-123") == {read.pk}
+
+
 def test_the_list_asks_for_no_facet_counts(admin_client):
     store_detection()
 

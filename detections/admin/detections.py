@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from PIL import Image, UnidentifiedImageError
 
+from detections.alerts import plates
 from detections.core import counters, writes
 from detections.core.device_keys import issue_device_key, new_device_secret, revoke_device_keys, rotate_device_key
 from detections.models import Camera, Detection, DeviceKey, HourlyCount
@@ -234,6 +235,15 @@ class DetectionAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("camera")
+
+    def get_search_results(self, request, queryset, search_term):
+        # A plate is also found in its normal form, as the list API's plate_like
+        # and the watch-lists compare it: "34 abc 123" finds a camera's "34A8C123".
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        term = plates.normalize(search_term)
+        if term:
+            found |= queryset.filter(plate_normalized=term)
+        return found, may_have_duplicates
 
     fields = [
         "snapshot",

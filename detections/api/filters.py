@@ -2,7 +2,9 @@ from datetime import UTC, datetime
 
 import django_filters
 from django import forms
+from rest_framework.exceptions import ValidationError
 
+from detections.alerts.plates import normalize, plate_like
 from detections.models import Detection, VehicleType
 
 # Times the database can hold whatever the offset they came with (MySQL's
@@ -33,7 +35,25 @@ class DetectionFilter(django_filters.FilterSet):
     until = BoundedIsoDateTimeFilter(field_name="detected_at", lookup_expr="lt")
     tracking_id = django_filters.CharFilter()
     plate = django_filters.CharFilter()
+    plate_like = django_filters.CharFilter(
+        method="filter_plate_like",
+        help_text="plates within max_edits edits of this one, compared in their normal form "
+        "(upper case, no spaces, dashes or dots, O/Q->0, I->1, Z->2, S->5, B->8)",
+    )
+    # Read by filter_plate_like; on its own it filters nothing.
+    max_edits = django_filters.TypedChoiceFilter(
+        choices=[(n, str(n)) for n in range(3)], coerce=int, method="keep", help_text="0-2, default 1"
+    )
 
     class Meta:
         model = Detection
-        fields = ["camera", "vehicle_type", "since", "until", "tracking_id", "plate"]
+        fields = ["camera", "vehicle_type", "since", "until", "tracking_id", "plate", "plate_like", "max_edits"]
+
+    def filter_plate_like(self, queryset, name, value):
+        if not normalize(value):
+            raise ValidationError({"plate_like": ["Give a plate with at least one letter or digit."]})
+        max_edits = self.form.cleaned_data.get("max_edits")
+        return plate_like(queryset, value, 1 if max_edits in (None, "") else max_edits)
+
+    def keep(self, queryset, name, value):
+        return queryset
