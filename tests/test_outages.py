@@ -53,6 +53,23 @@ def test_ingest_keeps_working_while_redis_is_down_and_a_resuming_client_gets_eve
     assert server.process.poll() is None, "the server process had to restart"
 
 
+def test_a_socket_that_stayed_connected_through_a_redis_restart_gets_what_it_missed_without_a_new_event(
+    server, simulated_detection
+):
+    requires_redis_layer()
+    with server.device() as http, connect(server) as ws:
+        post(http, simulated_detection())
+        receive(ws)
+        stop_redis()
+        during = [post(http, simulated_detection())["id"] for _ in range(2)]
+        start_redis()
+
+        # No further detection: the server notices the layer is back and the
+        # socket reads the two from the log on its own.
+        assert [m["id"] for m in receive_events(ws, 2, timeout=20)] == during
+        assert_nothing_else_queued(ws)
+
+
 def test_a_hanging_redis_does_not_hang_ingest(server, simulated_detection):
     requires_redis_layer()
     # CLIENT PAUSE makes Redis accept connections and then not answer: a hang,

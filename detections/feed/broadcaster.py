@@ -35,6 +35,11 @@ RETRY_SECONDS = 1
 BACKLOG_EVENTS = 20
 BACKLOG_WAIT_SECONDS = 0.25
 BACKLOG_POLL_SECONDS = 0.005
+# Offered to every socket instead of an event when events may have been missed
+# (this process was cut off from the channel layer, or a publisher could not
+# reach it): the socket reads what it lacks from the log at once, rather than
+# at the next event, which may be long in coming.
+CATCH_UP = {"catch_up": True}
 
 
 class FeedBroadcaster:
@@ -89,17 +94,23 @@ class FeedBroadcaster:
                     # before waiting, or nothing would ever arrive.
                     await self.layer.group_add(publisher.FEED_GROUP, self.channel)
                     joined = True
+                    self._offer_all(CATCH_UP)
                 message = await self.layer.receive(self.channel)
             except Exception as exc:  # Redis down or restarting: keep trying
                 logger.warning("feed receive failed (%s: %s); retrying", type(exc).__name__, exc)
                 joined = False
                 await asyncio.sleep(RETRY_SECONDS)
                 continue
+            if message.get("catch_up"):
+                self._offer_all(CATCH_UP)
             for event in message["events"]:
                 # The ASGI message every socket sends, built once for all of them.
                 event["send"] = {"type": "websocket.send", "text": event["text"]}
-                for socket in list(self.sockets):
-                    socket.offer(event)
+                self._offer_all(event)
+
+    def _offer_all(self, message: dict):
+        for socket in list(self.sockets):
+            socket.offer(message)
 
     async def _rejoin(self):
         while True:

@@ -21,7 +21,7 @@ from django.conf import settings
 
 from detections.api.permissions import is_viewer, may_view
 from detections.feed import messages
-from detections.feed.broadcaster import broadcaster
+from detections.feed.broadcaster import CATCH_UP, broadcaster
 from detections.feed.socket_auth import query_param
 from detections.models import EventKind, VehicleType
 from detections.operations import metrics
@@ -214,6 +214,9 @@ class DetectionFeedConsumer(AsyncWebsocketConsumer):
                 logger.exception("could not deliver feed event %s", message.get("seq"))
 
     async def feed_event(self, message: dict):
+        if message is CATCH_UP:
+            await self.catch_up()
+            return
         seq = message["seq"]
         if seq <= self.last_seq:
             return  # already delivered (replayed, or a duplicate)

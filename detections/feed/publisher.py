@@ -12,6 +12,7 @@ the database, and clients fill the gap from there.
 """
 
 import asyncio
+import concurrent.futures
 import logging
 from collections import deque
 
@@ -32,6 +33,9 @@ FEED_MESSAGE_TYPE = "feed.event"
 QUEUE_LIMIT = 10_000
 # Most events in one channel-layer message.
 EVENTS_PER_MESSAGE = 500
+# After a failed publish, how often to try telling every process to catch up
+# from the log, until the channel layer takes it.
+CATCH_UP_RETRY_SECONDS = 1.0
 
 
 class Publisher:
@@ -41,6 +45,7 @@ class Publisher:
         self.wakeup: asyncio.Event | None = None
         self.woken = False
         self.failed = 0  # events not sent, since the process started
+        self.catching_up: concurrent.futures.Future | None = None
 
     def attach(self, loop: asyncio.AbstractEventLoop):
         """Send from `loop` from now on (the server's loop; see vehicle_monitor/asgi.py)."""
@@ -96,6 +101,23 @@ class Publisher:
         for event in events:
             metrics.EVENTS_PUBLISH_FAILED.labels(kind=event["kind"]).inc()
         logger.warning("could not publish %s (%s)", _events_named(events), reason)
+        if self.loop is not None and self.loop.is_running() and (self.catching_up is None or self.catching_up.done()):
+            self.catching_up = asyncio.run_coroutine_threadsafe(self._tell_sockets_to_catch_up(), self.loop)
+
+    async def _tell_sockets_to_catch_up(self):
+        """Once the channel layer is back, have every process's sockets read the
+        events this one could not publish from the log, without waiting for the
+        next event to reveal the gap."""
+        message = {"type": FEED_MESSAGE_TYPE, "events": [], "catch_up": True}
+        while True:
+            await asyncio.sleep(CATCH_UP_RETRY_SECONDS)
+            try:
+                layer = get_channel_layer()
+                await asyncio.wait_for(layer.group_send(FEED_GROUP, message), timeout=settings.EVENT_PUBLISH_TIMEOUT)
+            except Exception as exc:
+                logger.info("the channel layer is still unavailable (%s: %s)", type(exc).__name__, exc)
+            else:
+                return
 
 
 publisher = Publisher()
