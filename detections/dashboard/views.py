@@ -98,6 +98,8 @@ def page(request):
     cameras = list(Camera.objects.order_by("name").values_list("name", flat=True))
     if chosen["camera"] and chosen["camera"] not in cameras:
         cameras.append(chosen["camera"])
+    # The socket sends alerts only to these users; the page shows its alert panel only to them.
+    can_view_alerts = request.user.has_perm("detections.view_alert")
     config = {
         "stateUrl": reverse("dashboard"),
         "socketPath": "/ws",
@@ -106,6 +108,7 @@ def page(request):
         "loginUrl": f"{resolve_url(settings.LOGIN_URL)}?next={reverse('dashboard')}",
         "adminChangeUrl": (reverse("admin:detections_detection_change", args=[0]) if request.user.is_staff else None),
         "vehicleTypes": list(VehicleType.values),
+        "canViewAlerts": can_view_alerts,
         # window.dashboard and the reconnect hold, for the browser tests only.
         "testHooks": settings.DASHBOARD_TEST_HOOKS,
     }
@@ -118,5 +121,6 @@ def page(request):
             "cameras": cameras,
             "vehicle_types": VehicleType.values,
             "chosen": chosen,
+            "can_view_alerts": can_view_alerts,
         },
     )

@@ -12,8 +12,9 @@ export const detail = {
   id: null,
   bbox: null,
 
-  open(id) {
-    const detection = model.detections.get(id);
+  /** `fallback`: what to show of a detection the page has not remembered (an alert's). */
+  open(id, fallback = null) {
+    const detection = model.detections.get(id) || fallback;
     if (!detection) return;
     this.id = id;
     $("detail-deleted").hidden = true;

@@ -13,6 +13,7 @@
  *   api.js     JSON from the HTTP endpoints
  *   feed.js    the latest detections
  *   detail.js  the snapshot dialog
+ *   alerts.js  watch-list alerts: the panel and the banner (users who may view them)
  *   charts.js  the hourly chart and its series
  *   stats.js   the counters and the per-camera bars
  *   filter.js  the filter controls
@@ -22,6 +23,7 @@
 
 import { $, config } from "./dom.js";
 import { model } from "./model.js";
+import { alerts } from "./alerts.js";
 import { currentChart, renderChart, rollSeries, startChart } from "./charts.js";
 import { onFilterChange } from "./filter.js";
 import { SERIES_RESYNC, applyEvent, applyState, reload, scheduleSeriesResync, setFilter } from "./sync.js";
@@ -60,6 +62,10 @@ if (config.testHooks) {
     },
     get chart() {
       return currentChart();
+    },
+    /** The alerts the page holds, newest first (copies). */
+    get alerts() {
+      return alerts.list();
     },
     reload,
     reconnectNow,

@@ -106,6 +106,7 @@ function onMessage(event) {
   switch (message.type) {
     case "new_detection":
     case "deletion":
+    case "alert": // only to users who may view alerts
       handlers.event(message);
       break;
     case "reset":

@@ -15,6 +15,7 @@ import { addToSeries, renderChart, setSeries } from "./charts.js";
 import { renderCameras, renderCounters, showLastEvent } from "./stats.js";
 import { feed } from "./feed.js";
 import { detail } from "./detail.js";
+import { alertScope, alerts } from "./alerts.js";
 import { ensureCameraOption, filterQuery, syncFilterControls } from "./filter.js";
 import { backoff, send, sendSubscribe, signedOut } from "./socket.js";
 
@@ -44,13 +45,21 @@ export function applyState(state) {
 export function applyEvent(event) {
   if (!Number.isInteger(event.seq) || event.seq <= model.seq) return;
   model.seq = event.seq;
-  if (Number.isInteger(event.count)) model.total = event.count;
   showLastEvent();
+  if (event.type === "alert") {
+    // Its seq counts for resuming, nothing else: its detection came as its own
+    // new_detection just before, and the counts are the detections'.
+    if (matchesFilter(alertScope(event))) alerts.add(event);
+    return;
+  }
+  if (Number.isInteger(event.count)) model.total = event.count;
+  // The alert stays when its detection goes, whatever the filter shows.
+  if (event.type === "deletion") alerts.detectionDeleted(event.deleted_id);
   // The server filters too, but not the events it replays for ?after= before
   // our subscribe arrives, nor those already on their way when it changes.
   if (matchesFilter(event)) {
     if (event.type === "new_detection") addDetection(event);
-    else removeDetection(event);
+    else if (event.type === "deletion") removeDetection(event);
   }
   renderCounters(true);
 }
@@ -123,6 +132,7 @@ export function setFilter(filter) {
   history.replaceState(null, "", query ? `?${query}` : location.pathname);
   sendSubscribe();
   feed.update();
+  alerts.render();
   reload();
 }
 
