@@ -1256,6 +1256,7 @@ def test_schemathesis_finds_no_5xx_no_non_json_error_and_no_orphan_file_on_any_o
     secret_for = {
         "POST": server.credentials.device,
         "DELETE": server.credentials.staff,
+        "PATCH": server.credentials.staff,
         "GET": server.credentials.viewer,
     }
     operations = sorted(

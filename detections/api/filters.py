@@ -2,6 +2,8 @@ from datetime import UTC, datetime
 
 import django_filters
 from django import forms
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework.exceptions import ValidationError
 
 from detections.alerts.plates import normalize, plate_like
@@ -26,6 +28,11 @@ class BoundedIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = BoundedIsoDateTimeField
 
 
+@extend_schema_field(OpenApiTypes.INT)
+class EditsFilter(django_filters.TypedChoiceFilter):
+    """A number of edits, 0-2 (an integer in the schema, not a model field's type)."""
+
+
 class DetectionFilter(django_filters.FilterSet):
     """Filters of GET /api/detections/ (protocol.md, Statistics and history)."""
 
@@ -41,7 +48,7 @@ class DetectionFilter(django_filters.FilterSet):
         "(upper case, no spaces, dashes or dots, O/Q->0, I->1, Z->2, S->5, B->8)",
     )
     # Read by filter_plate_like; on its own it filters nothing.
-    max_edits = django_filters.TypedChoiceFilter(
+    max_edits = EditsFilter(
         choices=[(n, str(n)) for n in range(3)], coerce=int, method="keep", help_text="0-2, default 1"
     )
 
