@@ -1,5 +1,5 @@
 """The Django admin: one module per room of the app, registered on import."""
 
-from detections.admin import detections
+from detections.admin import alerts, detections
 
-__all__ = ["detections"]
+__all__ = ["alerts", "detections"]

@@ -1,7 +1,7 @@
 from django.urls import re_path
 from rest_framework.routers import SimpleRouter
 
-from detections.api import views
+from detections.api import alerts, views, watchlists
 from detections.operations import exports
 
 router = SimpleRouter()
@@ -15,4 +15,6 @@ urlpatterns = [
     # Before the router's routes, so that "export.csv" is never read as an id.
     re_path(r"^detections/export\.csv$", exports.DetectionExportView.as_view(), name="detection-export"),
     *router.urls,
+    *watchlists.urlpatterns,
+    *alerts.urlpatterns,
 ]
