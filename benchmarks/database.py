@@ -88,15 +88,18 @@ def bulk_load(rows: int, env, log_path) -> float:
     chunk = 100_000
     for first in range(1, rows + 1, chunk):
         last = min(rows, first + chunk - 1)
+        # plate_normalized is detections.alerts.plates.normalize(plate): the B folds to 8.
         mysql(
             f"""
             INSERT INTO detections_detection
-              (camera_id, tracking_id, vehicle_type, detected_at, received_at, image, thumbnail, confidence, bbox, plate)
+              (camera_id, tracking_id, vehicle_type, detected_at, received_at, image, thumbnail, confidence, bbox, plate,
+               plate_normalized)
             SELECT {camera_sql}, CONCAT('bulk-', s.seq), {type_sql},
                    NOW(6) - INTERVAL (60000000 + s.seq * {year_us // max(rows, 1)}) MICROSECOND,
                    NOW(6) - INTERVAL (60000000 + s.seq * {year_us // max(rows, 1)}) MICROSECOND,
                    '', '', 0.5 + (s.seq % 50) / 100, '[10, 20, 200, 100]',
-                   CONCAT(LPAD(1 + s.seq % 81, 2, '0'), 'BLK', LPAD(s.seq % 1000, 3, '0'))
+                   CONCAT(LPAD(1 + s.seq % 81, 2, '0'), 'BLK', LPAD(s.seq % 1000, 3, '0')),
+                   CONCAT(LPAD(1 + s.seq % 81, 2, '0'), '8LK', LPAD(s.seq % 1000, 3, '0'))
             FROM seq_{first}_to_{last} s
             """,
             DB_NAME,
