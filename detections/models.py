@@ -76,8 +76,10 @@ class Detection(models.Model):
     bbox = models.JSONField(null=True, blank=True, help_text="[x, y, width, height] in pixels")
     plate = models.CharField(max_length=32, blank=True)
     # The plate as matching sees it (`detections.alerts.plates.normalize`): what
-    # plate_like searches, by index.
-    plate_normalized = models.CharField(max_length=32, blank=True, editable=False)
+    # plate_like searches, by index. It has a database default so that a row
+    # loaded by plain SQL (a bulk load) is stored rather than refused; such a
+    # row is found by `plate`, not by `plate_like`.
+    plate_normalized = models.CharField(max_length=32, blank=True, editable=False, db_default="")
 
     class Meta:
         ordering = ["-detected_at", "-id"]
