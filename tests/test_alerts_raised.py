@@ -325,3 +325,19 @@ def test_alerts_older_than_their_retention_are_purged(settings):
 
     assert retention.purge_alerts_and_messages(timezone.now()) == (1, 0)
     assert list(Alert.objects.all()) == [recent]
+
+
+def test_a_large_configuration_is_reloaded_apart_while_ingest_carries_on_with_the_one_it_has(transactional_db):
+    rule = watch("34 ABC 123")
+    before = config.current()
+    config._current.load_seconds = 1.0  # as if indexing the lists took a second
+    WatchlistEntry.objects.create(
+        watchlist=rule.watchlist, plate="06 XYZ 99", plate_normalized=plates.normalize("06 XYZ 99")
+    )
+
+    assert config.current() is before  # not held up by the reload
+    config._current.loading.join(timeout=10)
+
+    reloaded = config.current()
+    assert reloaded.revision > before.revision
+    assert len(reloaded.watchlists[rule.watchlist_id][1]) == 2
