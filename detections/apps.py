@@ -1,3 +1,5 @@
+from importlib import import_module
+
 from django.apps import AppConfig
 
 
@@ -7,8 +9,9 @@ class DetectionsConfig(AppConfig):
 
     def ready(self):
         from detections.alerts import config
-        from detections.api import schema  # noqa: F401 (schema registers OpenAPI extensions)
         from detections.feed import signals
 
         signals.connect()
         config.connect()
+        # Defining its classes registers the OpenAPI extensions.
+        import_module("detections.api.schema")

@@ -11,24 +11,24 @@ from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vehicle_monitor.settings")
 
-from vehicle_monitor import daphne_patches  # noqa: E402
+from vehicle_monitor import daphne_patches
 
 daphne_patches.install()  # no token in the access log; no form parsing by Twisted
 # Set up Django (apps, models) before importing anything that uses the ORM.
 django_http_application = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from django.conf import settings  # noqa: E402
-from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
+from channels.auth import AuthMiddlewareStack
+from channels.routing import ProtocolTypeRouter, URLRouter
+from django.conf import settings
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 
-from detections.core.group_commit import group_commit  # noqa: E402
-from detections.feed.consumers import SERVER_SEND  # noqa: E402
-from detections.feed.publisher import publisher  # noqa: E402
-from detections.feed.routing import websocket_urlpatterns  # noqa: E402
-from detections.feed.socket_auth import SocketOriginValidator, SocketTokenAuthMiddleware  # noqa: E402
-from vehicle_monitor.device_requests import DeviceRequestHandler, is_device_api_request  # noqa: E402
-from vehicle_monitor.http_threads import RequestThreadPool  # noqa: E402
+from detections.core.group_commit import group_commit
+from detections.feed.consumers import SERVER_SEND
+from detections.feed.publisher import publisher
+from detections.feed.routing import websocket_urlpatterns
+from detections.feed.socket_auth import SocketOriginValidator, SocketTokenAuthMiddleware
+from vehicle_monitor.device_requests import DeviceRequestHandler, is_device_api_request
+from vehicle_monitor.http_threads import RequestThreadPool
 
 
 class ServerLoop:
