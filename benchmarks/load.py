@@ -23,7 +23,26 @@ ROWS = {
     "idle": ("Idle sockets: RSS per socket", "small", "idle", {}),
     "stats-1k": ("GET /api/stats, 1k rows", "small", "stats", {}),
     "ingest-1k": ("Ingest, 1k rows, 8 posters", "small", "post", {"sockets": 0, "concurrency": 8}),
+    "watch-match": ("Watch-list match, 100k plates in 3 lists, in-process", "small", "watch-match", {}),
     "s0-max": ("Ingest, 0 sockets, 8 posters", "small", "post", {"sockets": 0, "concurrency": 8}),
+    "s0-watch": (
+        "Ingest, 100k watched plates, 5 rules, 8 posters",
+        "small",
+        "post",
+        {"sockets": 0, "concurrency": 8, "watch": True},
+    ),
+    "hooks-3": (
+        "Ingest, 3 webhook endpoints, 8 posters",
+        "small",
+        "post",
+        {"sockets": 0, "concurrency": 8, "hooks": 3},
+    ),
+    "hooks-latency": (
+        "Webhooks, 3 endpoints, steady 33 det/s (~100 msg/s)",
+        "small",
+        "post",
+        {"sockets": 0, "rate": 33, "hooks": 3},
+    ),
     "s0-rate": ("Ingest, 0 sockets, steady 300/s", "small", "post", {"sockets": 0, "rate": 300}),
     "s100-max": ("Ingest, 100 sockets, 8 posters", "small", "post", {"sockets": 100, "concurrency": 8}),
     "s100-rate": ("Ingest, 100 sockets, steady 100/s", "small", "post", {"sockets": 100, "rate": 100}),
@@ -32,6 +51,7 @@ ROWS = {
     "batch": ("Batch ingest, 100 x 160x120 per POST, 2 posters", "small", "batch", {"concurrency": 2}),
     "stats-1m": ("GET /api/stats, {big} rows", "big", "stats", {}),
     "ingest-1m": ("Ingest, {big} rows, 8 posters", "big", "post", {"sockets": 0, "concurrency": 8}),
+    "plate-like-1m": ("GET /api/detections/?plate_like=, {big} rows", "big", "plate-like", {}),
 }
 
 
@@ -84,21 +104,22 @@ def make_pools(workdir: Path, env: dict) -> tuple[Path, Path]:
     return big_path, small_path
 
 
-def read_samples(path: Path) -> list[float]:
-    """A generator's latency samples (ms, as doubles in its --out file), sorted."""
+def read_samples(path: Path, in_order=False) -> list[float]:
+    """A generator's latency samples (ms, as doubles in its --out file), sorted
+    (or as written, one per request in turn)."""
     samples = array("d")
     if path.exists():
         with open(path, "rb") as f:
             samples.frombytes(f.read())
-    return sorted(samples)
+    return list(samples) if in_order else sorted(samples)
 
 
 class Gen:
     """One loadgen.py process, spoken to in JSON lines."""
 
-    def __init__(self, args: list[str], log_path: Path):
+    def __init__(self, args: list[str], log_path: Path, script: str = "loadgen.py"):
         self.process = start_process(
-            [PYTHON, str(BENCH / "loadgen.py"), *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, log_path=log_path
+            [PYTHON, str(BENCH / script), *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, log_path=log_path
         )
         self.lines: list[dict] = []
         self.cond = threading.Condition()
@@ -234,7 +255,17 @@ class Load:
                 self.gens.remove(gen)
 
     def run_poster(
-        self, urls: list[str], mode: str, params: dict, *, duration=None, prefix: str, requests=None, cpu=None
+        self,
+        urls: list[str],
+        mode: str,
+        params: dict,
+        *,
+        duration=None,
+        prefix: str,
+        requests=None,
+        cpu=None,
+        plates: Path | None = None,
+        paths: Path | None = None,
     ) -> dict:
         out = self.workdir / f"post-{prefix}.bin"
         args = [
@@ -257,6 +288,10 @@ class Load:
             if params.get("rate"):
                 args += ["--rate", str(params["rate"])]
             args += ["--concurrency", str(params.get("concurrency", 8))]
+            if plates:
+                args += ["--plates", str(plates)]
+        if paths:
+            args += ["--paths", str(paths)]
         if mode == "stats":
             # At most `requests`, and no longer than the row's duration (a slow query
             # at 1M rows must not take half an hour).
@@ -277,6 +312,8 @@ class Load:
             pass
         stop_process(gen.process)
         result["latencies"] = read_samples(out)
+        if paths:
+            result["in_order"] = read_samples(out, in_order=True)
         if cpu:
             result["cpu"] = CpuMeter.percent(before, after)
             result["cpu_used"] = CpuMeter.seconds(before, after)

@@ -4,7 +4,8 @@
     loadgen.py post    --url http://127.0.0.1:PORT [--url ...] --pool FILE --prefix P --out FILE
                        (--concurrency 8 | --rate 300) --duration S
     loadgen.py batch   --url ... --pool FILE --prefix P --out FILE --concurrency 2 --batch-size 100 --duration S
-    loadgen.py stats   --url ... --out FILE --requests N
+    loadgen.py stats   --url ... --out FILE --requests N [--paths FILE]
+    (post: --plates FILE, a JSON list, sets each body's plate, the n-th POST the n-th plate, cycling)
 
 It is not meant to be run by hand: run.py starts it, talks to it over stdin and
 stdout (one JSON object a line) and reads its samples back from --out.
@@ -289,20 +290,24 @@ def device_headers(auth: dict, camera: str) -> dict:
     return headers
 
 
-def load_pool(path, auth):
+def load_pool(path, auth, with_plates=False):
     with open(path) as f:
         pool = json.load(f)
-    # Pre-split every body around the two fields that change per request, so a
-    # request costs a few concatenations, not a json.dumps of 45 KB.
+    # Pre-split every body around the fields that change per request, so a
+    # request costs a few concatenations, not a json.dumps of 45 KB. With
+    # plates, the part after the time is split again around the plate.
     parts = []
     for item in pool:
         body = dict(item)
         body["id"] = "@@ID@@"
         body["time"] = "@@TIME@@"
+        if with_plates:
+            body["plate"] = "@@PLATE@@"
         text = json.dumps(body, separators=(",", ":"))
         before_id, rest = text.split("@@ID@@")
         between, after_time = rest.split("@@TIME@@")
-        parts.append((before_id.encode(), between.encode(), after_time.encode(), device_headers(auth, item["camera"])))
+        tail = tuple(p.encode() for p in after_time.split("@@PLATE@@")) if with_plates else after_time.encode()
+        parts.append((before_id.encode(), between.encode(), tail, device_headers(auth, item["camera"])))
     return parts
 
 
@@ -320,6 +325,10 @@ class Poster:
         self.n = 0
         self.late = array("d")  # open loop: how late each send started, ms
         self.shed = 0  # open loop: sends skipped because max_in_flight requests were waiting
+        self.plates: list[bytes] | None = None
+        if args.plates:
+            with open(args.plates) as f:
+                self.plates = [json.dumps(p)[1:-1].encode() for p in json.load(f)]
 
     def next_body(self, pool, rng):
         """A body with a fresh tracking id (which ends with its send time) and its headers."""
@@ -327,6 +336,10 @@ class Poster:
         before_id, between, after_time, headers = pool[rng.randrange(len(pool))]
         sent_ns = time.monotonic_ns()
         tid = f"{self.args.prefix}-{self.n}-{sent_ns}".encode()
+        if self.plates is not None:
+            before_plate, after_plate = after_time
+            plate = self.plates[(self.n - 1) % len(self.plates)]
+            return before_id + tid + between + now_iso().encode() + before_plate + plate + after_plate, headers
         return before_id + tid + between + now_iso().encode() + after_time, headers
 
     async def one(self, session, url, request, path: str):
@@ -361,7 +374,7 @@ class Poster:
             urls = args.url
             self.auth = load_auth(args.auth)
             if args.mode in ("post", "batch"):
-                pool = load_pool(args.pool, self.auth)
+                pool = load_pool(args.pool, self.auth, with_plates=self.plates is not None)
             lag = LagMonitor()
             lag.start()
             emit({"go": True})
@@ -452,6 +465,10 @@ class Poster:
             "/api/stats?bucket=day&tz=Europe/Istanbul",
             f"/api/stats?camera=gate-2&vehicle_type=car&since={week_ago}T00:00:00Z",
         ]
+        if self.args.paths:
+            # Any GETs, in this order; their latencies are written in the same order.
+            with open(self.args.paths) as f:
+                queries = json.load(f)
         token = self.auth["viewer_token"]
         headers = {"Authorization": f"Token {token}"} if token else {}
         deadline = time.monotonic() + self.args.duration
@@ -486,6 +503,8 @@ def main():
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--paths", help="stats: a JSON list of paths to GET in turn instead of the stats queries")
+    parser.add_argument("--plates", help="post: a JSON list of plates, the n-th POST sending the n-th (cycling)")
     parser.add_argument("--sockets", type=int, default=0)
     parser.add_argument("--connect-concurrency", type=int, default=50)
     parser.add_argument("--client", choices=["aiohttp", "websockets"], default="aiohttp")

@@ -97,6 +97,13 @@ def fmt(value, digits=1):
 def cells(row_id, r):
     if row_id == "idle":
         return ["—"] * 6
+    if row_id == "watch-match":
+        c = r["watch_match"]["candidates_5_rules"]
+        return ["—", "—", "—", f"{c['p50_ms']:.3f} / {c['p99_ms']:.3f}", "—", "—"]
+    if row_id == "plate-like-1m":
+        p = r["plate_like"]
+        both = "; ".join(f"e{e}: {fmt(p[e]['p50'])} / {fmt(p[e]['p99'])}" for e in ("0", "1"))
+        return ["—", "—", "—", both, "—", "—"]
     if row_id.startswith("stats"):
         return ["—", "—", "—", f"{fmt(r['post_p50'])} / {fmt(r['post_p99'])}", "—", "—"]
     delivery = "—" if r.get("delivery_p50") is None else f"{fmt(r['delivery_p50'])} / {fmt(r['delivery_p99'])}"
@@ -122,8 +129,26 @@ def notes(row_id, r) -> str:
                 f"while 1000 more idle sockets opened (after 200 first; {r['deflate']} of them deflate)"
             ]
         )
+    if row_id == "watch-match":
+        return watch_match_notes(r["watch_match"])
     if row_id.startswith("stats"):
         parts.append(f"GET in the POST column, {r['rps']:.1f} req/s sequential, {r['requests']} requests")
+    if row_id == "plate-like-1m":
+        p = r["plate_like"]
+        parts.append(
+            "GET p50 / p99 in the POST column (e0, e1: max_edits); by plate: "
+            + ", ".join(
+                f"e{e} {kind} {fmt(p[f'{e}-{kind}']['p50'])} / {fmt(p[f'{e}-{kind}']['p99'])}"
+                for e in ("0", "1")
+                for kind in ("exists", "missing")
+            )
+            + f"; {r['requests']} requests, {r['rps']:.1f} req/s sequential; first page of one query each "
+            f"(e0 exists, e0 missing, e1 exists, e1 missing) held {r['plate_like_found']} detections"
+        )
+    if r.get("watch"):
+        parts.append(watch_notes(r))
+    if r.get("hooks"):
+        parts.append(hooks_notes(r))
     bad = {k: v for k, v in r.get("statuses", {}).items() if k not in ("200", "201")}
     if bad:
         parts.append(f"non-2xx: {bad}")
@@ -154,6 +179,47 @@ def notes(row_id, r) -> str:
     if r.get("late_p99", 0) > 5:
         parts.append(f"sends late p99 {r['late_p99']:.0f} ms")
     return "; ".join(parts)
+
+
+def watch_match_notes(w: dict) -> str:
+    lists = ", ".join(
+        f"{name} {fmt(s['p50_ms'] * 1000)} / {fmt(s['p99_ms'] * 1000)}" for name, s in w["best_match"].items()
+    )
+    a, c = w["best_match_all_lists"], w["candidates_5_rules"]
+    return (
+        f"ms per detection in the POST column: raising.candidates, 5 rules (mean {c['mean_ms']:.3f}, "
+        f"max {c['max_ms']:.3f}); best_match on all 3 lists p50 / p99 {a['p50_ms']:.3f} / {a['p99_ms']:.3f} ms "
+        f"(mean {a['mean_ms']:.3f}); per list, µs: {lists}; {w['queries']} plates, "
+        f"{w['matched']}/{w['meant_to_match']} listed ones found; index of {w['entries']} entries built in "
+        f"{w['build_seconds']:.2f} s, {w['rss_delta_mb']:.0f} MB RSS ({w['traced_mb']:.0f} MB tracemalloc)"
+    )
+
+
+def watch_notes(r: dict) -> str:
+    a = r["watch"]
+    return (
+        f"alerts: {a['alerted']} of {a['detections']} detections ({100 * a['alerted'] / max(a['detections'], 1):.2f}%; "
+        f"{a['expected_alerted']} carried a listed plate; {a['expected_not_alerted']} of those without an alert, "
+        f"{a['alerted_unexpected']} alerted unexpectedly), {a['alerts']} alert rows; "
+        f"{a['entries']} plates, {a['rules']} rules loaded in {a['insert_seconds']:.1f} s, "
+        f"config.load() {a['config_load_seconds']:.2f} s, server RSS +{a['server_rss_delta_mb']:.0f} MB"
+    )
+
+
+def hooks_notes(r: dict) -> str:
+    h = r["hooks"]
+    worker_ms = 1000 * h["worker_cpu_seconds"] / max(h["messages"], 1)
+    left = {k: v for k, v in h["statuses"].items() if k != "delivered"}
+    return (
+        f"webhooks: {h['messages']} messages to {h['endpoints']} endpoints, {h['arrived']} arrived"
+        f" ({h['hook_duplicates']} duplicates), all delivered {h['drain_seconds']:.1f} s after the posters stopped"
+        + (f" (not delivered: {left})" if left else "")
+        + f"; delivery column = commit (WebhookMessage.created_at) -> receiver, max {fmt(h['delivery_max'])} ms; "
+        f"from the body's timestamp p50 / p99 {fmt(h['body_p50'])} / {fmt(h['body_p99'])} ms; "
+        f"worker CPU {r['cpu'].get('worker', 0):.0f}% in the window, {worker_ms:.2f} ms/message over row + drain "
+        f"({r['cpu_ms_per_det'].get('worker', 0):.2f} ms/det in the window); receiver "
+        f"{h['receiver_cpu_seconds']:.1f} CPU s; signatures checked {h['verified']}, bad {h['bad_signatures']}"
+    )
 
 
 def format_brief(r) -> str:

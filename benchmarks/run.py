@@ -17,9 +17,11 @@ import json
 import random
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 from database import (
@@ -31,9 +33,12 @@ from database import (
     recreate_database,
     wait_for_services,
 )
-from load import ROWS, Load
-from measures import idle_record, post_record, stats_record
+from load import ROWS, Gen, Load
+from measures import idle_record, pct, post_record, stats_record
 from processes import (
+    BENCH,
+    PYTHON,
+    ROOT,
     SERVER_COMMANDS,
     CpuMeter,
     Server,
@@ -71,12 +76,15 @@ class Bench:
         self.row_counter = 0
         self.tag = f"{random.randrange(36**4):04x}"
         self.load = Load(options, self.workdir, self.auth_path, self.genlog, self.duration)
+        self.hooks = None  # the hooks rows' endpoints, receiver and worker while one runs
         self.cpu = CpuMeter(
             {
                 "server": lambda: self.server.all_processes() if self.server else [],
                 "gen": self.load.processes,
                 "db": lambda: service_processes("mariadbd", "mysqld"),
                 "redis": lambda: service_processes("redis-server"),
+                "worker": lambda: self.hooks.processes("worker") if self.hooks else [],
+                "receiver": lambda: self.hooks.processes("receiver") if self.hooks else [],
             }
         )
         extra = "".join(ch if ch.isalnum() else "-" for ch in " ".join(options.server_arg or [])).strip("-")
@@ -144,11 +152,19 @@ class Bench:
             return self.row_idle()
         if kind == "stats":
             return self.row_stats()
+        if kind == "watch-match":
+            return self.row_watch_match()
+        if kind == "plate-like":
+            return self.row_plate_like()
+        if params.get("watch"):
+            return self.row_watch(row_id, params)
+        if params.get("hooks"):
+            return self.row_hooks(row_id, params)
         return self.row_post(row_id, kind, params)
 
-    def row_post(self, row_id: str, kind: str, params: dict) -> dict:
+    def row_post(self, row_id: str, kind: str, params: dict, *, prefix=None, plates=None) -> dict:
         urls = self.server.urls
-        prefix = self.next_prefix()
+        prefix = prefix or self.next_prefix()
         profiler = None
         listeners = self.load.open_listeners(urls, params["sockets"], prefix) if params.get("sockets") else []
         try:
@@ -159,7 +175,7 @@ class Bench:
                 )
             # Cpu snapshots bracket the poster's run (the poster's own CPU it reports itself).
             mode = "batch" if kind == "batch" else "post"
-            result = self.load.run_poster(urls, mode, params, prefix=prefix, cpu=self.cpu)
+            result = self.load.run_poster(urls, mode, params, prefix=prefix, cpu=self.cpu, plates=plates)
             delivery = {}
             if listeners:
                 drain_seconds = 10.0 if self.quick else 30.0
@@ -169,6 +185,160 @@ class Bench:
                 profiler.stop()
             self.load.close_listeners(listeners)
         return post_record(result, delivery, db_connections=self.server.db_connections(), sockets=params.get("sockets"))
+
+    def untimed_posts(self, seconds: float, concurrency=8):
+        """A few seconds of ingest that is not measured: the server picks up a new
+        configuration revision (lists, endpoints) at its next request."""
+        self.load.run_poster(
+            self.server.urls, "post", {"concurrency": concurrency}, duration=seconds, prefix=f"w{self.tag}x"
+        )
+
+    def row_watch_match(self) -> dict:
+        """In a process of its own, no server involved (watch_match.py)."""
+        out = subprocess.run(
+            [PYTHON, str(BENCH / "watch_match.py")],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"watch_match.py failed:\n{out.stderr[-2000:]}")
+        return {"watch_match": json.loads(out.stdout.strip().splitlines()[-1])}
+
+    def row_watch(self, row_id: str, params: dict) -> dict:
+        """100k watched plates and 5 rules loaded into vm_bench, the posters sending
+        plates of which 1% are listed; the alerts counted afterwards."""
+        import watch
+
+        rng = random.Random()
+        lists = watch.draw_lists(rng)
+        built = watch.indexes(lists)
+        # Longer than any row posts: each listed plate is sent once (no cooldown holds one back).
+        sequence, matching = watch.draw_sequence(lists, built, 40_000 if self.quick else 100_000, rng)
+        plates = self.workdir / "plates.json"
+        plates.write_text(json.dumps(sequence))
+        del built
+        prefix = self.next_prefix()
+        loaded = watch.load_into_database(lists)
+        say(
+            f"{loaded['entries']} watched plates, {loaded['rules']} rules inserted in {loaded['insert_seconds']:.1f} s; "
+            f"config.load() {loaded['config_load_seconds']:.2f} s"
+        )
+        try:
+            rss_before = self.server.rss()
+            self.untimed_posts(3)
+            time.sleep(1)
+            rss_after = self.server.rss()
+            record = self.row_post(row_id, "post", params, prefix=prefix, plates=plates)
+            record["watch"] = {
+                **loaded,
+                **watch.count_alerts(prefix + "-", matching),
+                "server_rss_delta_mb": (rss_after - rss_before) / 2**20,
+            }
+        finally:
+            watch.remove_from_database()
+        return record
+
+    def row_hooks(self, row_id: str, params: dict) -> dict:
+        """Ingest with webhook endpoints, their worker and a receiver; what arrived, and when."""
+        from hooks import Webhooks
+
+        self.hooks = Webhooks(
+            params["hooks"],
+            self.env,
+            self.workdir,
+            self.workdir / "webhooks.log",
+            lambda args, script: Gen(args, self.genlog, script),
+        )
+        try:
+            # The endpoints into the server's snapshot and the worker's connections
+            # made, before anything is timed.
+            self.untimed_posts(2, concurrency=2)
+            self.hooks.wait_delivered(0, timeout=60)
+            after_id = self.hooks.watermark()
+            self.hooks.reset_receiver()
+            worker_before = self.cpu.snapshot()
+            record = self.row_post(row_id, "post", params)
+            drained = self.hooks.wait_delivered(after_id, timeout=30 if self.quick else 120)
+            worker_used = CpuMeter.seconds(worker_before, self.cpu.snapshot())
+            arrivals = self.hooks.arrivals(after_id)
+        finally:
+            self.hooks.close()
+            self.hooks = None
+        record.update(
+            {
+                "missing": arrivals["hook_missing"],
+                "delivery_p50": arrivals["delivery_p50"],
+                "delivery_p99": arrivals["delivery_p99"],
+                "delivery_max": arrivals["delivery_max"],
+                "hooks": {
+                    **arrivals,
+                    **drained,
+                    "endpoints": params["hooks"],
+                    # Over the row and its drain: the worker's whole cost for these messages.
+                    "worker_cpu_seconds": worker_used["worker"],
+                    "receiver_cpu_seconds": worker_used["receiver"],
+                },
+            }
+        )
+        return record
+
+    def row_plate_like(self) -> dict:
+        """GET /api/detections/?plate_like= on the big table, plates that exist and
+        plates that do not, max_edits 0 and 1, in turn; latencies split by kind."""
+        from detections.simulation.camera import random_plate
+
+        rng = random.Random(7)
+        each = 100 if self.quick else 500  # per (max_edits, exists) pair
+        kinds = [(edits, exists) for edits in (0, 1) for exists in (True, False)]
+        paths, kind_of = [], []
+        for _ in range(each):
+            for edits, exists in kinds:
+                if exists:
+                    s = rng.randrange(1, self.big_rows + 1)
+                    plate = f"{1 + s % 81:02d}BLK{s % 1000:03d}"  # database.bulk_load's plates
+                else:
+                    plate = random_plate(rng)
+                paths.append(f"/api/detections/?plate_like={plate}&max_edits={edits}")
+                kind_of.append((edits, exists))
+        found = self.plate_like_results(paths[: len(kinds)])
+        path_file = self.workdir / "plate-like-paths.json"
+        path_file.write_text(json.dumps(paths))
+        result = self.load.run_poster(
+            self.server.urls,
+            "stats",
+            {},
+            requests=len(paths),
+            duration=300,
+            prefix="plate",
+            cpu=self.cpu,
+            paths=path_file,
+        )
+        by_kind: dict[str, list[float]] = {}
+        for ms, (edits, exists) in zip(result["in_order"], kind_of, strict=False):
+            by_kind.setdefault(f"{edits}-{'exists' if exists else 'missing'}", []).append(ms)
+            by_kind.setdefault(str(edits), []).append(ms)
+        record = stats_record(result)
+        record["plate_like"] = {
+            key: {"p50": pct(sorted(v), 0.5), "p99": pct(sorted(v), 0.99), "n": len(v)} for key, v in by_kind.items()
+        }
+        record["plate_like_found"] = found
+        return record
+
+    def plate_like_results(self, paths: list[str]) -> list[int]:
+        """How many detections the first page of each answer holds (a plate that
+        exists must find some), asked once before timing."""
+        auth = json.loads(self.auth_path.read_text())
+        counts = []
+        for path in paths:
+            request = urllib.request.Request(
+                self.server.urls[0] + path, headers={"Authorization": f"Token {auth['viewer_token']}"}
+            )
+            with urllib.request.urlopen(request, timeout=30) as response:
+                counts.append(len(json.loads(response.read())["results"]))
+        return counts
 
     def row_idle(self):
         # On a fresh server: memory freed by earlier rows (kept by the allocator)
