@@ -12,6 +12,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from vehicle_monitor.redis_clients import redis_location
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -122,17 +124,29 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Channel layer ---------------------------------------------------------------
 
+# One Redis server (REDIS_URL), or a primary and its replicas watched by
+# Sentinels (REDIS_SENTINELS=host:port,... and REDIS_SENTINEL_MASTER), which
+# the channel layer and the rate limiter follow through a failover. A
+# contradictory combination stops the process here, saying why.
 REDIS_URL = env.str("REDIS_URL", default="")
+REDIS = redis_location(
+    url=REDIS_URL,
+    sentinels=env.str("REDIS_SENTINELS", default=""),
+    master_name=env.str("REDIS_SENTINEL_MASTER", default=""),
+    # Sentinel only: the primary's and replicas' password, and the Sentinels' own.
+    password=env.str("REDIS_PASSWORD", default=""),
+    sentinel_password=env.str("REDIS_SENTINEL_PASSWORD", default=""),
+)
 # The core layer, not RedisPubSubChannelLayer: each process holds one feed
 # subscription (detections/broadcast.py), so both carry one copy per process;
 # the core layer keeps a message in Redis while the subscriber reconnects, and
 # measured no slower (benchmarks/README.md).
-if REDIS_URL:
+if REDIS:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                "hosts": [REDIS.channel_layer_host()],
                 "prefix": env.str("CHANNEL_LAYER_PREFIX", default="vehicle_monitor"),
                 # A burst of detections must not overflow a process's feed channel: the
                 # core layer drops messages silently past capacity.
@@ -317,8 +331,8 @@ SOCKET_ALLOWED_ORIGINS = env.list("SOCKET_ALLOWED_ORIGINS", default=[])
 SOCKET_MAX_MESSAGE_BYTES = env.int("SOCKET_MAX_MESSAGE_BYTES", default=4096)
 SOCKET_MAX_MESSAGES_PER_MINUTE = env.int("SOCKET_MAX_MESSAGES_PER_MINUTE", default=120)
 
-# The rate limit counts in Redis when REDIS_URL is set, through a client of its
-# own (detections/limits.py); Django's cache is this process's memory.
+# The rate limit counts in Redis when one is configured, through a client of
+# its own (detections/api/throttling.py); Django's cache is this process's memory.
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Production hardening (all on when DJANGO_DEBUG=false) ------------------------------

@@ -1,6 +1,7 @@
-"""Per-device request rate, counted in Redis when REDIS_URL is set, so that
-every server process counts against the same budget (in this process's
-memory otherwise, which is all a single-process demo needs).
+"""Per-device request rate, counted in Redis when one is configured (REDIS_URL,
+or a primary found through Sentinel), so that every server process counts
+against the same budget (in this process's memory otherwise, which is all a
+single-process demo needs).
 
 The limit fails open: if the cache is down or slow, requests are let through
 (and a warning logged) rather than refused or held, because losing detections
@@ -70,10 +71,11 @@ def _redis_client() -> redis.Redis | None:
     Not Django's cache: its connection objects are per request under ASGI, so
     each request would open, and greet, a new Redis connection.
     """
-    if not settings.REDIS_URL:
+    if settings.REDIS is None:
         return None
-    # A slow or dead Redis must not hold a request longer than this (the limit then fails open).
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.25, socket_connect_timeout=0.25)
+    # A slow or dead Redis (or Sentinel) must not hold a request longer than
+    # this per step (the limit then fails open).
+    return settings.REDIS.client(timeout=0.25)
 
 
 def _count_in_memory(key: str, window: int) -> int:
