@@ -1,0 +1,139 @@
+"""Where a webhook may be sent: the server-side request forgery rules.
+
+A target is an http or https URL whose host resolves only to public addresses,
+or to addresses inside WEBHOOK_ALLOWED_NETWORKS (a site's gate controller on
+its LAN). Loopback, link-local (the cloud metadata service at 169.254.169.254
+among them), private, unspecified, multicast and reserved addresses are
+refused, also written as IPv4-mapped IPv6 (::ffff:10.0.0.1). A name is
+resolved here, every address it resolves to must pass, and the delivery then
+connects to the address that was checked, not to whatever the name resolves to
+a moment later (a DNS rebinding attack); the URL's host still goes in the Host
+header and, for https, in TLS's server name, so certificates are checked
+against the name.
+
+The check runs when an endpoint is registered or its URL changed, and again
+before every delivery attempt.
+"""
+
+import ipaddress
+import socket
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class RefusedTarget(ValueError):
+    """The URL may not be a webhook target; the message says why."""
+
+
+@dataclass(frozen=True)
+class Target:
+    url: str  # as registered
+    host: str  # the URL's host name (or address) as written, lower case
+    address: str  # the checked address the connection goes to
+
+    @property
+    def connect_url(self) -> str:
+        """The URL with the checked address in place of the host."""
+        parts = urlsplit(self.url)
+        literal = f"[{self.address}]" if ":" in self.address else self.address
+        netloc = literal if parts.port is None else f"{literal}:{parts.port}"
+        return urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
+
+    @property
+    def host_header(self) -> str:
+        parts = urlsplit(self.url)
+        name = f"[{self.host}]" if ":" in self.host else self.host
+        return name if parts.port in (None, DEFAULT_PORTS[parts.scheme]) else f"{name}:{parts.port}"
+
+    @property
+    def request_extensions(self) -> dict:
+        """httpx request extensions: TLS's server name is the URL's host, not the address."""
+        return {"sni_hostname": self.host} if urlsplit(self.url).scheme == "https" else {}
+
+
+def resolve(host: str, port: int) -> list[str]:
+    """Every address `host` resolves to (a literal address: itself)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(info[4][0] for info in infos))
+
+
+def check(url: str) -> Target:
+    """The target of `url`, or RefusedTarget."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in DEFAULT_PORTS:
+        raise RefusedTarget("The URL must start with http:// or https://.")
+    if parts.username is not None or parts.password is not None:
+        raise RefusedTarget("The URL may not carry a user name or password; put a token in its path or query.")
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise RefusedTarget("The URL's port is not a number from 1 to 65535.")
+    try:
+        # Internationalised names as DNS and the Host header carry them.
+        host = (parts.hostname or "").encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        raise RefusedTarget("The URL's host is not a valid name.") from None
+    if not host:
+        raise RefusedTarget("The URL has no host.")
+    port = port or DEFAULT_PORTS[parts.scheme]
+    try:
+        addresses = resolve(host, port)
+    except (OSError, UnicodeError):
+        raise RefusedTarget(f"The host {host} does not resolve.") from None
+    if not addresses:
+        raise RefusedTarget(f"The host {host} does not resolve.")
+    checked = [_checked(host, address) for address in addresses]
+    return Target(url=url.strip(), host=host, address=str(checked[0]))
+
+
+def _checked(host: str, text: str) -> IPAddress:
+    # A scope (fe80::1%eth0) names an interface, not an address.
+    address = ipaddress.ip_address(text.split("%", 1)[0])
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    if any(address in network for network in allowed_networks()):
+        return address
+    kind = refused_kind(address)
+    if kind:
+        shown = host if host == str(address) else f"{host} ({address})"
+        raise RefusedTarget(
+            f"{shown} is not a public address ({kind}); webhooks go only to public addresses "
+            "and to the networks WEBHOOK_ALLOWED_NETWORKS lists."
+        )
+    return address
+
+
+def refused_kind(address: IPAddress) -> str | None:
+    """What makes `address` no public destination, or None when it is one."""
+    for kind, test in (
+        ("unspecified", address.is_unspecified),
+        ("loopback", address.is_loopback),
+        ("link-local", address.is_link_local),
+        ("multicast", address.is_multicast),
+        ("private", address.is_private),
+        ("reserved", address.is_reserved),
+        ("non-public", not address.is_global),
+    ):
+        if test:
+            return kind
+    return None
+
+
+def allowed_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    try:
+        return [
+            ipaddress.ip_network(cidr.strip(), strict=False)
+            for cidr in settings.WEBHOOK_ALLOWED_NETWORKS
+            if cidr.strip()
+        ]
+    except ValueError as bad:
+        raise ImproperlyConfigured(f"WEBHOOK_ALLOWED_NETWORKS: {bad}") from None
