@@ -18,6 +18,7 @@ import re
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    REGISTRY,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -25,6 +26,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import GaugeMetricFamily
 
 MULTIPROC_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -114,5 +116,72 @@ def exposition() -> tuple[bytes, str]:
         _forget_dead_processes(path)
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=path)
+        registry.register(WEBHOOK_QUEUE)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST
+
+
+# --- Webhooks ---------------------------------------------------------------------------------
+# The attempts and latencies are counted by the delivery worker (`deliver_webhooks`):
+# they reach a web process's /metrics when both share PROMETHEUS_MULTIPROC_DIR.
+# The queue's state is read from the database at each scrape, so every web
+# process shows it wherever the workers run.
+
+WEBHOOK_ATTEMPTS = Counter(
+    "vehicle_monitor_webhook_attempts",
+    "Webhook delivery attempts, by outcome: delivered (2xx), rejected (another status), timeout, "
+    "network_error or refused (the target failed the address check).",
+    ["outcome"],
+)
+WEBHOOK_DELIVERY_SECONDS = Histogram(
+    "vehicle_monitor_webhook_delivery_seconds",
+    "Time from a webhook message's creation (its event's commit) to the receiver's 2xx.",
+    buckets=(0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0, 21600.0, 86400.0),
+)
+
+
+class WebhookQueueCollector:
+    """vehicle_monitor_webhook_messages{endpoint, status}: pending and failed
+    messages of every endpoint (0 included), counted when /metrics is scraped."""
+
+    @staticmethod
+    def _family() -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            "vehicle_monitor_webhook_messages",
+            "Webhook messages waiting to be delivered (pending) or given up on (failed), per endpoint.",
+            labels=["endpoint", "status"],
+        )
+
+    def describe(self):
+        # What registering asks for: without it the registry would collect, and
+        # query the database, at import.
+        yield self._family()
+
+    def collect(self):
+        from django.db import DatabaseError
+        from django.db.models import Count
+
+        from detections.models import MessageStatus, WebhookEndpoint, WebhookMessage
+
+        family = self._family()
+        statuses = (MessageStatus.PENDING, MessageStatus.FAILED)
+        try:
+            counts = {pk: dict.fromkeys(statuses, 0) for pk in WebhookEndpoint.objects.values_list("pk", flat=True)}
+            for row in (
+                WebhookMessage.objects.filter(status__in=statuses)
+                .order_by()
+                .values("endpoint_id", "status")
+                .annotate(n=Count("id"))
+            ):
+                counts.setdefault(row["endpoint_id"], dict.fromkeys(statuses, 0))[row["status"]] = row["n"]
+        except DatabaseError:
+            # /metrics keeps answering while the database is away (/readyz says so).
+            return
+        for pk, by_status in sorted(counts.items()):
+            for status, n in by_status.items():
+                family.add_metric([str(pk), status], n)
+        yield family
+
+
+WEBHOOK_QUEUE = WebhookQueueCollector()
+REGISTRY.register(WEBHOOK_QUEUE)
