@@ -97,7 +97,7 @@ class Webhooks:
     def arrivals(self, after_id: int) -> dict:
         """What the receiver got for the messages after `after_id`: latency from the
         message's created_at and from the body's timestamp, duplicates, missing."""
-        from detections.models import WebhookMessage
+        from detections.models import WebhookAttempt, WebhookMessage
 
         path = self.workdir / "receiver-dump.json"
         self.receiver.send({"dump": str(path)})
@@ -120,6 +120,16 @@ class Webhooks:
                 from_body.append(1000 * (arrived - datetime.fromisoformat(stamp).timestamp()))
         from_row.sort()
         from_body.sort()
+        # Where the time goes, from the worker's own record: in the outbox until
+        # the attempt starts, then the attempt itself (POST to answer).
+        waited, took = [], []
+        for created_at, attempted_at, latency_ms in WebhookAttempt.objects.filter(message_id__gt=after_id).values_list(
+            "message__created_at", "attempted_at", "latency_ms"
+        ):
+            waited.append(1000 * (attempted_at - created_at).total_seconds())
+            took.append(latency_ms)
+        waited.sort()
+        took.sort()
         return {
             "messages": len(created),
             "arrived": len(seen),
@@ -130,6 +140,11 @@ class Webhooks:
             "delivery_max": from_row[-1] if from_row else None,
             "body_p50": pct(from_body, 0.5),
             "body_p99": pct(from_body, 0.99),
+            "outbox_p50": pct(waited, 0.5),
+            "outbox_p99": pct(waited, 0.99),
+            "attempt_p50": pct(took, 0.5),
+            "attempt_p99": pct(took, 0.99),
+            "attempts": len(took),
             "verified": dump["verified"],
             "bad_signatures": dump["bad_signatures"],
         }

@@ -216,6 +216,8 @@ def hooks_notes(r: dict) -> str:
         + (f" (not delivered: {left})" if left else "")
         + f"; delivery column = commit (WebhookMessage.created_at) -> receiver, max {fmt(h['delivery_max'])} ms; "
         f"from the body's timestamp p50 / p99 {fmt(h['body_p50'])} / {fmt(h['body_p99'])} ms; "
+        f"of which in the outbox until the attempt p50 / p99 {fmt(h['outbox_p50'])} / {fmt(h['outbox_p99'])} ms, "
+        f"the attempt (POST to answer) {fmt(h['attempt_p50'])} / {fmt(h['attempt_p99'])} ms ({h['attempts']} attempts); "
         f"worker CPU {r['cpu'].get('worker', 0):.0f}% in the window, {worker_ms:.2f} ms/message over row + drain "
         f"({r['cpu_ms_per_det'].get('worker', 0):.2f} ms/det in the window); receiver "
         f"{h['receiver_cpu_seconds']:.1f} CPU s; signatures checked {h['verified']}, bad {h['bad_signatures']}"
