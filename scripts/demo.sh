@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The newcomer's one command (`make demo`): set up, migrate, start the server on the
 # embedded defaults (SQLite file, in-memory channel layer, media/ on disk) and feed it
-# from a simulated camera. Ctrl-C stops both.
+# from a simulated camera; the webhook worker runs beside the server. Ctrl-C stops all three.
 #
 #   PORT=8001 make demo      # another port (default 8000)
 set -euo pipefail
@@ -18,6 +18,7 @@ WAIT_SECONDS="${DEMO_WAIT_SECONDS:-30}"
 BASE="http://127.0.0.1:$PORT"
 VPY="$ROOT/.venv/bin/python"
 LOG="$ROOT/var/demo-server.log"
+WEBHOOKS_LOG="$ROOT/var/demo-webhooks.log"
 
 
 bash scripts/bootstrap.sh
@@ -50,19 +51,26 @@ DEVICE_KEY="$(printf '%s\n' "$setup_out" | sed -n 's/^DEVICE_KEY=//p')"
 VIEWER_TOKEN="$(printf '%s\n' "$setup_out" | sed -n 's/^VIEWER_TOKEN=//p')"
 
 SERVER_PID=""
+WEBHOOKS_PID=""
+# stop_process NAME PID: SIGTERM, up to 10 s to finish, then SIGKILL.
+stop_process() {
+    local name=$1 pid=$2
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        step "stopping the $name (pid $pid)"
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.2
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    fi
+}
 cleanup() {
     local status=$?
     trap - EXIT INT TERM
-    if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        step "stopping the server (pid $SERVER_PID)"
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 50); do
-            kill -0 "$SERVER_PID" 2>/dev/null || break
-            sleep 0.2
-        done
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
+    stop_process "webhook worker" "$WEBHOOKS_PID"
+    stop_process server "$SERVER_PID"
     exit "$status"
 }
 trap cleanup EXIT
@@ -73,6 +81,12 @@ mkdir -p "$(dirname "$LOG")"
 step "starting daphne on $BASE (log: ${LOG#"$ROOT"/})"
 "$ROOT/.venv/bin/daphne" -b 127.0.0.1 -p "$PORT" vehicle_monitor.asgi:application >"$LOG" 2>&1 &
 SERVER_PID=$!
+
+# The webhook worker beside it: endpoints registered in the admin or the API get
+# their events (docs/alerts.md).
+step "starting the webhook worker (log: ${WEBHOOKS_LOG#"$ROOT"/})"
+"$VPY" manage.py deliver_webhooks >"$WEBHOOKS_LOG" 2>&1 &
+WEBHOOKS_PID=$!
 
 deadline=$((SECONDS + WAIT_SECONDS))
 until healthy; do
@@ -107,9 +121,9 @@ cat <<EOF
     curl -H 'Authorization: Token $VIEWER_TOKEN' $BASE/api/stats
   Watch the live socket from another terminal:
     $watch
-  Server log: ${LOG#"$ROOT"/}
+  Server log: ${LOG#"$ROOT"/}; webhook worker's: ${WEBHOOKS_LOG#"$ROOT"/}
 
-  A simulated camera now posts one detection a second. Ctrl-C stops both.
+  A simulated camera now posts one detection a second. Ctrl-C stops everything.
 
 EOF
 
