@@ -16,7 +16,7 @@ from django.core.management import get_commands, load_command_class
 from uvicorn.main import main as uvicorn_main
 
 ROOT = Path(__file__).resolve().parent.parent
-APP_SERVICES = ("migrate", "web")
+APP_SERVICES = ("migrate", "web", "webhooks")
 
 # What the third-party images document as their own configuration.
 MYSQL_IMAGE_VARIABLES = {
@@ -86,7 +86,7 @@ def test_settings_reads_the_variables_deployment_relies_on():
 
 
 def test_the_expected_services_exist(services):
-    assert set(services) == {"mysql", "redis", "migrate", "web"}
+    assert set(services) == {"mysql", "redis", "migrate", "web", "webhooks"}
 
 
 def test_every_service_has_an_image_or_a_build_that_exists(services):
@@ -97,8 +97,8 @@ def test_every_service_has_an_image_or_a_build_that_exists(services):
         context = build if isinstance(build, str) else build.get("context", ".")
         dockerfile = "Dockerfile" if isinstance(build, str) else build.get("dockerfile", "Dockerfile")
         assert (ROOT / context / dockerfile).is_file(), f"{name}: no {context}/{dockerfile}"
-    # One image for both: the migration runs the code that is served.
-    assert services["migrate"]["image"] == services["web"]["image"]
+    # One image for all: the migration runs the code that is served and delivers webhooks.
+    assert services["migrate"]["image"] == services["web"]["image"] == services["webhooks"]["image"]
 
 
 def test_app_services_set_only_variables_settings_reads(services):

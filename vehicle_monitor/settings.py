@@ -263,6 +263,9 @@ WEBHOOK_RETRY_FOR_SECONDS = env.float("WEBHOOK_RETRY_FOR_SECONDS", default=25920
 WEBHOOK_ALLOWED_NETWORKS = env.list("WEBHOOK_ALLOWED_NETWORKS", default=[])
 # Messages one worker sends to one endpoint at the same time; every endpoint has its own.
 WEBHOOK_CONCURRENCY_PER_ENDPOINT = env.int("WEBHOOK_CONCURRENCY_PER_ENDPOINT", default=4)
+# How often an idle delivery worker looks for due messages: a message waits at
+# most this long before its first attempt (a busy worker claims again at once).
+WEBHOOK_POLL_SECONDS = env.float("WEBHOOK_POLL_SECONDS", default=0.1)
 # Fernet keys (comma-separated, newest first) that encrypt webhook secrets at
 # rest: the first encrypts, every one decrypts, so a key is rotated by putting
 # a new one first and running `manage.py rotate_webhook_secrets_key`. Empty: a
@@ -310,6 +313,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # One name for the webhook event types, which an endpoint's `events` and a
+    # message's `event_type` both use.
+    "ENUM_NAME_OVERRIDES": {"WebhookEventEnum": "detections.models.WebhookEvent"},
 }
 
 # --- Who may do what, and how much -------------------------------------------------------

@@ -1,7 +1,7 @@
 from django.urls import re_path
 from rest_framework.routers import SimpleRouter
 
-from detections.api import alerts, views, watchlists
+from detections.api import alerts, views, watchlists, webhooks
 from detections.operations import exports
 
 router = SimpleRouter()
@@ -17,4 +17,5 @@ urlpatterns = [
     *router.urls,
     *watchlists.urlpatterns,
     *alerts.urlpatterns,
+    *webhooks.urlpatterns,
 ]
