@@ -9,6 +9,8 @@ from conftest import ServerProcess, detection_body
 from django.contrib.auth.models import Permission, User
 from feed_client import assert_nothing_else_queued, connect, receive, receive_events
 from rest_framework.authtoken.models import Token
+from standardwebhooks import Webhook
+from webhook_helpers import ReceiverProcess, WorkerProcess, make_endpoint
 from websockets.sync.client import connect as ws_connect
 
 from detections.alerts.plates import normalize
@@ -126,3 +128,23 @@ def test_an_anonymous_socket_of_the_public_feed_never_receives_an_alert(
             assert receive(ws)["type"] == "new_detection"
             assert_nothing_else_queued(ws)
         assert Alert.objects.count() == 1
+
+
+def test_the_alert_reaches_a_webhook_signed_and_the_socket_from_one_post(
+    server, stolen_list, operator_token, tmp_path, settings
+):
+    with ReceiverProcess(tmp_path) as receiver:
+        endpoint, secret = make_endpoint(receiver.url, events=["alert.triggered"])
+        with WorkerProcess(), server.device() as http, connect(server, token=operator_token) as ws:
+            stored = post(http, id="trk-1", plate="34ABC124")
+            created, alert = receive_events(ws, 2)
+            (request,) = receiver.wait_for_requests(1)
+
+    body = Webhook(secret).verify(request["body"], request["headers"])
+    assert body["type"] == "alert.triggered"
+    assert body["seq"] == alert["seq"]
+    assert body["data"]["alert_id"] == alert["alert_id"]
+    assert body["data"]["detection"]["id"] == stored["id"]
+    assert body["data"]["matched_plate"] == "34 ABC 123"
+    assert body["data"]["detection"]["thumbnail_url"].startswith(settings.PUBLIC_BASE_URL + "/media/")
+    assert not set(body["data"]) & {"type", "seq", "image"}
