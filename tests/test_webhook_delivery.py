@@ -10,6 +10,7 @@ The worker runs with a short retry schedule (0.2 s, then 0.5 s) and timeout
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 from standardwebhooks import Webhook
 from webhook_helpers import (
@@ -291,3 +292,22 @@ def test_an_inactive_endpoint_gets_nothing(receivers):
         assert worker.wait() == 0
 
     assert receiver.requests() == [] and status_of(held) == MessageStatus.PENDING
+
+
+def test_a_message_whose_endpoint_was_deleted_meanwhile_is_dropped(receivers):
+    receiver = receivers("200")
+    endpoint, _ = make_endpoint(receiver.url)
+    kept = make_message(endpoint, 1)
+    doomed, _ = make_endpoint(receiver.url)
+    orphan = make_message(doomed, 2)
+    # As a process writing from its snapshot of the endpoints leaves it: the
+    # endpoint row is gone, its message not.
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {WebhookEndpoint._meta.db_table} WHERE id = %s", [doomed.pk])
+
+    with WorkerProcess("--once") as worker:
+        assert worker.wait() == 0
+
+    assert not type(orphan).objects.filter(pk=orphan.pk).exists()
+    assert status_of(kept) == MessageStatus.DELIVERED
+    assert [r["headers"]["webhook-id"] for r in receiver.requests()] == [kept.message_id]

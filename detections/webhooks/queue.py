@@ -103,7 +103,11 @@ def claim_due(wanted: dict[int, int], default: int) -> tuple[list[Claim], set[in
         .values_list("endpoint_id", flat=True)
         .distinct()
     )
-    free = {pk: wanted.get(pk, default) for pk in due_endpoints}
+    existing = set(WebhookEndpoint.objects.filter(pk__in=due_endpoints).values_list("pk", flat=True))
+    if due_endpoints - existing:
+        # Written from a process's snapshot of the endpoints just as one was deleted.
+        WebhookMessage.objects.filter(endpoint_id__in=due_endpoints - existing).delete()
+    free = {pk: wanted.get(pk, default) for pk in existing}
     endpoints = WebhookEndpoint.objects.filter(pk__in=[pk for pk, slots in free.items() if slots > 0], active=True)
     claimed_until = now + timedelta(seconds=claim_seconds())
     claims, filled = [], set()
