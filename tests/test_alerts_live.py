@@ -148,3 +148,14 @@ def test_the_alert_reaches_a_webhook_signed_and_the_socket_from_one_post(
     assert body["data"]["matched_plate"] == "34 ABC 123"
     assert body["data"]["detection"]["thumbnail_url"].startswith(settings.PUBLIC_BASE_URL + "/media/")
     assert not set(body["data"]) & {"type", "seq", "image"}
+
+
+def test_the_worker_sends_as_soon_as_the_change_commits_not_at_its_next_poll(server, tmp_path):
+    with ReceiverProcess(tmp_path) as receiver:
+        make_endpoint(receiver.url, events=["detection.created"])
+        # A poll so long that only the wake-up on commit can deliver within the wait below.
+        with WorkerProcess("--poll", "60"), server.device() as http:
+            stored = post(http, id="trk-1")
+            (request,) = receiver.wait_for_requests(1, timeout=15)
+
+    assert json.loads(request["body"])["data"]["id"] == stored["id"]

@@ -34,10 +34,12 @@ from datetime import timedelta
 from email.utils import parsedate_to_datetime
 
 import httpx
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 
+from detections.feed.publisher import FEED_GROUP
 from detections.models import MessageStatus
 from detections.operations import metrics
 from detections.webhooks import queue, signing, targets
@@ -49,6 +51,10 @@ logger = logging.getLogger(__name__)
 MAX_ANSWER_BYTES = 64 * 1024
 # How long the worker waits before claiming again after the database failed.
 DATABASE_RETRY_SECONDS = 2.0
+# How often the worker joins the feed group again, and waits after the channel
+# layer failed before listening again.
+FEED_REJOIN_SECONDS = 30.0
+FEED_RETRY_SECONDS = 1.0
 # Each endpoint's claims take up to this many times its slots: the next
 # messages are at hand when a slot frees, and one claim serves several attempts.
 CLAIM_AHEAD = 2
@@ -62,7 +68,7 @@ async def attempt(client: httpx.AsyncClient, claim: queue.Claim, *, timeout: flo
     error = ""
     try:
         async with asyncio.timeout(timeout):
-            target = await asyncio.to_thread(targets.check, claim.url)
+            target = await checked_target(claim.url)
             headers = signing.signed_headers(
                 message_id=claim.message_id, body=claim.body, secret=claim.secret, at=time.time()
             )
@@ -97,6 +103,14 @@ async def attempt(client: httpx.AsyncClient, claim: queue.Claim, *, timeout: flo
         error=error,
         retry_after=retry_after,
     )
+
+
+async def checked_target(url: str) -> targets.Target:
+    """The SSRF check of `url`, on a thread only when it must look up a name:
+    an address needs no lookup and is checked in microseconds."""
+    if targets.names_an_address(url):
+        return targets.check(url)
+    return await asyncio.to_thread(targets.check, url)
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -171,6 +185,7 @@ class Worker:
     async def run(self, *, once: bool = False):
         """Deliver until stopped (or, `once`, until nothing is due and nothing in flight)."""
         recorder = asyncio.create_task(self._record_continuously())
+        listener = asyncio.create_task(self._wake_on_commits())
         try:
             while not self.stopping:
                 self.wake.clear()
@@ -196,7 +211,42 @@ class Worker:
                     break
                 await self._pause(self.poll_seconds)
         finally:
+            listener.cancel()
             await self._finish(recorder)
+
+    async def _wake_on_commits(self):
+        """Claim as soon as a change commits, not at the next poll: every commit
+        that writes the outbox also publishes its events to the feed group, so
+        the worker listens there (when the channel layer reaches across
+        processes, as Redis does; otherwise polling alone finds the messages)."""
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        channel = None
+        joined_at = float("-inf")
+        failing = False
+        while True:
+            try:
+                if channel is None:
+                    channel = await layer.new_channel("webhooks.")
+                if time.monotonic() - joined_at > FEED_REJOIN_SECONDS:
+                    # Redis forgets group members after a while, and all of them when
+                    # it restarts empty: join again now and then.
+                    await layer.group_add(FEED_GROUP, channel)
+                    joined_at = time.monotonic()
+                failing = False
+                await asyncio.wait_for(layer.receive(channel), FEED_REJOIN_SECONDS)
+                self.wake.set()
+            except TimeoutError:
+                continue
+            except Exception as problem:  # Redis down: polling carries on meanwhile
+                if not failing:
+                    logger.info(
+                        "polling only until the channel layer is back (%s: %s)", type(problem).__name__, problem
+                    )
+                failing = True
+                joined_at = float("-inf")
+                await asyncio.sleep(FEED_RETRY_SECONDS)
 
     async def _pause(self, seconds: float):
         try:

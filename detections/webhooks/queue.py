@@ -187,15 +187,23 @@ def record_all(results: list[tuple[Claim, Outcome]]) -> list[Recorded | None]:
             if claim.message_pk in messages
         )
         now = database_now()
-        return [
-            _apply(messages[claim.message_pk], claim, outcome, now, endpoints, messages)
+        applied: dict[int, WebhookMessage] = {}
+        recorded = [
+            _apply(messages[claim.message_pk], claim, outcome, now, endpoints, messages, applied)
             if claim.message_pk in messages
             else None
             for claim, outcome in results
         ]
+        # One UPDATE for the batch, not one per message.
+        WebhookMessage.objects.bulk_update(applied.values(), APPLIED_FIELDS, batch_size=500)
+        return recorded
 
 
-def _apply(message, claim, outcome, now, endpoints, locked) -> Recorded:
+APPLIED_FIELDS = ["status", "attempt_count", "first_attempt_at", "claimed_until", "delivered_at", "next_attempt_at"]
+
+
+def _apply(message, claim, outcome, now, endpoints, locked, applied) -> Recorded:
+    """The outcome in the batch's copy of the message (saved by record_all, in `applied`)."""
     attempt = message.attempt_count + 1
     if message.status != MessageStatus.PENDING or message.claimed_until != claim.claimed_until:
         WebhookMessage.objects.filter(pk=message.pk).update(attempt_count=F("attempt_count") + 1)
@@ -223,16 +231,7 @@ def _apply(message, claim, outcome, now, endpoints, locked) -> Recorded:
             message.status = MessageStatus.FAILED
         else:
             message.next_attempt_at = next_attempt_at
-    message.save(
-        update_fields=[
-            "status",
-            "attempt_count",
-            "first_attempt_at",
-            "claimed_until",
-            "delivered_at",
-            "next_attempt_at",
-        ]
-    )
+    applied[message.pk] = message
     return Recorded(
         status=message.status,
         attempt=attempt,

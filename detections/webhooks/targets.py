@@ -58,6 +58,15 @@ class Target:
         return {"sni_hostname": self.host} if urlsplit(self.url).scheme == "https" else {}
 
 
+def names_an_address(url: str) -> bool:
+    """Whether the URL's host is an address rather than a name to look up."""
+    try:
+        ipaddress.ip_address((urlsplit(url.strip()).hostname or "").split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
 def resolve(host: str, port: int) -> list[str]:
     """Every address `host` resolves to (a literal address: itself)."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
