@@ -36,16 +36,16 @@ def test_a_public_name_is_checked_and_the_connection_goes_to_the_checked_address
     assert target.address == "93.184.215.14"
     assert target.connect_url == "https://93.184.215.14:8443/hook?key=1"
     assert target.host_header == "gate.example:8443"
-    assert target.request_extensions == {"sni_hostname": "gate.example"}
+    assert target.tls_server_name == "gate.example"
 
 
 def test_plain_http_on_the_default_port_sends_the_bare_host_and_no_tls_name():
     target = targets.check("http://gate.example/hook")
 
-    assert (target.connect_url, target.host_header, target.request_extensions) == (
+    assert (target.connect_url, target.host_header, target.tls_server_name) == (
         "http://93.184.215.14/hook",
         "gate.example",
-        {},
+        None,
     )
 
 

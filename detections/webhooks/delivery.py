@@ -32,8 +32,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
 
-import httpx
+import aiohttp
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
@@ -61,7 +62,7 @@ FEED_RETRY_SECONDS = 1.0
 CLAIM_AHEAD = 2
 
 
-async def attempt(client: httpx.AsyncClient, claim: queue.Claim, *, timeout: float) -> queue.Outcome:
+async def attempt(client: aiohttp.ClientSession, claim: queue.Claim, *, timeout: float) -> queue.Outcome:
     """POST the message once; what came of it (never raises for what the receiver does)."""
     attempted_at = timezone.now()
     started = time.monotonic()
@@ -73,29 +74,26 @@ async def attempt(client: httpx.AsyncClient, claim: queue.Claim, *, timeout: flo
             headers = signing.signed_headers(
                 message_id=claim.message_id, body=claim.body, secret=claim.secret, at=time.time()
             )
-            request = client.build_request(
-                "POST",
+            async with client.post(
                 target.connect_url,
-                content=claim.body.encode(),
+                data=claim.body.encode(),
                 headers={**headers, "host": target.host_header},
-                extensions=target.request_extensions,
-            )
-            response = await client.send(request, stream=True, follow_redirects=False)
-            try:
+                allow_redirects=False,
+                server_hostname=target.tls_server_name,
+            ) as response:
                 received = 0
-                async for chunk in response.aiter_raw():
+                async for chunk in response.content.iter_any():
                     received += len(chunk)
                     if received > MAX_ANSWER_BYTES:
                         break
-            finally:
-                await response.aclose()
-            status_code = response.status_code
-            retry_after = retry_after_seconds(response.headers.get("retry-after"))
+                status_code = response.status
+                retry_after = retry_after_seconds(response.headers.get("retry-after"))
     except targets.RefusedTarget as refused:
         error = f"refused: {refused}"
-    except (TimeoutError, httpx.TimeoutException):
+    except TimeoutError:
         error = f"no answer within {timeout:g} s"
-    except (httpx.HTTPError, OSError) as failed:
+    except (aiohttp.ClientError, OSError, ValueError) as failed:
+        # ValueError: an answer aiohttp cannot parse at all, as a garbled status line.
         error = f"{type(failed).__name__}: {failed}" if str(failed) else type(failed).__name__
     return queue.Outcome(
         attempted_at=attempted_at,
@@ -165,7 +163,7 @@ class Worker:
         self.tasks: set[asyncio.Task] = set()
         self.backlogged: set[int] = set()  # endpoints whose last claim got all it asked for
         self.finished: list[tuple[queue.Claim, queue.Outcome]] = []  # attempts not recorded yet
-        self.clients: dict[tuple[int, str], httpx.AsyncClient] = {}  # by endpoint and host name
+        self.clients: dict[tuple[int, str], aiohttp.ClientSession] = {}  # by endpoint and host name
         # Two threads, each with its own database connection: claims never wait
         # behind the recording of attempts, nor the other way round.
         self.claiming = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhook-claims")
@@ -346,19 +344,20 @@ class Worker:
             then,
         )
 
-    def _client(self, claim: queue.Claim) -> httpx.AsyncClient:
+    def _client(self, claim: queue.Claim) -> aiohttp.ClientSession:
         """The endpoint's own client: its pool never serves another endpoint, and
         a connection made for one host name (TLS server name included) is never
         reused for another."""
-        key = (claim.endpoint_id, httpx.URL(claim.url).host)
+        key = (claim.endpoint_id, urlsplit(claim.url).hostname)
         if key in self.clients:
             return self.clients[key]
-        client = httpx.AsyncClient(
-            timeout=self.timeout,
-            follow_redirects=False,
+        client = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self.concurrency),
             # No proxy from the environment: the connection goes to the checked address.
             trust_env=False,
-            limits=httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency),
+            # The attempt's own deadline bounds it as a whole.
+            timeout=aiohttp.ClientTimeout(total=None),
+            auto_decompress=False,
         )
         self.clients[key] = client
         return client
@@ -393,7 +392,7 @@ class Worker:
         await recorder
         await self._record_finished()  # what ended while the recorder was stopping
         for client in self.clients.values():
-            await client.aclose()
+            await client.close()
         for thread in (self.claiming, self.recording):
             await asyncio.get_running_loop().run_in_executor(thread, _close_connection)
             thread.shutdown(wait=True)

@@ -53,9 +53,9 @@ class Target:
         return name if parts.port in (None, DEFAULT_PORTS[parts.scheme]) else f"{name}:{parts.port}"
 
     @property
-    def request_extensions(self) -> dict:
-        """httpx request extensions: TLS's server name is the URL's host, not the address."""
-        return {"sni_hostname": self.host} if urlsplit(self.url).scheme == "https" else {}
+    def tls_server_name(self) -> str | None:
+        """For https, TLS's server name (and the certificate's): the URL's host, not the address."""
+        return self.host if urlsplit(self.url).scheme == "https" else None
 
 
 def names_an_address(url: str) -> bool:

@@ -12,7 +12,6 @@ sent again once their claims run out.
 """
 
 import asyncio
-import logging
 import signal
 
 from django.conf import settings
@@ -45,8 +44,6 @@ class Command(BaseCommand):
             raise CommandError("--concurrency must be at least 1")
         if options["poll"] <= 0:
             raise CommandError("--poll must be above 0")
-        # The worker logs each failed attempt itself; httpx's line for every request is noise.
-        logging.getLogger("httpx").setLevel(logging.WARNING)
         # A configuration mistake stops the worker here, not at every attempt.
         secrets.fernet()
         targets.allowed_networks()
