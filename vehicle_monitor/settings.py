@@ -193,6 +193,28 @@ STORAGES = {
 }
 # The service serves MEDIA_ROOT itself unless a proxy in front does it.
 SERVE_MEDIA = env.bool("SERVE_MEDIA", default=True)
+# "local": MEDIA_ROOT. "s3": a bucket every process shares (SeaweedFS, MinIO,
+# Ceph, AWS), through django-storages with its own setting names; the service
+# still serves /media/ itself, streamed from the bucket (docs/operations.md).
+MEDIA_STORAGE = env.str("MEDIA_STORAGE", default="local")
+if MEDIA_STORAGE == "s3":
+    if not SERVE_MEDIA:
+        raise ImproperlyConfigured("MEDIA_STORAGE=s3 is served by the service itself: leave SERVE_MEDIA on.")
+    STORAGES["default"] = {"BACKEND": "detections.core.storage.S3MediaStorage"}
+    AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME")
+    AWS_S3_ENDPOINT_URL = env.str("AWS_S3_ENDPOINT_URL", default=None)  # unset: AWS itself
+    AWS_ACCESS_KEY_ID = env.str("AWS_ACCESS_KEY_ID", default=None)
+    AWS_SECRET_ACCESS_KEY = env.str("AWS_SECRET_ACCESS_KEY", default=None)
+    AWS_S3_REGION_NAME = env.str("AWS_S3_REGION_NAME", default=None)
+    # SeaweedFS and MinIO answer at ENDPOINT/BUCKET/KEY, not at BUCKET.ENDPOINT/KEY.
+    AWS_S3_ADDRESSING_STYLE = env.str("AWS_S3_ADDRESSING_STYLE", default="path")
+    AWS_S3_SIGNATURE_VERSION = env.str("AWS_S3_SIGNATURE_VERSION", default="s3v4")
+    # Objects keep the bucket's own (private) access: snapshots show plates.
+    AWS_DEFAULT_ACL = None
+    # Every name is a fresh uuid4: no HEAD request per file to find a free name.
+    AWS_S3_FILE_OVERWRITE = True
+elif MEDIA_STORAGE != "local":
+    raise ImproperlyConfigured(f"MEDIA_STORAGE is {MEDIA_STORAGE!r}: use local or s3.")
 
 # --- Dashboard -------------------------------------------------------------------------
 

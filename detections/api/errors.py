@@ -15,6 +15,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from detections.core import storage
+
 logger = logging.getLogger(__name__)
 
 # Seconds a client should wait before retrying when the database is unreachable.
@@ -33,6 +35,19 @@ def json_exception_handler(exc, context):
             "The database is unavailable; nothing was stored. Retry later.",
         )
         response["Retry-After"] = str(DATABASE_RETRY_AFTER)
+        return response
+    if storage.unavailable(exc):
+        # The object store is down: ingest wrote no file, so it stored no row either.
+        logger.warning("object store unavailable: %s", exc)
+        safe = context["request"].method in ("GET", "HEAD", "OPTIONS")
+        response = error_response(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "storage_unavailable",
+            "The object store that keeps the snapshots is unavailable; "
+            + ("the file cannot be read now" if safe else "nothing was stored")
+            + ". Retry later.",
+        )
+        response["Retry-After"] = str(storage.STORAGE_RETRY_AFTER)
         return response
     if isinstance(exc, DatabaseError):
         return None  # a bug, not bad input: let it surface as a 500 and be logged

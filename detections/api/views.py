@@ -1,11 +1,12 @@
 """Thin views: authenticate, validate, call `writes` (or the group commit) or `stats`, serialise."""
 
+import mimetypes
 import zoneinfo
 
 from adrf import viewsets as async_viewsets
 from adrf.views import APIView as AsyncAPIView
 from django.conf import settings
-from django.http import HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.views.static import serve
@@ -23,7 +24,7 @@ from detections.api.filters import DetectionFilter
 from detections.api.permissions import CanDelete, CanView, IsDevice
 from detections.api.schema import ERROR_BODY
 from detections.api.serializers import DetectionIngestSerializer, DetectionSerializer, DetectionTimeField
-from detections.core import counters, stats, writes
+from detections.core import counters, stats, storage, writes
 from detections.core.group_commit import group_commit
 from detections.models import Detection, VehicleType
 from detections.operations import metrics
@@ -295,10 +296,23 @@ class StatsView(APIView):
 
 
 class MediaView(APIView):
-    """Snapshots and thumbnails, for viewers only (they show plates)."""
+    """Snapshots and thumbnails, for viewers only (they show plates): from
+    MEDIA_ROOT, or read from the bucket and passed on (the bucket stays private
+    and needs no route from the clients; docs/operations.md)."""
 
     throttle_classes = []
 
     @extend_schema(exclude=True)
     def get(self, request, path: str):
-        return serve(request, path, document_root=settings.MEDIA_ROOT)
+        store = storage.object_store()
+        if store is None:
+            return serve(request, path, document_root=settings.MEDIA_ROOT)
+        try:
+            # Whole, at most MAX_IMAGE_BYTES: a store that fails mid-way is then a
+            # 503 here, not a response cut short.
+            with store.open(path, "rb") as stored:
+                data = stored.read()
+        except FileNotFoundError:
+            raise Http404(path) from None
+        content_type, _ = mimetypes.guess_type(path)
+        return HttpResponse(data, content_type=content_type or "application/octet-stream")

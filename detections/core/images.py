@@ -7,6 +7,7 @@ a sentence the API hands to the client as is.
 import base64
 import binascii
 import io
+import logging
 import re
 import warnings
 from dataclasses import dataclass
@@ -14,6 +15,10 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.files.storage import default_storage
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from detections.core import storage
+
+logger = logging.getLogger(__name__)
 
 # Pillow's names for the formats we accept, and the media types they go by.
 ACCEPTED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
@@ -165,18 +170,33 @@ def _flatten_to_rgb(image: Image.Image) -> Image.Image:
 
 
 def delete_files(names):
-    """Remove stored files by name; a file already gone is not an error."""
-    for name in names:
-        if name:
+    """Remove stored files by name; a file already gone is not an error. While
+    the object store is down the rest are left for `find_orphans` (each would
+    wait out the same timeouts), and the caller's own error is not hidden."""
+    names = [name for name in names if name]
+    for done, name in enumerate(names):
+        try:
             default_storage.delete(name)
+        except Exception as exc:
+            if not storage.unavailable(exc):
+                raise
+            logger.warning("object store unavailable; %d file(s) left for find_orphans: %s", len(names) - done, exc)
+            return
 
 
 def read_stored(name: str | None) -> bytes | None:
-    """The bytes of a stored file, or None when there is none or it has gone missing."""
+    """The bytes of a stored file, or None when there is none, it has gone
+    missing, or the object store is down (an event then goes without its
+    thumbnail rather than not at all)."""
     if not name:
         return None
     try:
         with default_storage.open(name, "rb") as handle:
             return handle.read()
     except (FileNotFoundError, OSError):
+        return None
+    except Exception as exc:
+        if not storage.unavailable(exc):
+            raise
+        logger.warning("object store unavailable; %s not read: %s", name, exc)
         return None

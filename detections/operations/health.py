@@ -1,8 +1,9 @@
 """Readiness and metrics, for load balancers and monitoring.
 
 - /healthz: the process is up. Restart it when this fails.
-- /readyz: the process can do its work: the database answers a query and the
-  channel layer carries a message to this process and back. A load balancer
+- /readyz: the process can do its work: the database answers a query, the
+  channel layer carries a message to this process and back, and (with
+  MEDIA_STORAGE=s3) the object store answers a HEAD of the bucket. A load balancer
   stops sending traffic while this answers 503, and resumes when it is 200.
 - /metrics: Prometheus metrics (see `metrics`).
 
@@ -21,6 +22,7 @@ from django.db import connection
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 
+from detections.core import storage
 from detections.operations import metrics
 
 logger = logging.getLogger(__name__)
@@ -85,11 +87,13 @@ def _first_line(exc: Exception) -> str:
 @never_cache
 async def readyz(request):
     """200 {"status": "ready", "checks": {...}} or 503 {"status": "unready", ...}."""
-    database, channel_layer = await asyncio.gather(
-        _run("database", sync_to_async(check_database)),
-        _run("channel_layer", check_channel_layer),
-    )
-    checks = {"database": database, "channel_layer": channel_layer}
+    probes = {"database": sync_to_async(check_database), "channel_layer": check_channel_layer}
+    store = storage.object_store()
+    if store is not None:
+        # Off the request threads: a store that hangs must not hold one of them.
+        probes["object_store"] = sync_to_async(store.check, thread_sensitive=False)
+    outcomes = await asyncio.gather(*(_run(name, probe) for name, probe in probes.items()))
+    checks = dict(zip(probes, outcomes, strict=True))
     failing = sorted(name for name, outcome in checks.items() if outcome["status"] != "ok")
     body = {"status": "unready" if failing else "ready", "checks": checks}
     if failing:

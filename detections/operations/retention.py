@@ -160,17 +160,6 @@ def prune_events(cutoff: datetime, *, chunk: int = EVENT_PRUNE_CHUNK) -> int:
 _DAY_FOLDER = re.compile(r"^(?:snapshots|thumbnails)/(\d{4})/(\d{2})/(\d{2})$")
 
 
-def walk(folder: str) -> Iterator[tuple[str, list[str]]]:
-    """(folder, file names) for `folder` and every folder below it, through the storage API."""
-    try:
-        folders, files = default_storage.listdir(folder)
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    yield folder, sorted(files)
-    for name in sorted(folders):
-        yield from walk(posixpath.join(folder, name))
-
-
 def _names_stored_for(folder: str, files: list[str]) -> set[str]:
     """Which of `folder`'s files a row names."""
     day = _DAY_FOLDER.match(folder)
@@ -199,7 +188,8 @@ def find_orphan_files(*, min_age: timedelta) -> Iterator[tuple[str, bool]]:
     """
     now = timezone.now()
     for top in MEDIA_FOLDERS:
-        for folder, files in walk(top):
+        # Folder by folder on disk; one listing of the bucket in an object store.
+        for folder, files in default_storage.folders(top):
             if not files:
                 continue
             stored = _names_stored_for(folder, files)

@@ -3,8 +3,8 @@
     python manage.py find_orphans            # report only
     python manage.py find_orphans --delete   # also remove the orphan files
 
-Works through Django's storage API, so it checks wherever MEDIA_ROOT (or the
-configured storage) keeps files. Files newer than --min-age minutes are left
+Works through Django's storage API, so it checks wherever MEDIA_ROOT or the
+bucket (MEDIA_STORAGE=s3, listed a thousand objects a request) keeps files. Files newer than --min-age minutes are left
 alone: ingest writes a snapshot just before its row commits. Rows with a
 missing file are only reported: the detection is still true, only its picture
 is gone. Run it weekly from cron (docs/operations.md).
