@@ -209,7 +209,9 @@ def test_a_receiver_down_for_a_while_gets_every_message_within_a_step_of_coming_
     assert sorted(r["headers"]["webhook-id"] for r in requests) == sorted(m.message_id for m in messages)
     for message in messages:
         *refused, delivered = attempts_of(message)
-        assert delivered == (200, "") and all(code is None and "ClientConnectorError" in error for code, error in refused)
+        assert delivered == (200, "") and all(
+            code is None and "ClientConnectorError" in error for code, error in refused
+        )
 
 
 def test_an_endpoint_that_hangs_does_not_delay_another(receivers):

@@ -52,7 +52,9 @@ logger = logging.getLogger(__name__)
 MAX_ANSWER_BYTES = 64 * 1024
 # How long the worker waits before claiming again after the database failed.
 DATABASE_RETRY_SECONDS = 2.0
-MIN_CLAIM_INTERVAL_SECONDS = 0.02
+MIN_CLAIM_INTERVAL_SECONDS = 0.05
+# Outcomes are recorded at most this often, so that one transaction records many.
+MIN_RECORD_INTERVAL_SECONDS = 0.05
 # How often the worker joins the feed group again, and waits after the channel
 # layer failed before listening again.
 FEED_REJOIN_SECONDS = 30.0
@@ -298,7 +300,9 @@ class Worker:
     async def _record_continuously(self):
         while not self.closing:
             await self.attempt_finished.wait()
+            recorded_at = time.monotonic()
             await self._record_finished()
+            await asyncio.sleep(max(0.0, recorded_at + MIN_RECORD_INTERVAL_SECONDS - time.monotonic()))
 
     async def _record_finished(self):
         """Record every attempt that has ended since the last time, in one transaction."""

@@ -194,12 +194,41 @@ def record_all(results: list[tuple[Claim, Outcome]]) -> list[Recorded | None]:
             else None
             for claim, outcome in results
         ]
-        # One UPDATE for the batch, not one per message.
-        WebhookMessage.objects.bulk_update(applied.values(), APPLIED_FIELDS, batch_size=500)
+        _save(applied.values(), now)
         return recorded
 
 
 APPLIED_FIELDS = ["status", "attempt_count", "first_attempt_at", "claimed_until", "delivered_at", "next_attempt_at"]
+
+
+def _save(applied, now: datetime):
+    """Save the batch's outcomes. The delivered ones, nearly all of them, take
+    one plain UPDATE (Django's bulk_update costs more to build than to run);
+    the rest one UPDATE ... CASE."""
+    delivered = [m for m in applied if m.status == MessageStatus.DELIVERED]
+    others = [m for m in applied if m.status != MessageStatus.DELIVERED]
+    if delivered:
+        table = connection.ops.quote_name(WebhookMessage._meta.db_table)
+        when_time = WebhookMessage._meta.get_field("first_attempt_at")
+        cases = " ".join(["WHEN %s THEN %s"] * len(delivered))
+        ids = ", ".join(["%s"] * len(delivered))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET status = %s, delivered_at = %s, claimed_until = NULL, "
+                f"attempt_count = attempt_count + 1, first_attempt_at = CASE id {cases} END WHERE id IN ({ids})",
+                [
+                    MessageStatus.DELIVERED.value,
+                    when_time.get_db_prep_value(now, connection),
+                    *(
+                        v
+                        for m in delivered
+                        for v in (m.pk, when_time.get_db_prep_value(m.first_attempt_at, connection))
+                    ),
+                    *(m.pk for m in delivered),
+                ],
+            )
+    if others:
+        WebhookMessage.objects.bulk_update(others, APPLIED_FIELDS, batch_size=500)
 
 
 def _apply(message, claim, outcome, now, endpoints, locked, applied) -> Recorded:
