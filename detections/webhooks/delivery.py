@@ -52,7 +52,7 @@ logger = logging.getLogger(__name__)
 MAX_ANSWER_BYTES = 64 * 1024
 # How long the worker waits before claiming again after the database failed.
 DATABASE_RETRY_SECONDS = 2.0
-MIN_CLAIM_INTERVAL_SECONDS = 0.05
+MIN_CLAIM_INTERVAL_SECONDS = 0.02
 # Outcomes are recorded at most this often, so that one transaction records many.
 MIN_RECORD_INTERVAL_SECONDS = 0.05
 # How often the worker joins the feed group again, and waits after the channel
