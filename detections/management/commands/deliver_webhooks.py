@@ -3,6 +3,7 @@
     python manage.py deliver_webhooks                  # run (docker-compose.yml's `webhooks`)
     python manage.py deliver_webhooks --once           # send what is due now, then exit
     python manage.py deliver_webhooks --concurrency 8  # attempts at once per endpoint
+    python manage.py deliver_webhooks --nice 0         # the server's CPU priority (default: 10 below)
 
 Run as many as you like, on as many hosts: they share the outbox without ever
 sending one message twice at the same time (detections/webhooks/queue.py).
@@ -12,6 +13,7 @@ sent again once their claims run out.
 """
 
 import asyncio
+import os
 import signal
 
 from django.conf import settings
@@ -19,6 +21,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from detections.webhooks import secrets, targets
 from detections.webhooks.delivery import Worker
+
+WORKER_NICENESS = 10
 
 
 class Command(BaseCommand):
@@ -33,6 +37,12 @@ class Command(BaseCommand):
             help="attempts at once to one endpoint (default WEBHOOK_CONCURRENCY_PER_ENDPOINT)",
         )
         parser.add_argument(
+            "--nice",
+            type=int,
+            default=WORKER_NICENESS,
+            help=f"CPU priority below the server's (default {WORKER_NICENESS}; 0 keeps the same)",
+        )
+        parser.add_argument(
             "--poll",
             type=float,
             default=settings.WEBHOOK_POLL_SECONDS,
@@ -44,6 +54,12 @@ class Command(BaseCommand):
             raise CommandError("--concurrency must be at least 1")
         if options["poll"] <= 0:
             raise CommandError("--poll must be above 0")
+        if not 0 <= options["nice"] <= 19:
+            raise CommandError("--nice must be from 0 to 19")
+        # On a host it shares with the server, delivery takes the CPU that
+        # ingest and the feed leave: a queue of messages may wait a moment
+        # longer, a camera's POST never does.
+        os.nice(options["nice"])
         # A configuration mistake stops the worker here, not at every attempt.
         secrets.fernet()
         targets.allowed_networks()
