@@ -221,6 +221,25 @@ def staff_client(credentials):
     return api_client(credentials.staff)
 
 
+# --- Watch-lists -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def manager(db):
+    """An API client of a user who may manage watch-lists and alert rules."""
+    from alert_helpers import client_with
+
+    return client_with("manager", "manage_watchlists")
+
+
+@pytest.fixture
+def stolen(db):
+    """An empty fuzzy watch-list."""
+    from detections.models import Watchlist
+
+    return Watchlist.objects.create(name="stolen vehicles")
+
+
 # --- The channel layer, seen from a test ----------------------------------------------------
 
 

@@ -21,11 +21,6 @@ ENTRIES = reverse("admin:detections_watchlistentry_changelist")
 ALERTS = reverse("admin:detections_alert_changelist")
 
 
-@pytest.fixture
-def stolen(db) -> Watchlist:
-    return Watchlist.objects.create(name="stolen vehicles")
-
-
 def add_entries(watchlist, *plates) -> list[WatchlistEntry]:
     added = [new_entry(watchlist, plate) for plate in plates]
     for entry in added:

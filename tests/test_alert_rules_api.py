@@ -6,19 +6,9 @@ from alert_helpers import client_with, store_alert
 from conftest import api_client
 
 from detections.alerts import config
-from detections.models import AlertRule, Watchlist
+from detections.models import AlertRule
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def manager(db):
-    return client_with("manager", "manage_watchlists")
-
-
-@pytest.fixture
-def stolen(db) -> Watchlist:
-    return Watchlist.objects.create(name="stolen vehicles")
 
 
 def protocol_example(watchlist) -> dict:

@@ -6,7 +6,6 @@ import time
 from datetime import UTC, datetime
 
 import pytest
-from alert_helpers import client_with
 from conftest import api_client
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -15,16 +14,6 @@ from detections.alerts import config
 from detections.models import Watchlist, WatchlistEntry
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def manager(db):
-    return client_with("manager", "manage_watchlists")
-
-
-@pytest.fixture
-def stolen(db) -> Watchlist:
-    return Watchlist.objects.create(name="stolen vehicles")
 
 
 def post_csv(client, watchlist, text: str, mode: str | None = None, content_type="text/csv"):

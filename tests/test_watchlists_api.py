@@ -11,16 +11,6 @@ from detections.models import AlertRule, Watchlist, WatchlistEntry
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def manager(db):
-    return client_with("manager", "manage_watchlists")
-
-
-@pytest.fixture
-def stolen(db) -> Watchlist:
-    return Watchlist.objects.create(name="stolen vehicles")
-
-
 def add_plate(client, watchlist, **body):
     response = client.post(f"/api/watchlists/{watchlist.pk}/plates/", body, format="json")
     assert response.status_code == 201, response.content
