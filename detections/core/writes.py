@@ -15,13 +15,14 @@ event and thumbnail as arguments of the signal.
 
 import hashlib
 import json
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.core.files.base import ContentFile
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
@@ -31,6 +32,8 @@ from detections.core import counters, events, images
 from detections.models import LAST_SEEN_RESOLUTION, Alert, Camera, Detection, Event, IdempotencyKey
 from detections.operations import metrics
 from detections.webhooks import outbox
+
+logger = logging.getLogger(__name__)
 
 # What the unique constraint says makes two detections the same.
 Key = tuple[int, str, datetime]
@@ -119,28 +122,7 @@ def detections_create(items: list[NewDetection]) -> list[Outcome]:
     rules = config.current()  # read before the transaction: it may reload the watch-lists
     try:
         thumbnails = [_write_files(row, item.image) for row, item in zip(rows, new, strict=True)]
-        # durable: the commit happens here, never in a caller's transaction that
-        # could still roll back after the files were kept.
-        with transaction.atomic(durable=True):
-            _insert(rows)
-            IdempotencyKey.objects.bulk_create(
-                IdempotencyKey(key=item.idempotency_key, request_hash=item.request_hash(), detection=row)
-                for row, item in zip(rows, new, strict=True)
-                if item.idempotency_key
-            )
-            # Before the counters: the feed row every writer shares is locked last.
-            raised = raising.without_repeats(raising.candidates(rows, rules, timezone.now()))
-            positions = counters.count_changes(rows, delta=1)
-            written = Event.objects.bulk_create(
-                events.event_row(events.new_detection_payload(row, position), row)
-                for row, position in zip(rows, positions, strict=True)
-            )
-            alerts = raising.store(raised, {event.detection_id: event for event in written})
-            outbox.enqueue([*written, *(event for _, event in alerts)], rules.endpoints)
-            for row, event, thumbnail in zip(rows, written, thumbnails, strict=True):
-                _send_post_save(row, event, thumbnail)
-            for alert, event in alerts:
-                _send_alert_saved(alert, event)
+        _retrying_deadlocks(lambda: _store(rows, new, thumbnails, rules), rows)
     except IntegrityError:
         _delete_files(rows)
         if len(items) > 1:
@@ -162,6 +144,57 @@ def detections_create(items: list[NewDetection]) -> list[Outcome]:
     for row in rows:
         metrics.detection_ingested(row.camera.name, row.vehicle_type)
     return outcomes
+
+
+def _store(rows: list[Detection], new: list[NewDetection], thumbnails: list, rules: config.Snapshot):
+    """The rows, their alerts, events and webhook messages, in one transaction."""
+    # durable: the commit happens here, never in a caller's transaction that
+    # could still roll back after the files were kept.
+    with transaction.atomic(durable=True):
+        _insert(rows)
+        IdempotencyKey.objects.bulk_create(
+            IdempotencyKey(key=item.idempotency_key, request_hash=item.request_hash(), detection=row)
+            for row, item in zip(rows, new, strict=True)
+            if item.idempotency_key
+        )
+        # Before the counters: the feed row every writer shares is locked last.
+        raised = raising.without_repeats(raising.candidates(rows, rules, timezone.now()))
+        positions = counters.count_changes(rows, delta=1)
+        written = Event.objects.bulk_create(
+            events.event_row(events.new_detection_payload(row, position), row)
+            for row, position in zip(rows, positions, strict=True)
+        )
+        alerts = raising.store(raised, {event.detection_id: event for event in written})
+        outbox.enqueue([*written, *(event for _, event in alerts)], rules.endpoints)
+        for row, event, thumbnail in zip(rows, written, thumbnails, strict=True):
+            _send_post_save(row, event, thumbnail)
+        for alert, event in alerts:
+            _send_alert_saved(alert, event)
+
+
+# InnoDB ends one of two transactions that wait for each other's locks and asks
+# for it to be run again (ER_LOCK_DEADLOCK): a busy site sees it now and then,
+# when ingest, deletions and a purge meet on the same rows and indexes.
+DEADLOCK = 1213
+DEADLOCK_ATTEMPTS = 3
+
+
+def _retrying_deadlocks(run_transaction: Callable, rows: list[Detection] = ()):
+    """Run `run_transaction` (a whole transaction of its own) again when the
+    database chose it as a deadlock's victim; `rows` it inserted are unsaved again.
+    Inside a caller's transaction it runs once: the deadlock rolled all of it back."""
+    if connection.in_atomic_block:
+        return run_transaction()
+    for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+        try:
+            return run_transaction()
+        except OperationalError as error:
+            if attempt == DEADLOCK_ATTEMPTS or not error.args or error.args[0] != DEADLOCK:
+                raise
+            logger.info("a write transaction was a deadlock's victim; running it again (attempt %d)", attempt + 1)
+            for row in rows:
+                row.pk = None
+                row._state.adding = True
 
 
 def _sort_out(items: list[NewDetection]) -> tuple[list[Outcome | None], dict[Key, int]]:
@@ -327,26 +360,10 @@ def detections_delete(
     """
     detections = files = 0
     while True:
-        with transaction.atomic():
-            ids = list(
-                queryset.order_by("detected_at", "id").select_for_update().values_list("pk", flat=True)[:batch_size]
-            )
-            rows = list(Detection.objects.select_related("camera").filter(pk__in=ids).order_by("detected_at", "id"))
-            if not rows:
-                break
-            names = _file_names(rows)
-            IdempotencyKey.objects.filter(detection_id__in=ids).delete()
-            _delete_rows(ids)
-            positions = counters.count_changes(rows, delta=-1)
-            written = Event.objects.bulk_create(
-                events.event_row(events.deletion_payload(row, position), row)
-                for row, position in zip(rows, positions, strict=True)
-            )
-            if notify_webhooks:
-                outbox.enqueue(written, config.current().endpoints)
-            for row, event in zip(rows, written, strict=True):
-                post_delete.send(sender=Detection, instance=row, using=row._state.db, origin=row, event=event)
-            transaction.on_commit(lambda names=names: images.delete_files(names), robust=True)
+        endpoints = config.current().endpoints if notify_webhooks else ()
+        rows, names = _retrying_deadlocks(lambda endpoints=endpoints: _delete_batch(queryset, batch_size, endpoints))
+        if not rows:
+            break
         detections += len(rows)
         files += len(names)
         if progress:
@@ -354,6 +371,29 @@ def detections_delete(
         if len(rows) < batch_size:
             break
     return Deleted(detections=detections, files=files, count=counters.current_position().count)
+
+
+def _delete_batch(queryset, batch_size: int, endpoints) -> tuple[list[Detection], list[str]]:
+    """Delete the oldest `batch_size` detections of `queryset` in one transaction:
+    the rows and their file names (the files go after commit)."""
+    with transaction.atomic():
+        ids = list(queryset.order_by("detected_at", "id").select_for_update().values_list("pk", flat=True)[:batch_size])
+        rows = list(Detection.objects.select_related("camera").filter(pk__in=ids).order_by("detected_at", "id"))
+        if not rows:
+            return [], []
+        names = _file_names(rows)
+        IdempotencyKey.objects.filter(detection_id__in=ids).delete()
+        _delete_rows(ids)
+        positions = counters.count_changes(rows, delta=-1)
+        written = Event.objects.bulk_create(
+            events.event_row(events.deletion_payload(row, position), row)
+            for row, position in zip(rows, positions, strict=True)
+        )
+        outbox.enqueue(written, endpoints)
+        for row, event in zip(rows, written, strict=True):
+            post_delete.send(sender=Detection, instance=row, using=row._state.db, origin=row, event=event)
+        transaction.on_commit(lambda: images.delete_files(names), robust=True)
+    return rows, names
 
 
 def _delete_rows(ids: list[int]):
