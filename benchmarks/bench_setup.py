@@ -15,17 +15,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vehicle_monitor.settings")
 
-import django  # noqa: E402
-
-django.setup()
-
-from django.apps import apps  # noqa: E402
-from django.contrib.auth import get_user_model  # noqa: E402
-
-from detections.models import Camera  # noqa: E402
+import django
 
 
 def main(names):
+    # Django is set up before anything that uses the ORM is imported.
+    django.setup()
+    from django.apps import apps
+    from django.contrib.auth import get_user_model
+
+    from detections.models import Camera
+
     cameras = [Camera.objects.get_or_create(name=name)[0] for name in names]
     keys = {}
     try:
