@@ -170,6 +170,8 @@ def group_of(n: int, camera: Camera, prefix: str = "g") -> list[writes.NewDetect
 
 @pytest.mark.django_db
 def test_a_group_of_eight_makes_as_few_queries_as_a_single_detection(django_assert_num_queries):
+    # The warm-up also reads the watch-lists and rules (conftest: not again in the
+    # test; in a process, once every ALERT_CONFIG_CHECK_SECONDS, not per detection).
     camera = Camera.objects.create(name="gate-1")
     writes.detections_create(group_of(1, camera, "warm-up"))  # the camera's last seen is written at most every 30 s
     # The stored detections with those keys; savepoint (BEGIN in production);
