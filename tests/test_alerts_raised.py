@@ -341,3 +341,24 @@ def test_a_large_configuration_is_reloaded_apart_while_ingest_carries_on_with_th
     reloaded = config.current()
     assert reloaded.revision > before.revision
     assert len(reloaded.watchlists[rule.watchlist_id][1]) == 2
+
+
+def test_a_rule_whose_list_vanished_while_the_snapshot_was_read_raises_nothing():
+    from detections.alerts import raising
+
+    rule = config.Rule(
+        id=1,
+        name="stolen",
+        watchlist_id=99,
+        cameras=frozenset(),
+        vehicle_types=frozenset(),
+        min_confidence=None,
+        schedule=None,
+        cooldown=timedelta(0),
+    )
+    snapshot = config.Snapshot(revision=1, rules=(rule,), watchlists={})
+    detection = Detection(
+        camera=Camera(name="gate-1"), vehicle_type="car", detected_at=MOMENT, plate_normalized="34A8C123"
+    )
+
+    assert raising.candidates([detection], snapshot, MOMENT) == []

@@ -56,7 +56,10 @@ def candidates(detections: list[Detection], snapshot: Snapshot, now: datetime) -
             if rule.watchlist_id is None:
                 found.append(Candidate(rule, detection))
                 continue
-            name, index = snapshot.watchlists[rule.watchlist_id]
+            watchlist = snapshot.watchlists.get(rule.watchlist_id)
+            if watchlist is None:
+                continue  # deleted while the snapshot was read
+            name, index = watchlist
             match = index.best_match(detection.plate_normalized, now)
             if match is not None:
                 found.append(Candidate(rule, detection, name, match))
