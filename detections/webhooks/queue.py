@@ -103,16 +103,17 @@ def claim_due(wanted: dict[int, int], default: int) -> tuple[list[Claim], set[in
         .values_list("endpoint_id", flat=True)
         .distinct()
     )
-    existing = set(WebhookEndpoint.objects.filter(pk__in=due_endpoints).values_list("pk", flat=True))
-    if due_endpoints - existing:
+    known = list(WebhookEndpoint.objects.filter(pk__in=due_endpoints).only("pk", "url", "secret_encrypted", "active"))
+    gone = due_endpoints - {endpoint.pk for endpoint in known}
+    if gone:
         # Written from a process's snapshot of the endpoints just as one was deleted.
-        WebhookMessage.objects.filter(endpoint_id__in=due_endpoints - existing).delete()
-    free = {pk: wanted.get(pk, default) for pk in existing}
-    endpoints = WebhookEndpoint.objects.filter(pk__in=[pk for pk, slots in free.items() if slots > 0], active=True)
+        WebhookMessage.objects.filter(endpoint_id__in=gone).delete()
+    free = {endpoint.pk: wanted.get(endpoint.pk, default) for endpoint in known}
+    endpoints = [endpoint for endpoint in known if endpoint.active and free[endpoint.pk] > 0]
     claimed_until = now + timedelta(seconds=claim_seconds())
     claims, filled = [], set()
     with transaction.atomic():
-        for endpoint in endpoints.only("pk", "url", "secret_encrypted"):
+        for endpoint in endpoints:
             try:
                 secret = secrets.decrypt(endpoint.secret_encrypted)
             except ImproperlyConfigured as unreadable:
