@@ -1,7 +1,7 @@
 """Cameras, their detections, the event log that numbers every published event,
 the counters that keep counts and statistics from ever scanning detections;
 watch-lists, alert rules and the alerts they raise; webhook endpoints and the
-outbox of messages to them.
+messages to them, which the delivery workers make from the event log.
 """
 
 from datetime import timedelta
@@ -124,6 +124,10 @@ class Event(models.Model):
     vehicle_type = models.CharField(max_length=16)
     payload = models.JSONField()
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # False: no webhook endpoint hears of it (the deletions of a retention purge).
+    # A database default too, so that an insert that does not name it (a process
+    # of the previous release during an upgrade) is stored as it always was.
+    to_webhooks = models.BooleanField(default=True, db_default=True)
 
     class Meta:
         ordering = ["seq"]
@@ -145,6 +149,11 @@ class FeedState(models.Model):
 
     def __str__(self):
         return f"seq {self.last_seq}, {self.detection_count} detections"
+
+
+def feed_head() -> int:
+    """The last seq taken so far (and committed: the row is read without a lock)."""
+    return FeedState.objects.filter(pk=1).values_list("last_seq", flat=True).first() or 0
 
 
 class CameraTypeTotal(models.Model):
@@ -307,9 +316,9 @@ class AlertCooldown(models.Model):
     without a list): the row a repeat is held back by, locked by every process."""
 
     # No database constraint on the references that ingest writes from a process's
-    # snapshot of the rules and endpoints (up to a second old): a rule or endpoint
-    # deleted meanwhile must not fail the detection's transaction. Django still
-    # cascades or nulls them when it deletes the row.
+    # snapshot of the rules (up to a second old): a rule deleted meanwhile must
+    # not fail the detection's transaction. Django still cascades or nulls them
+    # when it deletes the row.
     rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="+", db_constraint=False)
     key = models.CharField(max_length=120)
     last_detected_at = models.DateTimeField()
@@ -379,6 +388,11 @@ class WebhookEndpoint(models.Model):
     active = models.BooleanField(default=True)
     disabled_reason = models.CharField(max_length=200, blank=True, editable=False)
     secret_encrypted = models.TextField(editable=False)
+    # The feed's head when the endpoint was saved first (`save`): it receives the
+    # events after it, never the history before it. Null for an endpoint made
+    # without save() (bulk_create, or a process of the previous release during
+    # an upgrade): it receives whatever the fan-out has not reached yet.
+    after_seq = models.BigIntegerField(null=True, editable=False, help_text="receives the events with a seq above this")
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -389,6 +403,11 @@ class WebhookEndpoint(models.Model):
     def __str__(self):
         return self.url
 
+    def save(self, *args, **kwargs):
+        if self._state.adding and self.after_seq is None:
+            self.after_seq = feed_head()
+        super().save(*args, **kwargs)
+
 
 class MessageStatus(models.TextChoices):
     PENDING = "pending"
@@ -396,12 +415,25 @@ class MessageStatus(models.TextChoices):
     FAILED = "failed"
 
 
-class WebhookMessage(models.Model):
-    """One event for one endpoint, written in the transaction of the change it
-    reports; the delivery worker sends it until a 2xx or the end of the schedule."""
+class WebhookFanout(models.Model):
+    """The single row that says how far the delivery workers have turned events
+    into messages (`detections.webhooks.outbox.fan_out`): every event up to
+    `last_seq` has its messages. A worker locks it for each step, so the
+    workers fan out one at a time and each event once."""
 
-    # No database constraint: see AlertCooldown.rule. A message whose endpoint
-    # is gone is dropped by the worker.
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    last_seq = models.BigIntegerField(default=0)
+
+    def __str__(self):
+        return f"fanned out to seq {self.last_seq}"
+
+
+class WebhookMessage(models.Model):
+    """One event for one endpoint, made from the event log by a delivery worker
+    (`outbox.fan_out`); the worker sends it until a 2xx or the end of the schedule."""
+
+    # No database constraint: an endpoint deleted while a worker fans out must
+    # not fail the fan-out. A message whose endpoint is gone is dropped by the worker.
     endpoint = models.ForeignKey(
         WebhookEndpoint, on_delete=models.CASCADE, related_name="messages", db_constraint=False
     )
@@ -415,6 +447,8 @@ class WebhookMessage(models.Model):
     # A worker's claim: no other worker sends the message before this time. A
     # worker killed mid-delivery leaves it to expire, and the message is sent again.
     claimed_until = models.DateTimeField(null=True, blank=True)
+    # Its event's time, taken in the write transaction a few ms before the commit,
+    # not the fan-out's: the delivery latency counts the time before the fan-out too.
     created_at = models.DateTimeField(default=timezone.now)
     first_attempt_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)

@@ -1,6 +1,6 @@
 """Every created detection is checked against the active watch-lists and rules
-inside its write transaction: alerts are stored, logged with their own seq and
-written to the webhook outbox, or held back by a cooldown."""
+inside its write transaction: alerts are stored and logged with their own seq
+(the event log is the webhook outbox), or held back by a cooldown."""
 
 import json
 import random
@@ -28,6 +28,7 @@ from detections.models import (
     WebhookMessage,
 )
 from detections.operations import metrics, retention
+from detections.webhooks import outbox
 
 pytestmark = pytest.mark.django_db
 
@@ -267,7 +268,13 @@ def bodies(hook) -> list[dict]:
     return [json.loads(m.body) for m in WebhookMessage.objects.filter(endpoint=hook).order_by("seq")]
 
 
-def test_an_alert_and_its_detection_are_written_to_the_outbox_of_the_endpoints_that_take_them(settings):
+def fanned_out():
+    """What a delivery worker does when it wakes: every event's messages made."""
+    while outbox.fan_out():
+        pass
+
+
+def test_an_alert_and_its_detection_reach_the_outbox_of_the_endpoints_that_take_them(settings):
     settings.PUBLIC_BASE_URL = "https://monitor.example"
     watch("34 ABC 123")
     alerts_only = endpoint("alert.triggered")
@@ -275,6 +282,8 @@ def test_an_alert_and_its_detection_are_written_to_the_outbox_of_the_endpoints_t
     other_camera = endpoint("alert.triggered", "detection.created", cameras=["yard"])
 
     detection = seen("34ABC123")
+    assert not WebhookMessage.objects.exists()  # the write path writes the events only
+    fanned_out()
 
     (alert,) = bodies(alerts_only)
     created, alert_again = bodies(everything)
@@ -301,6 +310,7 @@ def test_deletions_reach_the_outbox_but_retention_purges_do_not():
 
     writes.detection_delete(detection=deleted)
     retention.purge_detections(timezone.now() - timedelta(days=30))
+    fanned_out()
 
     assert not Detection.objects.filter(pk=purged.pk).exists()
     assert [(b["type"], b["data"]["deleted_id"]) for b in bodies(hook)] == [("detection.deleted", deleted.pk)]
@@ -309,6 +319,7 @@ def test_deletions_reach_the_outbox_but_retention_purges_do_not():
 def test_nothing_is_written_to_the_outbox_without_endpoints():
     watch("34 ABC 123")
     seen("34ABC123")
+    fanned_out()
     assert not WebhookMessage.objects.exists()
 
 

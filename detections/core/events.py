@@ -3,7 +3,8 @@ an alert raised) and its row.
 
 `writes` writes every event to the Event table, numbered by its seq, inside the
 transaction that changes the detections; the feed publishes it after commit
-and replays it from the table (`detections.feed.messages`).
+and replays it from the table (`detections.feed.messages`), and the webhook
+workers make their messages from it (`detections.webhooks.outbox`).
 """
 
 from detections.core import counters
@@ -61,8 +62,9 @@ def alert_payload(alert: Alert) -> dict:
     }
 
 
-def event_row(payload: dict, detection: Detection) -> Event:
-    """The log row of an event about `detection` (not saved yet)."""
+def event_row(payload: dict, detection: Detection, *, to_webhooks: bool = True) -> Event:
+    """The log row of an event about `detection` (not saved yet); `to_webhooks`
+    False keeps it from every webhook endpoint."""
     return Event(
         seq=payload["seq"],
         kind=payload["type"],
@@ -70,4 +72,5 @@ def event_row(payload: dict, detection: Detection) -> Event:
         camera=payload["camera"],
         vehicle_type=detection.vehicle_type,
         payload=payload,
+        to_webhooks=to_webhooks,
     )

@@ -4,8 +4,12 @@ Views, the admin, the group commit and the operator commands call these
 functions; nothing else writes detections. Each reads top to bottom in the
 order the work happens:
 
-    files -> rows -> alerts matched -> counters -> event rows -> alerts and
-    webhook messages -> (commit) -> publish
+    files -> rows -> alerts matched -> counters -> event rows -> alerts ->
+    (commit) -> publish
+
+The event rows are the webhook outbox too: the delivery workers make each
+endpoint's messages from them (`webhooks.outbox.fan_out`), so nothing here
+depends on the endpoints.
 
 Publishing is the job of the post_save / post_delete signal receivers
 (`feed/signals.py`). Bulk statements send no signals, so this module sends them
@@ -31,7 +35,6 @@ from detections.alerts.plates import normalize
 from detections.core import counters, events, images
 from detections.models import LAST_SEEN_RESOLUTION, Alert, Camera, Detection, Event, IdempotencyKey
 from detections.operations import metrics
-from detections.webhooks import outbox
 
 logger = logging.getLogger(__name__)
 
@@ -147,7 +150,7 @@ def detections_create(items: list[NewDetection]) -> list[Outcome]:
 
 
 def _store(rows: list[Detection], new: list[NewDetection], thumbnails: list, rules: config.Snapshot):
-    """The rows, their alerts, events and webhook messages, in one transaction."""
+    """The rows, their events and alerts, in one transaction."""
     # durable: the commit happens here, never in a caller's transaction that
     # could still roll back after the files were kept.
     with transaction.atomic(durable=True):
@@ -165,7 +168,6 @@ def _store(rows: list[Detection], new: list[NewDetection], thumbnails: list, rul
             for row, position in zip(rows, positions, strict=True)
         )
         alerts = raising.store(raised, {event.detection_id: event for event in written})
-        outbox.enqueue([*written, *(event for _, event in alerts)], rules.endpoints)
         for row, event, thumbnail in zip(rows, written, thumbnails, strict=True):
             _send_post_save(row, event, thumbnail)
         for alert, event in alerts:
@@ -353,15 +355,15 @@ def detections_delete(
     """Delete the detections of `queryset`, `batch_size` per transaction, oldest
     first. `progress(detections, files)` is called after each batch. Webhook
     endpoints hear of each deletion unless `notify_webhooks` is False (retention
-    purges: a receiver wants the vehicles, not the housekeeping).
+    purges: a receiver wants the vehicles, not the housekeeping); the events say
+    which, for the fan-out.
 
     Each batch locks its rows before reading them, so a row someone deletes at
     the same moment is counted out once, not twice.
     """
     detections = files = 0
     while True:
-        endpoints = config.current().endpoints if notify_webhooks else ()
-        rows, names = _retrying_deadlocks(lambda endpoints=endpoints: _delete_batch(queryset, batch_size, endpoints))
+        rows, names = _retrying_deadlocks(lambda: _delete_batch(queryset, batch_size, notify_webhooks))
         if not rows:
             break
         detections += len(rows)
@@ -373,7 +375,7 @@ def detections_delete(
     return Deleted(detections=detections, files=files, count=counters.current_position().count)
 
 
-def _delete_batch(queryset, batch_size: int, endpoints) -> tuple[list[Detection], list[str]]:
+def _delete_batch(queryset, batch_size: int, notify_webhooks: bool) -> tuple[list[Detection], list[str]]:
     """Delete the oldest `batch_size` detections of `queryset` in one transaction:
     the rows and their file names (the files go after commit)."""
     with transaction.atomic():
@@ -386,10 +388,9 @@ def _delete_batch(queryset, batch_size: int, endpoints) -> tuple[list[Detection]
         _delete_rows(ids)
         positions = counters.count_changes(rows, delta=-1)
         written = Event.objects.bulk_create(
-            events.event_row(events.deletion_payload(row, position), row)
+            events.event_row(events.deletion_payload(row, position), row, to_webhooks=notify_webhooks)
             for row, position in zip(rows, positions, strict=True)
         )
-        outbox.enqueue(written, endpoints)
         for row, event in zip(rows, written, strict=True):
             post_delete.send(sender=Detection, instance=row, using=row._state.db, origin=row, event=event)
         transaction.on_commit(lambda: images.delete_files(names), robust=True)
@@ -414,7 +415,6 @@ def count_saved_elsewhere(detection: Detection) -> tuple[Event, bytes | None]:
         (position,) = counters.count_changes([detection], delta=1)
         event = events.event_row(events.new_detection_payload(detection, position), detection)
         event.save(force_insert=True)
-        outbox.enqueue([event], config.current().endpoints)
     return event, images.read_stored(detection.thumbnail.name)
 
 
@@ -424,7 +424,6 @@ def count_deleted_elsewhere(detection: Detection) -> Event:
     (position,) = counters.count_changes([detection], delta=-1)
     event = events.event_row(events.deletion_payload(detection, position), detection)
     event.save(force_insert=True)
-    outbox.enqueue([event], config.current().endpoints)
     names = _file_names([detection])
     transaction.on_commit(lambda: images.delete_files(names), robust=True)
     return event

@@ -1,4 +1,5 @@
-"""The delivery worker (`manage.py deliver_webhooks`): sends the outbox.
+"""The delivery worker (`manage.py deliver_webhooks`): makes the messages of
+the events committed since it last looked (`outbox.fan_out`), then sends them.
 
 One asyncio loop sends every attempt; the database work runs on two threads
 of its own (claims on one, outcomes on the other), one connection each. Each
@@ -10,9 +11,11 @@ are claimed and sent meanwhile. A claimed message that could not start in time
 to end within its claim is left for the claim to run out (and for another
 worker); at a stop, those not started are handed back at once.
 
-The outbox is polled every WEBHOOK_POLL_SECONDS while idle; an endpoint whose
-claim got all it asked for is claimed again as soon as its waiting messages
-run low. The attempts that ended meanwhile are recorded together, in one
+Each time it wakes (a commit, or every WEBHOOK_POLL_SECONDS while idle) the
+worker fans out, then claims, in one call on the claiming thread; an endpoint
+whose claim got all it asked for is claimed again as soon as its waiting
+messages run low, and a fan-out that left events for the next step wakes it
+again. The attempts that ended meanwhile are recorded together, in one
 transaction.
 
 An attempt is a POST to the checked address of the endpoint's URL (the SSRF
@@ -43,7 +46,7 @@ from django.utils import timezone
 from detections.feed.publisher import FEED_GROUP
 from detections.models import MessageStatus
 from detections.operations import metrics
-from detections.webhooks import queue, signing, targets
+from detections.webhooks import outbox, queue, signing, targets
 
 logger = logging.getLogger(__name__)
 
@@ -190,19 +193,21 @@ class Worker:
         try:
             claimed_at = float("-inf")
             while not self.stopping:
-                # Woken by every commit under load: claim at most this often, so
-                # that many commits share one claim instead of one claim each.
+                # Woken by every commit under load: fan out and claim at most this
+                # often, so that many commits share one step instead of one each.
                 await asyncio.sleep(max(0.0, claimed_at + MIN_CLAIM_INTERVAL_SECONDS - time.monotonic()))
                 self.wake.clear()
                 wanted = {pk: CLAIM_AHEAD * self.concurrency - slots.held for pk, slots in self.slots.items()}
                 claimed_at = time.monotonic()
                 try:
-                    claims, self.backlogged = await self._in_database(
-                        self.claiming, queue.claim_due, wanted, CLAIM_AHEAD * self.concurrency
+                    claims, self.backlogged, more = await self._in_database(
+                        self.claiming, fan_out_and_claim, wanted, CLAIM_AHEAD * self.concurrency
                     )
                 except DatabaseError as problem:
                     logger.warning(
-                        "could not claim webhook messages (trying again in %g s): %s", DATABASE_RETRY_SECONDS, problem
+                        "could not fan out or claim webhook messages (trying again in %g s): %s",
+                        DATABASE_RETRY_SECONDS,
+                        problem,
                     )
                     await self._pause(DATABASE_RETRY_SECONDS)
                     continue
@@ -212,7 +217,9 @@ class Worker:
                     self.slots[claim.endpoint_id].waiting.append((claim, start_by))
                 for endpoint_id in {claim.endpoint_id for claim in claims}:
                     self._start_waiting(endpoint_id)
-                if once and not claims and not self.tasks and not self.finished:
+                if more:
+                    self.wake.set()  # the next events at the next step, not at the next poll
+                elif once and not claims and not self.tasks and not self.finished:
                     break
                 await self._pause(self.poll_seconds)
         finally:
@@ -220,8 +227,8 @@ class Worker:
             await self._finish(recorder)
 
     async def _wake_on_commits(self):
-        """Claim as soon as a change commits, not at the next poll: every commit
-        that writes the outbox also publishes its events to the feed group, so
+        """Fan out and claim as soon as a change commits, not at the next poll:
+        every commit that writes events also publishes them to the feed group, so
         the worker listens there (when the channel layer reaches across
         processes, as Redis does; otherwise polling alone finds the messages)."""
         layer = get_channel_layer()
@@ -400,6 +407,14 @@ class Worker:
         for thread in (self.claiming, self.recording):
             await asyncio.get_running_loop().run_in_executor(thread, _close_connection)
             thread.shutdown(wait=True)
+
+
+def fan_out_and_claim(wanted: dict[int, int], default: int) -> tuple[list[queue.Claim], set[int], bool]:
+    """The messages of the events committed since the last step, then a claim
+    of what is due (those new messages included); and whether more events wait."""
+    more = outbox.fan_out()
+    claims, filled = queue.claim_due(wanted, default)
+    return claims, filled, more
 
 
 def _with_fresh_connection(function, *args):

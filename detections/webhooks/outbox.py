@@ -1,45 +1,125 @@
-"""The webhook outbox: a message per event and endpoint, written in the
-transaction of the change it reports, so that a committed change is always
-delivered (by `deliver_webhooks`) and a rolled-back one never is."""
+"""The webhook outbox is the event log.
+
+Every detection created or deleted and every alert raised is an Event row,
+written in the transaction of the change: a committed change is always
+delivered and a rolled-back one never is. The write path writes nothing else
+for webhooks, so the serial part of ingest costs the same with endpoints as
+without.
+
+The delivery workers turn the events into messages (`fan_out`): one per event
+and active endpoint that takes it, in a short transaction of their own, after
+a cursor (WebhookFanout.last_seq) that the same transaction moves past them.
+Seqs follow commit order (writers lock the feed row last, until commit), so an
+event below the feed's committed head is committed and no later commit brings
+one below it: the cursor never steps over an event that is still to come. A
+worker locks the cursor row for its step, so the workers fan out one at a time
+and every event once; a worker that dies mid-step leaves nothing, and the next
+step does the same work again.
+
+An endpoint receives the events after the feed's head at its first save
+(WebhookEndpoint.after_seq), and is taken as it is when the step runs: an
+endpoint turned off then gets nothing of the events of that step.
+"""
 
 import json
 import uuid
+from dataclasses import dataclass
 
 from django.conf import settings
-from django.utils import timezone
+from django.db import transaction
 
-from detections.alerts.config import Endpoint
 from detections.core.formats import format_time
-from detections.models import Event, EventKind, WebhookEvent, WebhookMessage
+from detections.models import Event, EventKind, WebhookEndpoint, WebhookEvent, WebhookFanout, WebhookMessage, feed_head
 
 WEBHOOK_EVENT_OF = {
     EventKind.NEW_DETECTION: WebhookEvent.DETECTION_CREATED,
     EventKind.DELETION: WebhookEvent.DETECTION_DELETED,
     EventKind.ALERT: WebhookEvent.ALERT_TRIGGERED,
 }
+KIND_OF = {event_type: kind for kind, event_type in WEBHOOK_EVENT_OF.items()}
 _URL_FIELDS = ("image_url", "thumbnail_url")
+# Seqs one step reads at most: a few hundred messages per endpoint in one insert.
+PAGE = 500
+INSERT_BATCH = 500
 
 
-def enqueue(logged: list[Event], endpoints: tuple[Endpoint, ...]):
-    """Write the messages of `logged` events for the endpoints that take them."""
-    if not endpoints:
-        return
-    now = timezone.now()
+@dataclass(frozen=True)
+class Endpoint:
+    """An active endpoint, as the fan-out filters events for it."""
+
+    id: int
+    events: frozenset[str]
+    cameras: frozenset[str]
+    after_seq: int
+
+    def takes(self, event: Event, event_type: str) -> bool:
+        return (
+            event.seq > self.after_seq
+            and event_type in self.events
+            and (not self.cameras or event.camera in self.cameras)
+        )
+
+
+def active_endpoints() -> list[Endpoint]:
+    return [
+        Endpoint(id=pk, events=frozenset(events), cameras=frozenset(cameras or ()), after_seq=after_seq or 0)
+        for pk, events, cameras, after_seq in WebhookEndpoint.objects.filter(active=True).values_list(
+            "pk", "events", "cameras", "after_seq"
+        )
+    ]
+
+
+def _start(cursor: int, endpoints: list[Endpoint], head: int) -> int:
+    """Where the fan-out really is: past the cursor, every event up to the
+    lowest after_seq of the active endpoints needs no message, and without any
+    active endpoint no event up to the head does."""
+    return max(cursor, min((endpoint.after_seq for endpoint in endpoints), default=head))
+
+
+def fan_out(page: int = PAGE) -> bool:
+    """Make the messages of the next events (at most `page` seqs past the
+    cursor) and move the cursor past them, in one transaction. True when more
+    committed events are waiting for the next step."""
+    with transaction.atomic():
+        cursor = WebhookFanout.objects.select_for_update().filter(pk=1).values_list("last_seq", flat=True).first()
+        if cursor is not None:
+            return _step(cursor, page)
+    # The row is made by a migration; a flushed test database has lost it. It
+    # is made again outside any step (two workers inserting it inside theirs
+    # would deadlock), from the start of the log: every endpoint's after_seq
+    # keeps the history before it out.
+    WebhookFanout.objects.get_or_create(pk=1)
+    return fan_out(page)
+
+
+def _step(cursor: int, page: int) -> bool:
+    # The head before the endpoints: an endpoint this does not see yet is
+    # committed after every event up to the head was.
+    head = feed_head()
+    endpoints = active_endpoints()
+    start = _start(cursor, endpoints, head)
+    upper = max(start, min(head, start + page))
+    if upper > start:
+        kinds = {KIND_OF[event_type] for endpoint in endpoints for event_type in endpoint.events}
+        events = (
+            Event.objects.filter(seq__gt=start, seq__lte=upper, to_webhooks=True, kind__in=kinds)
+            .order_by("seq")
+            .only("seq", "kind", "camera", "payload", "created_at")
+        )
+        WebhookMessage.objects.bulk_create(_messages(events, endpoints), batch_size=INSERT_BATCH)
+    if upper != cursor:
+        WebhookFanout.objects.filter(pk=1).update(last_seq=upper)
+    return upper < head
+
+
+def _messages(events, endpoints: list[Endpoint]) -> list[WebhookMessage]:
     messages = []
-    for event in logged:
+    for event in events:
         event_type = WEBHOOK_EVENT_OF[event.kind]
-        receivers = [e for e in endpoints if event_type in e.events and (not e.cameras or event.camera in e.cameras)]
+        receivers = [endpoint for endpoint in endpoints if endpoint.takes(event, event_type)]
         if not receivers:
             continue
-        body = json.dumps(
-            {
-                "type": event_type,
-                "timestamp": format_time(event.created_at),
-                "seq": event.seq,
-                "data": message_data(event.payload),
-            },
-            separators=(",", ":"),
-        )
+        body = message_body(event, event_type)
         messages.extend(
             WebhookMessage(
                 endpoint_id=endpoint.id,
@@ -47,12 +127,35 @@ def enqueue(logged: list[Event], endpoints: tuple[Endpoint, ...]):
                 event_type=event_type,
                 seq=event.seq,
                 body=body,
-                created_at=now,
-                next_attempt_at=now,
+                # The event's time: the delivery latency starts at the commit,
+                # and the message is due at once.
+                created_at=event.created_at,
+                next_attempt_at=event.created_at,
             )
             for endpoint in receivers
         )
-    WebhookMessage.objects.bulk_create(messages)
+    return messages
+
+
+def reached() -> int:
+    """The seq up to which every event has its messages or needs none: what
+    retention may prune, and where the fan-out lag starts."""
+    head = feed_head()
+    cursor = WebhookFanout.objects.filter(pk=1).values_list("last_seq", flat=True).first() or 0
+    return _start(cursor, active_endpoints(), head)
+
+
+def message_body(event: Event, event_type: str) -> str:
+    """The JSON a message sends, byte for byte on every attempt."""
+    return json.dumps(
+        {
+            "type": event_type,
+            "timestamp": format_time(event.created_at),
+            "seq": event.seq,
+            "data": message_data(event.payload),
+        },
+        separators=(",", ":"),
+    )
 
 
 def message_data(payload: dict) -> dict:
