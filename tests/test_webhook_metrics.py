@@ -1,21 +1,34 @@
 """/metrics of a web process counts each endpoint's pending and failed webhook
-messages from the database, wherever the workers run; /readyz ignores webhooks."""
+messages and the events not fanned out yet from the database, wherever the
+workers run; /readyz ignores webhooks."""
 
 import httpx
+from conftest import store_detection
 from prometheus_client.parser import text_string_to_metric_families
 from webhook_helpers import make_endpoint, make_message
 
 from detections.models import MessageStatus
+from detections.webhooks import outbox
+
+
+def families(server) -> list:
+    return list(text_string_to_metric_families(httpx.get(f"{server.base_url}/metrics", timeout=10).text))
 
 
 def webhook_queue(server) -> dict[tuple[str, str], float]:
-    text = httpx.get(f"{server.base_url}/metrics", timeout=10).text
     return {
         (sample.labels["endpoint"], sample.labels["status"]): sample.value
-        for family in text_string_to_metric_families(text)
+        for family in families(server)
         if family.name == "vehicle_monitor_webhook_messages"
         for sample in family.samples
     }
+
+
+def fanout_lag(server) -> tuple[float, float]:
+    """(events, seconds) the fan-out is behind."""
+    names = ("vehicle_monitor_webhook_fanout_lag_events", "vehicle_monitor_webhook_fanout_lag_seconds")
+    values = {family.name: family.samples[0].value for family in families(server) if family.name in names}
+    return values[names[0]], values[names[1]]
 
 
 def test_metrics_show_pending_and_failed_messages_per_endpoint(server):
@@ -33,3 +46,18 @@ def test_metrics_show_pending_and_failed_messages_per_endpoint(server):
         (str(idle.pk), "failed"): 0,
     }
     assert httpx.get(f"{server.base_url}/readyz", timeout=10).json()["checks"].keys() == {"database", "channel_layer"}
+
+
+def test_metrics_show_the_events_committed_that_no_worker_has_made_messages_of_yet(server):
+    assert fanout_lag(server) == (0, 0)
+    make_endpoint("https://gate.example/hook")
+    for n in range(3):
+        store_detection(f"trk-{n}")
+
+    events, seconds = fanout_lag(server)
+    assert events == 3 and seconds > 0
+
+    while outbox.fan_out():
+        pass
+    assert fanout_lag(server) == (0, 0)
+    assert list(webhook_queue(server).values()) == [3, 0]  # pending, failed
