@@ -268,7 +268,7 @@ WEBHOOK_MESSAGE_RETENTION_DAYS = env.int("WEBHOOK_MESSAGE_RETENTION_DAYS", defau
 
 # --- Alerts and webhooks ----------------------------------------------------------------
 
-# How often a process looks for edits to watch-lists, rules and endpoints.
+# How often a process looks for edits to watch-lists and rules.
 ALERT_CONFIG_CHECK_SECONDS = env.float("ALERT_CONFIG_CHECK_SECONDS", default=0.5)
 # The start of every absolute URL in a webhook message (image_url, ...).
 PUBLIC_BASE_URL = env.str("PUBLIC_BASE_URL", default="http://localhost:8000").rstrip("/")

@@ -1,4 +1,4 @@
-"""Watch-lists, alert rules and webhook endpoints as each process holds them.
+"""Watch-lists and alert rules as each process holds them.
 
 They are read on every created detection, so each process keeps them in memory,
 indexed (`matching.PlateIndex`). Every change to them bumps one revision
@@ -27,16 +27,17 @@ from detections.models import (
     MatchMode,
     Watchlist,
     WatchlistEntry,
-    WebhookEndpoint,
 )
 
 logger = logging.getLogger(__name__)
 
-WATCHED_MODELS = (Watchlist, WatchlistEntry, AlertRule, WebhookEndpoint)
+# Not the webhook endpoints: the delivery workers read them at each fan-out step
+# and the write path never does, so an endpoint edit reloads no rules.
+WATCHED_MODELS = (Watchlist, WatchlistEntry, AlertRule)
 
 
 def changed():
-    """Say that watch-lists, rules or endpoints changed (call inside the change's transaction)."""
+    """Say that watch-lists or rules changed (call inside the change's transaction)."""
     if not AlertConfigRevision.objects.filter(pk=1).update(revision=F("revision") + 1):
         AlertConfigRevision.objects.get_or_create(pk=1, defaults={"revision": 1})
 
@@ -70,22 +71,14 @@ class Rule:
 
 
 @dataclass(frozen=True)
-class Endpoint:
-    id: int
-    events: frozenset[str]
-    cameras: frozenset[str]
-
-
-@dataclass(frozen=True)
 class Snapshot:
     revision: int
     rules: tuple[Rule, ...] = ()
     watchlists: dict[int, tuple[str, PlateIndex]] = field(default_factory=dict)  # id -> (name, index)
-    endpoints: tuple[Endpoint, ...] = ()
 
 
 def load() -> Snapshot:
-    """Read the active rules, the lists they use and the active endpoints."""
+    """Read the active rules and the lists they use."""
     number = revision()
     rules = tuple(
         Rule(
@@ -111,11 +104,7 @@ def load() -> Snapshot:
         ]
         edits = watchlist.max_edits if watchlist.match == MatchMode.FUZZY else 0
         watchlists[watchlist.pk] = (watchlist.name, PlateIndex(entries, edits))
-    endpoints = tuple(
-        Endpoint(id=pk, events=frozenset(events), cameras=frozenset(cameras or ()))
-        for pk, events, cameras in WebhookEndpoint.objects.filter(active=True).values_list("pk", "events", "cameras")
-    )
-    return Snapshot(revision=number, rules=rules, watchlists=watchlists, endpoints=endpoints)
+    return Snapshot(revision=number, rules=rules, watchlists=watchlists)
 
 
 # A configuration that loads faster than this is reloaded by the thread that
@@ -175,7 +164,7 @@ _current = _Current()
 
 
 def current() -> Snapshot:
-    """The rules, lists and endpoints in force, at most ALERT_CONFIG_CHECK_SECONDS old."""
+    """The rules and lists in force, at most ALERT_CONFIG_CHECK_SECONDS old."""
     return _current.get()
 
 

@@ -106,7 +106,7 @@ def claim_due(wanted: dict[int, int], default: int) -> tuple[list[Claim], set[in
     known = list(WebhookEndpoint.objects.filter(pk__in=due_endpoints).only("pk", "url", "secret_encrypted", "active"))
     gone = due_endpoints - {endpoint.pk for endpoint in known}
     if gone:
-        # Written from a process's snapshot of the endpoints just as one was deleted.
+        # Made by a fan-out step that read the endpoints just as one was deleted.
         WebhookMessage.objects.filter(endpoint_id__in=gone).delete()
     free = {endpoint.pk: wanted.get(endpoint.pk, default) for endpoint in known}
     endpoints = [endpoint for endpoint in known if endpoint.active and free[endpoint.pk] > 0]
@@ -274,7 +274,8 @@ def disable(endpoint: WebhookEndpoint, reason: str):
     the caller's transaction, with the endpoint locked)."""
     endpoint.active = False
     endpoint.disabled_reason = reason[: WebhookEndpoint._meta.get_field("disabled_reason").max_length]
-    # save(), not update(): the change must reach the processes that write the outbox.
+    # save(), not update(): updated_at says when. The next fan-out step reads
+    # the endpoint again and makes it no more messages.
     endpoint.save(update_fields=["active", "disabled_reason", "updated_at"])
     WebhookMessage.objects.filter(endpoint=endpoint, status=MessageStatus.PENDING).update(
         status=MessageStatus.FAILED, claimed_until=None
