@@ -187,15 +187,18 @@ def test_the_write_path_makes_the_same_queries_with_three_endpoints_as_without(d
 def test_a_step_that_fails_before_its_commit_leaves_nothing_and_the_next_makes_every_message(monkeypatch):
     hooks = [endpoint(), endpoint()]
     store(30)
-    insert = WebhookMessage.objects.bulk_create
+    insert = outbox._insert
+    inserted = []
 
-    def insert_then_die(*args, **kwargs):
-        insert(*args, **kwargs)
+    def insert_then_die(rows):
+        insert(rows)
+        inserted.append(WebhookMessage.objects.count())  # seen inside the step's transaction
         raise DatabaseError("the worker's connection is gone")
 
-    monkeypatch.setattr(WebhookMessage.objects, "bulk_create", insert_then_die)
+    monkeypatch.setattr(outbox, "_insert", insert_then_die)
     with pytest.raises(DatabaseError):
         outbox.fan_out()
+    assert inserted == [60]
     assert not WebhookMessage.objects.exists() and cursor() == 0
     monkeypatch.undo()
 
