@@ -26,6 +26,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from PIL import Image
+from places import HERE, Place
 
 from detections.feed import publisher
 from detections.simulation.camera import make_detection
@@ -338,14 +339,22 @@ class ServerProcess:
     command (docker-compose.yml's `web`) or, with kind="daphne", by daphne."""
 
     def __init__(
-        self, media_root: Path, credentials: Credentials, extra_env: dict | None = None, *, kind: str = "production"
+        self,
+        media_root: Path,
+        credentials: Credentials,
+        extra_env: dict | None = None,
+        *,
+        kind: str = "production",
+        place: Place = HERE,
+        port: int | None = None,
     ):
         self.kind = kind
-        self.port = free_port()
+        self.place = place
+        self.port = port or free_port()
         self.media_root = media_root
         self.credentials = credentials
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.ws_url = f"ws://127.0.0.1:{self.port}"
+        self.base_url = f"http://{place.host}:{self.port}"
+        self.ws_url = f"ws://{place.host}:{self.port}"
         env = {
             **os.environ,
             "DATABASE_URL": database_url(),
@@ -381,11 +390,12 @@ class ServerProcess:
     def command(self) -> list[str]:
         if self.kind == "daphne":
             return [
+                *self.place.launcher,
                 sys.executable,
                 "-m",
                 "daphne",
                 "-b",
-                "127.0.0.1",
+                self.place.host,
                 "-p",
                 str(self.port),
                 "vehicle_monitor.asgi:application",
@@ -393,7 +403,16 @@ class ServerProcess:
         # docker-compose.yml's command for the web service, on this port.
         production = compose_web_command()
         assert production[0] == "uvicorn", production
-        return [sys.executable, "-m", *production, "--host", "127.0.0.1", "--port", str(self.port)]
+        return [
+            *self.place.launcher,
+            sys.executable,
+            "-m",
+            *production,
+            "--host",
+            self.place.host,
+            "--port",
+            str(self.port),
+        ]
 
     def _read_output(self):
         for line in self.process.stdout:

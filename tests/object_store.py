@@ -21,6 +21,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from conftest import free_port
+from places import HERE, Place
 from services import wait_until
 
 ACCESS_KEY = "vm-test-access"
@@ -38,8 +39,9 @@ def weed_binary() -> Path:
 
 
 class ObjectStore:
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, place: Place = HERE):
         self.directory = directory
+        self.place = place
         (directory / "data").mkdir()
         self.config = directory / "s3.json"
         identity = {
@@ -55,16 +57,17 @@ class ObjectStore:
             for server in ("master", "volume", "filer", "s3")
             for kind in ("", ".grpc")
         }
-        self.endpoint_url = f"http://127.0.0.1:{self.ports['s3.port']}"
+        self.endpoint_url = f"http://{place.host}:{self.ports['s3.port']}"
         self.process: subprocess.Popen | None = None
 
     def command(self) -> list[str]:
         return [
+            *self.place.launcher,
             str(weed_binary()),
             "server",
             f"-dir={self.directory / 'data'}",
-            "-ip=127.0.0.1",
-            "-ip.bind=127.0.0.1",
+            f"-ip={self.place.host}",
+            f"-ip.bind={self.place.host}",
             "-master.telemetry=false",
             # One master: after a restart it need not wait 10 s for peers to elect it.
             "-master.electionTimeout=1s",
@@ -138,9 +141,9 @@ class ObjectStore:
 
 
 @contextlib.contextmanager
-def object_store() -> Iterator[ObjectStore]:
+def object_store(place: Place = HERE) -> Iterator[ObjectStore]:
     with tempfile.TemporaryDirectory(prefix="vm-seaweedfs-") as directory:
-        store = ObjectStore(Path(directory))
+        store = ObjectStore(Path(directory), place)
         try:
             store.start()
             yield store

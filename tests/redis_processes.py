@@ -2,7 +2,9 @@
 nothing saved to disk, never the machine's Redis on 6379.
 
 `sentinel_cluster()` starts a primary, one replica and three Sentinels (quorum
-2) that fail over a second after the primary stops answering, and returns once
+2) that fail over a second after the primary stops answering, on 127.0.0.1 or
+on another host's address through that host's launcher (tests/multihost.py),
+and returns once
 every Sentinel sees the primary, the replica and the two other Sentinels; it
 stops every process and removes every directory when the block ends, however
 it ends. Waiting polls Redis's own answers against a deadline: a Sentinel
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import redis
 from conftest import free_port
+from places import HERE, Place
 
 MASTER_NAME = "vm-test-primary"
 PASSWORD = "primary-secret"
@@ -50,8 +53,9 @@ def wait_for(check: Callable[[], object], what: str, timeout: float = 20.0, inte
 
 @dataclass
 class RedisProcess:
-    """One redis-server, a data node or a Sentinel, on 127.0.0.1:port."""
+    """One redis-server, a data node or a Sentinel, on host:port."""
 
+    host: str
     port: int
     directory: Path
     process: subprocess.Popen
@@ -62,7 +66,7 @@ class RedisProcess:
         if self._client is None:
             # No retries: a poll that fails is simply repeated by its caller.
             self._client = redis.Redis(
-                "127.0.0.1",
+                self.host,
                 self.port,
                 password=self.password,
                 socket_timeout=2,
@@ -93,15 +97,15 @@ class RedisProcess:
                 self.process.wait()
 
 
-def _start(directory: Path, arguments: list[str], password: str) -> RedisProcess:
+def _start(directory: Path, arguments: list[str], password: str, place: Place) -> RedisProcess:
     port = free_port()
     process = subprocess.Popen(
-        ["redis-server", *arguments, "--port", str(port), "--logfile", str(directory / "redis.log")],
+        [*place.launcher, "redis-server", *arguments, "--port", str(port), "--logfile", str(directory / "redis.log")],
         cwd=directory,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    node = RedisProcess(port=port, directory=directory, process=process, password=password)
+    node = RedisProcess(host=place.host, port=port, directory=directory, process=process, password=password)
     try:
         wait_for(lambda: process.poll() is None and node.client().ping(), f"redis-server on {port}", START_TIMEOUT)
     except AssertionError as exc:
@@ -110,19 +114,19 @@ def _start(directory: Path, arguments: list[str], password: str) -> RedisProcess
     return node
 
 
-def start_data_node(directory: Path, replica_of: RedisProcess | None = None) -> RedisProcess:
+def start_data_node(directory: Path, replica_of: RedisProcess | None = None, place: Place = HERE) -> RedisProcess:
     """A primary, or a replica of `replica_of`; both ask for PASSWORD."""
     directory.mkdir()
-    arguments = ["--bind", "127.0.0.1", "--dir", str(directory), "--save", "", "--appendonly", "no"]
+    arguments = ["--bind", place.host, "--dir", str(directory), "--save", "", "--appendonly", "no"]
     arguments += ["--requirepass", PASSWORD, "--masterauth", PASSWORD]
     # The replica's first sync at once, not after the default 5 s wait for more replicas.
     arguments += ["--repl-diskless-sync-delay", "0"]
     if replica_of is not None:
-        arguments += ["--replicaof", "127.0.0.1", str(replica_of.port)]
-    return _start(directory, arguments, PASSWORD)
+        arguments += ["--replicaof", replica_of.host, str(replica_of.port)]
+    return _start(directory, arguments, PASSWORD, place)
 
 
-def start_sentinel(directory: Path, primary: RedisProcess) -> RedisProcess:
+def start_sentinel(directory: Path, primary: RedisProcess, place: Place = HERE) -> RedisProcess:
     """A Sentinel watching `primary`; it asks for SENTINEL_PASSWORD, and uses it with the other Sentinels."""
     directory.mkdir()
     # A file of its own: a Sentinel rewrites its configuration as it learns.
@@ -130,10 +134,10 @@ def start_sentinel(directory: Path, primary: RedisProcess) -> RedisProcess:
     config.write_text(
         "\n".join(
             [
-                "bind 127.0.0.1",
+                f"bind {place.host}",
                 f"dir {directory}",
                 f"requirepass {SENTINEL_PASSWORD}",
-                f"sentinel monitor {MASTER_NAME} 127.0.0.1 {primary.port} {QUORUM}",
+                f"sentinel monitor {MASTER_NAME} {primary.host} {primary.port} {QUORUM}",
                 f"sentinel auth-pass {MASTER_NAME} {PASSWORD}",
                 f"sentinel down-after-milliseconds {MASTER_NAME} {DOWN_AFTER_MS}",
                 f"sentinel failover-timeout {MASTER_NAME} {FAILOVER_TIMEOUT_MS}",
@@ -141,7 +145,7 @@ def start_sentinel(directory: Path, primary: RedisProcess) -> RedisProcess:
             ]
         )
     )
-    return _start(directory, [str(config), "--sentinel"], SENTINEL_PASSWORD)
+    return _start(directory, [str(config), "--sentinel"], SENTINEL_PASSWORD, place)
 
 
 @dataclass
@@ -153,7 +157,7 @@ class SentinelCluster:
     @property
     def sentinels_setting(self) -> str:
         """REDIS_SENTINELS for this cluster."""
-        return ",".join(f"127.0.0.1:{sentinel.port}" for sentinel in self.sentinels)
+        return ",".join(f"{sentinel.host}:{sentinel.port}" for sentinel in self.sentinels)
 
     def master_ports(self) -> set[int]:
         """The primary's port as each Sentinel reports it now."""
@@ -180,19 +184,19 @@ def _sees_everything(sentinel: RedisProcess, cluster: SentinelCluster) -> bool:
     replicas = client.sentinel_slaves(MASTER_NAME)
     others = client.sentinel_sentinels(MASTER_NAME)
     return (
-        client.sentinel_get_master_addr_by_name(MASTER_NAME) == ("127.0.0.1", cluster.primary.port)
+        client.sentinel_get_master_addr_by_name(MASTER_NAME) == (cluster.primary.host, cluster.primary.port)
         and any(r["port"] == cluster.replica.port and not r["is_sdown"] for r in replicas)
         and len(others) == len(cluster.sentinels) - 1
     )
 
 
 @contextlib.contextmanager
-def sentinel_cluster() -> Iterator[SentinelCluster]:
+def sentinel_cluster(place: Place = HERE) -> Iterator[SentinelCluster]:
     with tempfile.TemporaryDirectory(prefix="vm-sentinel-") as root, contextlib.ExitStack() as running:
         base = Path(root)
-        primary = start_data_node(base / "primary")
+        primary = start_data_node(base / "primary", place=place)
         running.callback(primary.stop)
-        replica = start_data_node(base / "replica", replica_of=primary)
+        replica = start_data_node(base / "replica", replica_of=primary, place=place)
         running.callback(replica.stop)
         wait_for(
             lambda: replica.client().info("replication").get("master_link_status") == "up",
@@ -200,7 +204,7 @@ def sentinel_cluster() -> Iterator[SentinelCluster]:
         )
         cluster = SentinelCluster(primary, replica)
         for n in range(3):
-            sentinel = start_sentinel(base / f"sentinel-{n}", primary)
+            sentinel = start_sentinel(base / f"sentinel-{n}", primary, place)
             running.callback(sentinel.stop)
             cluster.sentinels.append(sentinel)
         # Sentinels find each other through hello messages on the primary, every 2 s.

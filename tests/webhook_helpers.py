@@ -131,11 +131,11 @@ class ReceiverProcess:
 class WorkerProcess:
     """`manage.py deliver_webhooks` in a process of its own, on the test database."""
 
-    def __init__(self, *arguments: str, env: dict | None = None):
+    def __init__(self, *arguments: str, env: dict | None = None, launcher: tuple[str, ...] = ()):
         self.output: list[str] = []
         self._started = threading.Event()
         self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "deliver_webhooks", *arguments],
+            [*launcher, sys.executable, "manage.py", "deliver_webhooks", *arguments],
             cwd=ROOT,
             env={
                 **os.environ,
