@@ -48,6 +48,17 @@ def test_readyz_is_ready_when_the_database_and_the_channel_layer_answer(server):
     assert "failing" not in body
 
 
+def test_readyz_is_ready_while_sockets_wait_on_an_idle_feed(server):
+    """The feed's receive is waiting on the channel layer (a socket is connected
+    and nothing happens): the check's own message must still come back."""
+    with connect(server) as ws:
+        ws.send('{"type": "ping"}')
+        assert receive(ws) == {"type": "pong"}
+        for _ in range(3):
+            status, body = readiness(server)
+            assert status == 200, body
+
+
 def test_readyz_reports_the_channel_layer_down_and_ready_again_when_redis_returns(server, services_restored):
     requires_redis_layer()
     assert readiness(server)[0] == 200

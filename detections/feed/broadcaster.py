@@ -79,7 +79,8 @@ class FeedBroadcaster:
 
     async def _subscribe(self):
         self.layer = get_channel_layer()
-        self.channel = await self.layer.new_channel("feed.")
+        # The default prefix: see detections/operations/health.py's channel check.
+        self.channel = await self.layer.new_channel()
         await self.layer.group_add(publisher.FEED_GROUP, self.channel)
         # Kept here: the event loop holds tasks only weakly.
         self.receiving = asyncio.create_task(self._receive())

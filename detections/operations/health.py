@@ -55,7 +55,11 @@ async def check_channel_layer():
     layer = get_channel_layer()
     if layer is None:
         raise RuntimeError("no channel layer is configured")
-    channel = await layer.new_channel("readyz")
+    # The default prefix, as for every channel of this process: channels-redis
+    # reads all of a process's channels from one Redis key only when they share
+    # it, and a channel of another prefix would wait behind the feed's receive,
+    # which holds the layer's receive lock for as long as the feed is quiet.
+    channel = await layer.new_channel()
     nonce = uuid.uuid4().hex
     await layer.send(channel, {"type": READY_MESSAGE_TYPE, "nonce": nonce})
     message = await layer.receive(channel)
