@@ -208,6 +208,10 @@ class DetectionFeedConsumer(AsyncWebsocketConsumer):
             try:
                 async with self.delivering:
                     await self.feed_event(message)
+            except OSError:
+                # The client is gone (uvicorn's ClientDisconnected): nothing more
+                # can be sent, and the disconnect that follows ends the consumer.
+                return
             except Exception:
                 # The database is down while filling a gap, say: this event stays
                 # undelivered, and the next one reveals the gap and tries again.
