@@ -88,7 +88,16 @@ if _db["ENGINE"] == "django.db.backends.mysql":
             # utf8mb4: plates and descriptions may hold any Unicode character.
             "charset": "utf8mb4",
             # Strict mode turns silent truncation into errors (Django check mysql.W002).
-            "init_command": "SET sql_mode='STRICT_TRANS_TABLES'",
+            # On MariaDB (/*M! ... */ is run by MariaDB only), a connection that
+            # leaves a write transaction idle longer than
+            # DATABASE_IDLE_WRITE_TRANSACTION_SECONDS is closed and its transaction
+            # rolled back: every write here runs its statements back to back, so
+            # an idle one belongs to a process cut off from the network, and its
+            # locks (the feed row's among them) would stop every other host's writes.
+            "init_command": (
+                "SET sql_mode='STRICT_TRANS_TABLES'"
+                f"/*M!, idle_write_transaction_timeout={env.int('DATABASE_IDLE_WRITE_TRANSACTION_SECONDS', default=5)}*/"
+            ),
             "isolation_level": "read committed",
             # An unreachable database host fails a request (503) in seconds instead of
             # holding one of the few request threads for the OS's TCP timeout.
