@@ -72,7 +72,8 @@ if [ -n "$PY" ]; then
     esac
 fi
 if [ "$DEV" -eq 1 ]; then
-    need+=(chromium chromium-driver)
+    # The browser tests' Chromium; the multi-host tests' load balancer and namespaces.
+    need+=(chromium chromium-driver haproxy iproute2)
 fi
 
 missing=()

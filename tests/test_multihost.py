@@ -1,0 +1,248 @@
+"""Two application hosts behind a load balancer, one data host (tests/multihost.py):
+what a deployment on several machines must survive, proved through the load
+balancer with real processes, real sockets and real network links.
+
+The hosts are built once for the module (about 15 s) and every test leaves
+both application hosts up and in the rotation for the next one.
+"""
+
+import time
+from collections import Counter
+
+import httpx
+import multihost
+import pytest
+from conftest import b64, detection_body, image_bytes
+from multihost_clients import Camera, Follower
+
+# A functional deadline, not a timing target: docs/scaling.md and
+# benchmarks/README.md give the measured failover times.
+RECOVERY_DEADLINE = 30.0
+
+
+@pytest.fixture(scope="module")
+def hosts():
+    if problem := multihost.available():
+        raise RuntimeError(problem)
+    with multihost.deployment() as running:
+        yield running
+
+
+@pytest.fixture
+def both_up(hosts):
+    """Both application hosts running and in the rotation, before and after the test."""
+    yield hosts
+    for name in multihost.APP_HOSTS:
+        if name not in hosts.servers:
+            hosts.start_application(name)
+    hosts.balancer.wait_for({name: "UP" for name in multihost.APP_HOSTS})
+
+
+def followers_on_both_hosts(hosts, count: int) -> list[Follower]:
+    """`count` followers through the load balancer; round robin puts half on each host."""
+    followers = [Follower(hosts.ws_url, hosts.credentials.viewer) for _ in range(count)]
+    for follower in followers:
+        follower.start()
+        follower.wait_until(lambda f: f.host is not None, RECOVERY_DEADLINE, "not connected")
+    assert {f.host for f in followers} == set(multihost.APP_HOSTS), [f.host for f in followers]
+    return followers
+
+
+def head(hosts) -> int:
+    seqs = hosts.event_seqs()
+    return seqs[-1] if seqs else 0
+
+
+def assert_every_event_once_in_order(followers: list[Follower], first_seq: int, last_seq: int):
+    """Each follower saw every event from first_seq to last_seq once, in order: no gap, no duplicate."""
+    expected = list(range(first_seq, last_seq + 1))
+    for follower in followers:
+        seen = [seq for seq in follower.seqs if seq >= first_seq]
+        assert seen == expected, (
+            f"gaps {sorted(set(expected) - set(seen))[:10]}, duplicates "
+            f"{[s for s, n in Counter(seen).items() if n > 1][:10]}, connections {follower.connections}"
+        )
+
+
+def assert_every_acknowledged_detection_stored_once(hosts, cameras: list[Camera]):
+    acknowledged = [posted.id for camera in cameras for posted in camera.stored]
+    assert len(set(acknowledged)) == len(acknowledged), "one detection acknowledged twice under two ids"
+    stored = {
+        detection_id
+        for (detection_id,) in hosts.database.query(
+            "SELECT id FROM detections_detection WHERE id IN (" + ",".join(map(str, acknowledged)) + ")"
+        )
+    }
+    assert stored == set(acknowledged), f"acknowledged but not stored: {sorted(set(acknowledged) - stored)}"
+    duplicates = hosts.database.query(
+        "SELECT tracking_id, COUNT(*) FROM detections_detection GROUP BY camera_id, tracking_id HAVING COUNT(*) > 1"
+    )
+    assert duplicates == [], f"stored twice: {duplicates}"
+
+
+def test_a_detection_posted_on_one_host_reaches_sockets_on_the_other_in_one_sequence(hosts):
+    followers = followers_on_both_hosts(hosts, 4)
+    try:
+        first = head(hosts) + 1
+        served = Counter()
+        with httpx.Client(base_url=hosts.url, headers={"Authorization": f"Token {hosts.credentials.device}"}) as http:
+            for n in range(10):
+                response = http.post("/api/detect", json=detection_body(id=f"both-{n}", vehicle_img=...))
+                assert response.status_code == 201, response.text
+                served[response.headers["X-Served-By"]] += 1
+        assert set(served) == set(multihost.APP_HOSTS), served
+        last = head(hosts)
+        assert last == first + 9, "one seq a detection, whichever host stored it"
+        for follower in followers:
+            follower.wait_for_seq(last)
+        assert_every_event_once_in_order(followers, first, last)
+    finally:
+        for follower in followers:
+            follower.stop()
+
+
+def drill(hosts, lose_host, *, followers: int = 6, cameras: int = 2) -> dict:
+    """Cameras post and followers follow through the load balancer while
+    `lose_host()` takes app2 away; returns what the clients went through."""
+    watching = followers_on_both_hosts(hosts, followers)
+    posting = [Camera(hosts.url, hosts.credentials.device, camera=name) for name in ("gate-1", "gate-2")[:cameras]]
+    try:
+        first = head(hosts) + 1
+        for camera in posting:
+            camera.start()
+        on_the_lost_host = [f for f in watching if f.host == "app2"]
+        for follower in watching:
+            follower.wait_for_seq(first + 10)
+        before = {id(f): len(f.connections) for f in watching}
+
+        lost_at = time.monotonic()
+        lose_host()
+        head_when_lost = head(hosts)
+        for follower in on_the_lost_host:
+            follower.wait_until(
+                lambda f: len(f.connections) > before[id(f)] and f.host == "app1" and f.last_seq >= head_when_lost,
+                RECOVERY_DEADLINE,
+                "not back on app1 and caught up",
+            )
+        caught_up = time.monotonic() - lost_at
+        # The cameras carry on through the host that is left.
+        stored_when_back = sum(len(c.stored) for c in posting)
+        for camera in posting:
+            camera.wait_for_stored(len(camera.stored) + 10, RECOVERY_DEADLINE)
+        for camera in posting:
+            camera.stop()
+        last = head(hosts)
+        for follower in watching:
+            follower.wait_for_seq(last)
+        assert_every_event_once_in_order(watching, first, last)
+        assert_every_acknowledged_detection_stored_once(hosts, posting)
+        stayed = [f for f in watching if f not in on_the_lost_host]
+        assert all(len(f.connections) == before[id(f)] for f in stayed), "a socket on the surviving host was dropped"
+        return {
+            "moved": len(on_the_lost_host),
+            "caught_up_seconds": caught_up,
+            "stored_after_loss": sum(len(c.stored) for c in posting) - stored_when_back,
+            "camera_errors": [e for c in posting for e in c.errors],
+        }
+    finally:
+        for camera in posting:
+            camera.stop()
+        for follower in watching:
+            follower.stop()
+
+
+def test_a_host_killed_outright_loses_nothing_and_its_sockets_resume_on_the_other(both_up):
+    hosts = both_up
+    result = drill(hosts, lambda: hosts.kill_application("app2"))
+    print(f"host killed: {result}")
+    assert result["moved"] >= 1
+    hosts.balancer.wait_for({"app2": "DOWN"})
+
+
+def test_a_host_cut_off_alive_is_noticed_and_its_sockets_resume_on_the_other(both_up):
+    hosts = both_up
+    result = drill(hosts, hosts.hosts["app2"].cut)
+    print(f"host cut off: {result}")
+    assert result["moved"] >= 1
+    hosts.hosts["app2"].mend()
+    # The host comes back by itself once its cable is back: the load balancer
+    # counts it up again, and it serves.
+    hosts.balancer.wait_for({"app2": "UP"})
+    with httpx.Client(base_url=hosts.servers["app2"].base_url) as http:
+        deadline = time.monotonic() + RECOVERY_DEADLINE
+        while (ready := http.get("/readyz")).status_code != 200:
+            assert time.monotonic() < deadline, ready.text + "\n" + hosts.logs()
+        print(
+            f"app2 ready {time.monotonic() - deadline + RECOVERY_DEADLINE:.1f} s after the load balancer counted it up"
+        )
+
+
+def test_media_written_on_one_host_is_served_and_deleted_by_the_other(hosts):
+    image = image_bytes(size=(96, 64))
+    device = {"Authorization": f"Token {hosts.credentials.device}"}
+    staff = {"Authorization": f"Token {hosts.credentials.staff}"}
+    with httpx.Client(base_url=hosts.url, timeout=10) as http:
+
+        def on(host: str, method: str, path: str, **kwargs) -> httpx.Response:
+            """The request as answered by `host` (round robin: at most a few tries)."""
+            for _ in range(6):
+                response = http.request(method, path, **kwargs)
+                if response.headers.get("X-Served-By") == host:
+                    return response
+                if method != "GET":
+                    raise AssertionError(f"{method} {path} served by the other host")
+            raise AssertionError(f"{host} never served {method} {path}")
+
+        # A POST must not go to the wrong host and be undone: ask which one is next.
+        while http.get("/healthz").headers["X-Served-By"] != "app2":
+            pass
+        before = hosts.store.keys(hosts.bucket)
+        created = on(
+            "app1", "POST", "/api/detect", json=detection_body(id="media-1", vehicle_img=b64(image)), headers=device
+        )
+        assert created.status_code == 201, created.text
+        record = created.json()
+        files = {record[field].removeprefix("/media/") for field in ("image_url", "thumbnail_url")}
+        assert hosts.store.keys(hosts.bucket) == before | files
+
+        served = on("app2", "GET", record["image_url"], headers=staff)
+        assert served.status_code == 200
+        assert served.content == image
+
+        while http.get("/healthz").headers["X-Served-By"] != "app1":
+            pass
+        deleted = on("app2", "DELETE", f"/api/detections/{record['id']}/", headers=staff)
+        assert deleted.status_code == 204, deleted.text
+        assert hosts.store.keys(hosts.bucket) == before
+
+
+def test_losing_the_redis_primary_under_both_hosts_loses_nothing(hosts):
+    """Last in the module: the replica is promoted and nothing replaces it."""
+    watching = followers_on_both_hosts(hosts, 4)
+    posting = [Camera(hosts.url, hosts.credentials.device, camera=name) for name in ("gate-1", "gate-2")]
+    try:
+        first = head(hosts) + 1
+        for camera in posting:
+            camera.start()
+        for follower in watching:
+            follower.wait_for_seq(first + 10)
+        hosts.redis.primary.kill()
+        deadline = time.monotonic() + RECOVERY_DEADLINE
+        while not hosts.redis.all_agree_on_the_primary(hosts.redis.replica):
+            assert time.monotonic() < deadline, "no failover:\n" + hosts.redis.logs()
+        # Ingest carried on all along, and goes on on the promoted replica.
+        for camera in posting:
+            camera.wait_for_stored(len(camera.stored) + 10, RECOVERY_DEADLINE)
+        for camera in posting:
+            camera.stop()
+        last = head(hosts)
+        for follower in watching:
+            follower.wait_for_seq(last, timeout=RECOVERY_DEADLINE)
+        assert_every_event_once_in_order(watching, first, last)
+        assert_every_acknowledged_detection_stored_once(hosts, posting)
+        assert not [e for camera in posting for e in camera.errors], "a POST failed while Redis failed over"
+    finally:
+        for camera in posting:
+            camera.stop()
+        for follower in watching:
+            follower.stop()
