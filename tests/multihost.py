@@ -208,6 +208,9 @@ class Host:
         run(*in_namespace, "ip", "link", "set", "eth0", "up")
         run(*in_namespace, "ip", "link", "set", "lo", "up")
 
+    def pids(self) -> list[int]:
+        return _namespace_pids(self.namespace)
+
     def kill_everything(self):
         """SIGKILL every process on the host, as a power cut would."""
         _kill_namespace(self.namespace)
@@ -459,7 +462,7 @@ from rest_framework.authtoken.models import Token
 from detections.core.device_keys import issue_device_key
 from detections.models import Camera
 
-cameras = [Camera.objects.get_or_create(name=name)[0] for name in ("gate-1", "gate-2", "yard")]
+cameras = [Camera.objects.get_or_create(name=name)[0] for name in ("gate-1", "gate-2", "gate-3", "gate-4", "yard")]
 _, device = issue_device_key(cameras=cameras, label="multi-host cameras")
 viewer = Token.objects.create(user=User.objects.create_user("viewer")).key
 staff_user = User.objects.create_user("staff", is_staff=True)
@@ -495,7 +498,7 @@ class Deployment:
     def start_application(self, name: str):
         """The production server command and the webhook worker on host `name`."""
         place = self.hosts[name].place
-        media = self.directory / f"media-{name}"  # unused: media live in the bucket
+        media = self.directory / f"media-{name}"  # unless media live in the bucket
         media.mkdir(exist_ok=True)
         self.servers[name] = ServerProcess(media, self.credentials, self.environment, place=place, port=8000)
         self.workers[name] = WorkerProcess(env=self.environment, launcher=place.launcher)
@@ -523,8 +526,12 @@ class Deployment:
 
 
 @contextlib.contextmanager
-def deployment(cores_per_application_host: float = 0.5) -> Iterator[Deployment]:
-    """Build the hosts, start every service, yield; remove all of it afterwards, however it ends."""
+def deployment(cores_per_application_host: float = 0.5, *, shared_media: bool = True) -> Iterator[Deployment]:
+    """Build the hosts, start every service, yield; remove all of it afterwards, however it ends.
+
+    shared_media: snapshots in the data host's bucket (MEDIA_STORAGE=s3), or,
+    with False, in a folder of each application host's own (the default storage).
+    """
     LOCK_FILE.touch()
     with LOCK_FILE.open() as lock, contextlib.ExitStack() as cleanup:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -574,7 +581,7 @@ def deployment(cores_per_application_host: float = 0.5) -> Iterator[Deployment]:
             "CHANNEL_LAYER_PREFIX": PREFIX,
             "DJANGO_ALLOWED_HOSTS": ",".join(host.address for host in hosts.values()),
             "PUBLIC_BASE_URL": f"http://{address(LB)}",
-            **store.environment(bucket),
+            **(store.environment(bucket) if shared_media else {}),
         }
         _manage(environment, "migrate", "--noinput")
         credentials = Credentials(**json.loads(_manage(environment, "shell", "-c", PROVISION).splitlines()[-1]))

@@ -1,5 +1,5 @@
 """Failover drills on tests/multihost.py's deployment, shared by its tests and
-benchmarks/multihost.py: cameras post and viewers follow through the load
+benchmarks/scale_out.py: cameras post and viewers follow through the load
 balancer while a host is lost, and what they went through is checked and
 returned."""
 

@@ -1,0 +1,200 @@
+"""The multi-host benchmark: tests/multihost.py's hosts (two CPU-capped
+application hosts, a data host, HAProxy in front), driven through the load
+balancer, and a table.
+
+    .venv/bin/python benchmarks/scale_out.py                 # 0.5 core a host, 2 rounds of 15 s, both drills
+    .venv/bin/python benchmarks/scale_out.py --cores 0.5 --duration 20 --rounds 3 --no-drills
+
+Ingest: one loadgen.py poster (closed loop, --concurrency requests in flight,
+the 640x480 snapshot pool of benchmarks/run.py) posts through the load
+balancer, first with app2 taken out of the rotation (one host), then with both,
+alternately for --rounds rounds: the ratio is measured in one run, on one
+machine state. CPU is read per host from its cgroup, and for the data host
+(MariaDB, Redis, SeaweedFS) from its processes. The model's prediction for the
+same shape (detections/operations/capacity.py, `manage.py capacity --harness`)
+is printed beside the measurement.
+
+Drills: a host killed outright (SIGKILL of every process) and a host cut off
+(its link set down), each with 6 viewers and 2 cameras on the load balancer:
+how long until the last of the lost host's viewers is back on the other host
+and caught up, and what the cameras went through.
+
+It needs root (namespaces, cgroups) and the packages of `scripts/bootstrap.sh --dev`.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cores", type=float, default=0.5, help="CPU cap of each application host (0.5)")
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds of each timed phase (15)")
+    parser.add_argument("--rounds", type=int, default=2, help="one host, then two, this many times (2)")
+    parser.add_argument("--concurrency", type=int, default=16, help="requests in flight (16)")
+    parser.add_argument("--no-drills", action="store_true", help="only the ingest phases")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    options = parser.parse_args()
+
+    # Everything below imports Django and the tests' harness, which need these.
+    sys.path[:0] = [str(BENCH), str(ROOT / "tests"), str(ROOT)]
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vehicle_monitor.settings")
+    import django
+
+    django.setup()
+    import multihost
+    from database import CAMERAS
+    from load import Gen, make_pools, read_samples
+
+    from detections.operations.capacity import harness_prediction
+
+    if problem := multihost.available():
+        sys.exit(problem)
+    workdir = Path(tempfile.mkdtemp(prefix="vm-multihost-bench-"))
+    pool, _ = make_pools(workdir, {})
+    figures = {"cores_per_host": options.cores, "phases": [], "drills": {}}
+    # Local media on each host: the model's figures were measured on local disk.
+    with multihost.deployment(options.cores, shared_media=False) as hosts:
+        auth = workdir / "auth.json"
+        auth.write_text(
+            json.dumps({"device_keys": dict.fromkeys(CAMERAS, hosts.credentials.device), "viewer_token": None})
+        )
+
+        def phase(label: str, serving: list[str]) -> dict:
+            for name in multihost.APP_HOSTS:
+                (hosts.balancer.admit if name in serving else hosts.balancer.drain)(name)
+            hosts.balancer.wait_for({name: ("UP" if name in serving else "MAINT") for name in multihost.APP_HOSTS})
+            out = workdir / f"{label}.bin"
+            gen = Gen(
+                [
+                    "post",
+                    "--url",
+                    hosts.url,
+                    "--pool",
+                    str(pool),
+                    "--auth",
+                    str(auth),
+                    "--prefix",
+                    label,
+                    "--out",
+                    str(out),
+                    "--duration",
+                    str(options.duration),
+                    "--concurrency",
+                    str(options.concurrency),
+                ],
+                workdir / "loadgen.log",
+            )
+            gen.wait_for("go", timeout=60)
+            before = cpu_snapshot(hosts)
+            result = gen.wait_for("done", timeout=options.duration + 300)
+            after = cpu_snapshot(hosts)
+            gen.stop()
+            latencies = read_samples(out)
+            created = result["created"]
+            used = {name: after[name] - before[name] for name in after}
+            row = {
+                "label": label,
+                "hosts": len(serving),
+                "rate": created / result["elapsed"],
+                "created": created,
+                "failed": result["requests"] - created,
+                "p50_ms": percentile(latencies, 50),
+                "p99_ms": percentile(latencies, 99),
+                "app_ms_per_det": 1000 * sum(used[name] for name in serving) / max(created, 1),
+                "app_cores": {name: used[name] / result["elapsed"] for name in serving},
+                "data_ms_per_det": 1000 * used["data"] / max(created, 1),
+                "loadgen_cores": result["cpu_seconds"] / result["elapsed"],
+            }
+            print(json.dumps(row), flush=True)
+            return row
+
+        for round_number in range(1, options.rounds + 1):
+            figures["phases"].append(phase(f"one-{round_number}", ["app1"]))
+            figures["phases"].append(phase(f"two-{round_number}", list(multihost.APP_HOSTS)))
+        for name in multihost.APP_HOSTS:
+            hosts.balancer.admit(name)
+        hosts.balancer.wait_for({name: "UP" for name in multihost.APP_HOSTS})
+
+        if not options.no_drills:
+            from multihost_drills import drill
+
+            figures["drills"]["killed"] = drill(hosts, lambda: hosts.kill_application("app2"))
+            hosts.start_application("app2")
+            hosts.balancer.wait_for({name: "UP" for name in multihost.APP_HOSTS})
+            figures["drills"]["cut off"] = drill(hosts, hosts.hosts["app2"].cut)
+            hosts.hosts["app2"].mend()
+            hosts.balancer.wait_for({name: "UP" for name in multihost.APP_HOSTS})
+
+    prediction = harness_prediction(hosts=2, cores_per_host=options.cores)
+    figures["predicted_rate"] = prediction.rate
+    print(report(figures))
+    if options.json:
+        options.json.write_text(json.dumps(figures, indent=2))
+
+
+def cpu_snapshot(hosts) -> dict[str, float]:
+    """CPU seconds so far: each application host's cgroup, and the data host's processes."""
+    import psutil
+
+    snapshot = {name: hosts.hosts[name].cap.cpu_seconds() for name in ("app1", "app2")}
+    data = 0.0
+    for pid in hosts.hosts["data"].pids():
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        data += times.user + times.system
+    snapshot["data"] = data
+    return snapshot
+
+
+def percentile(samples: list[float], p: float) -> float:
+    if not samples:
+        return 0.0
+    return samples[min(len(samples) - 1, int(p / 100 * len(samples)))]
+
+
+def report(figures: dict) -> str:
+    lines = [
+        f"Two application hosts of {figures['cores_per_host']:g} core each behind HAProxy, one data host",
+        "",
+        "| phase | hosts | det/s | failed | p50 ms | p99 ms | app CPU ms/det | cores used per host | data host ms/det |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in figures["phases"]:
+        cores = ", ".join(f"{name} {value:.2f}" for name, value in row["app_cores"].items())
+        lines.append(
+            f"| {row['label']} | {row['hosts']} | {row['rate']:.1f} | {row['failed']} | {row['p50_ms']:.0f} | "
+            f"{row['p99_ms']:.0f} | {row['app_ms_per_det']:.1f} | {cores} | {row['data_ms_per_det']:.2f} |"
+        )
+    one = statistics.mean(row["rate"] for row in figures["phases"] if row["hosts"] == 1)
+    two = statistics.mean(row["rate"] for row in figures["phases"] if row["hosts"] == 2)
+    predicted = figures["predicted_rate"]
+    lines += [
+        "",
+        f"two hosts / one host: **{two / one:.2f}x** ({two:.1f} / {one:.1f} det/s, mean of the rounds)",
+        f"model's prediction for two hosts: {predicted:.0f} det/s; measured {two:.1f}: "
+        f"off by {100 * (two - predicted) / predicted:+.0f}%",
+    ]
+    if figures["drills"]:
+        lines += ["", "| drill | viewers moved | all back and caught up (s) | camera errors | stored after the loss |"]
+        lines.append("|---|---|---|---|---|")
+        for name, result in figures["drills"].items():
+            lines.append(
+                f"| host {name} | {result['moved']} | {result['caught_up_seconds']:.2f} | "
+                f"{len(result['camera_errors'])} | {result['stored_after_loss']} |"
+            )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
