@@ -29,7 +29,7 @@ from detections.models import (
     feed_head,
 )
 from detections.operations import retention
-from detections.webhooks import outbox
+from detections.webhooks import outbox, queue
 
 
 def endpoint(*events, cameras=(), active=True) -> WebhookEndpoint:
@@ -180,6 +180,72 @@ def test_the_write_path_makes_the_same_queries_with_three_endpoints_as_without(d
     assert WebhookMessage.objects.count() == 3 * (8 + 1)
 
 
+@pytest.mark.django_db
+def test_a_workers_step_claims_the_new_messages_it_has_slots_for_and_leaves_the_rest_due():
+    wants_three, _ = make_endpoint("https://gate.example/three")
+    wants_one, _ = make_endpoint("https://gate.example/one")
+    store(5)
+    events = {event.seq: event for event in Event.objects.all()}
+
+    claims, filled, more = queue.fan_out_and_claim({wants_three.pk: 3}, 1)
+
+    assert more is False and filled == {wants_three.pk, wants_one.pk}
+    # The oldest of each endpoint's new messages, as a claim would have found them.
+    assert sorted((c.endpoint_id, json.loads(c.body)["seq"]) for c in claims) == sorted(
+        [(wants_three.pk, 1), (wants_three.pk, 2), (wants_three.pk, 3), (wants_one.pk, 1)]
+    )
+    for claim in claims:
+        stored = WebhookMessage.objects.get(pk=claim.message_pk)
+        assert (stored.message_id, stored.body, stored.endpoint_id) == (claim.message_id, claim.body, claim.endpoint_id)
+        assert stored.claimed_until == stored.next_attempt_at == claim.claimed_until
+        assert claim.created_at == stored.created_at == events[stored.seq].created_at
+        assert claim.url == WebhookEndpoint.objects.get(pk=claim.endpoint_id).url and claim.secret.startswith("whsec_")
+    left = list(WebhookMessage.objects.filter(claimed_until=None))
+    assert sorted((m.endpoint_id, m.seq) for m in left) == sorted(
+        [(wants_three.pk, 4), (wants_three.pk, 5), *((wants_one.pk, seq) for seq in range(2, 6))]
+    )
+    assert all(m.next_attempt_at == events[m.seq].created_at for m in left)  # due at once
+
+    now = timezone.now()
+    recorded = queue.record_all([(c, queue.Outcome(attempted_at=now, latency_ms=1.0, status_code=200)) for c in claims])
+    assert [r.status for r in recorded] == ["delivered"] * 4
+    # The next step claims what was left, oldest first; nothing new to fan out.
+    claims, _, more = queue.fan_out_and_claim({}, 10)
+    assert more is False and sorted(c.message_pk for c in claims) == sorted(m.pk for m in left)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_whose_step_finds_another_one_fanning_out_leaves_the_events_to_it():
+    hook, _ = make_endpoint("https://gate.example/hook")
+    store(3)
+    WebhookFanout.objects.update_or_create(pk=1, defaults={"last_seq": 0})
+    locked, release = threading.Event(), threading.Event()
+
+    def another_worker():
+        try:
+            with transaction.atomic():
+                list(WebhookFanout.objects.select_for_update().filter(pk=1))
+                locked.set()
+                release.wait(timeout=30)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=another_worker)
+    thread.start()
+    try:
+        assert locked.wait(timeout=30)
+        assert queue.fan_out_and_claim({}, 8) == ([], set(), False)  # no wait for it, nothing made
+        assert not WebhookMessage.objects.exists()
+    finally:
+        release.set()
+        thread.join(timeout=30)
+
+    claims, _, _ = queue.fan_out_and_claim({}, 8)
+    assert sorted(json.loads(c.body)["seq"] for c in claims) == [1, 2, 3] and message_pairs() == {
+        (hook.pk, seq): 1 for seq in range(1, 4)
+    }
+
+
 # --- Nothing lost, nothing twice --------------------------------------------------------------
 
 
@@ -190,8 +256,8 @@ def test_a_step_that_fails_before_its_commit_leaves_nothing_and_the_next_makes_e
     insert = outbox._insert
     inserted = []
 
-    def insert_then_die(rows):
-        insert(rows)
+    def insert_then_die(rows, **options):
+        insert(rows, **options)
         inserted.append(WebhookMessage.objects.count())  # seen inside the step's transaction
         raise DatabaseError("the worker's connection is gone")
 

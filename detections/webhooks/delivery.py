@@ -12,10 +12,11 @@ to end within its claim is left for the claim to run out (and for another
 worker); at a stop, those not started are handed back at once.
 
 Each time it wakes (a commit, or every WEBHOOK_POLL_SECONDS while idle) the
-worker fans out, then claims, in one call on the claiming thread; an endpoint
-whose claim got all it asked for is claimed again as soon as its waiting
-messages run low, and a fan-out that left events for the next step wakes it
-again. The attempts that ended meanwhile are recorded together, in one
+worker takes a step on the claiming thread, in one transaction: it claims what
+is due, then makes the messages of the events committed since the last step
+(`outbox`), the new ones it has slots for claimed at once. An endpoint whose
+claim got all it asked for is claimed again as soon as its waiting messages
+run low, and a step that left events for the next one wakes it again. The attempts that ended meanwhile are recorded together, in one
 transaction.
 
 An attempt is a POST to the checked address of the endpoint's URL (the SSRF
@@ -46,7 +47,7 @@ from django.utils import timezone
 from detections.feed.publisher import FEED_GROUP
 from detections.models import MessageStatus
 from detections.operations import metrics
-from detections.webhooks import outbox, queue, signing, targets
+from detections.webhooks import queue, signing, targets
 
 logger = logging.getLogger(__name__)
 
@@ -201,7 +202,7 @@ class Worker:
                 claimed_at = time.monotonic()
                 try:
                     claims, self.backlogged, more = await self._in_database(
-                        self.claiming, fan_out_and_claim, wanted, CLAIM_AHEAD * self.concurrency
+                        self.claiming, queue.fan_out_and_claim, wanted, CLAIM_AHEAD * self.concurrency
                     )
                 except DatabaseError as problem:
                     logger.warning(
@@ -407,14 +408,6 @@ class Worker:
         for thread in (self.claiming, self.recording):
             await asyncio.get_running_loop().run_in_executor(thread, _close_connection)
             thread.shutdown(wait=True)
-
-
-def fan_out_and_claim(wanted: dict[int, int], default: int) -> tuple[list[queue.Claim], set[int], bool]:
-    """The messages of the events committed since the last step, then a claim
-    of what is due (those new messages included); and whether more events wait."""
-    more = outbox.fan_out()
-    claims, filled = queue.claim_due(wanted, default)
-    return claims, filled, more
 
 
 def _with_fresh_connection(function, *args):

@@ -23,7 +23,9 @@ endpoint turned off then gets nothing of the events of that step.
 
 import json
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -54,12 +56,15 @@ INSERT_BATCH = 500
 
 @dataclass(frozen=True)
 class Endpoint:
-    """An active endpoint, as the fan-out filters events for it."""
+    """An active endpoint, as the fan-out filters events for it (and as a
+    worker that claims its new messages sends them)."""
 
     id: int
     events: frozenset[str]
     cameras: frozenset[str]
     after_seq: int
+    url: str = ""
+    secret_encrypted: str = ""
 
     def takes(self, event: Event, event_type: str) -> bool:
         return (
@@ -69,12 +74,36 @@ class Endpoint:
         )
 
 
+@dataclass(frozen=True)
+class Made:
+    """A message a step made claimed for the worker that took the step."""
+
+    pk: int
+    endpoint: Endpoint
+    message_id: str
+    body: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Step:
+    more: bool  # more committed events wait for the next step
+    claimed: list[Made]
+
+
 def active_endpoints() -> list[Endpoint]:
     return [
-        Endpoint(id=pk, events=frozenset(events), cameras=frozenset(cameras or ()), after_seq=after_seq or 0)
-        for pk, events, cameras, after_seq in WebhookEndpoint.objects.filter(active=True).values_list(
-            "pk", "events", "cameras", "after_seq"
+        Endpoint(
+            id=pk,
+            events=frozenset(events),
+            cameras=frozenset(cameras or ()),
+            after_seq=after_seq or 0,
+            url=url,
+            secret_encrypted=secret_encrypted,
         )
+        for pk, events, cameras, after_seq, url, secret_encrypted in WebhookEndpoint.objects.filter(
+            active=True
+        ).values_list("pk", "events", "cameras", "after_seq", "url", "secret_encrypted")
     ]
 
 
@@ -87,27 +116,54 @@ def _start(cursor: int, endpoints: list[Endpoint], head: int) -> int:
 
 def fan_out(page: int = PAGE) -> bool:
     """Make the messages of the next events (at most `page` seqs past the
-    cursor) and move the cursor past them, in one transaction. True when more
-    committed events are waiting for the next step."""
-    with transaction.atomic():
-        cursor = WebhookFanout.objects.select_for_update().filter(pk=1).values_list("last_seq", flat=True).first()
+    cursor) and move the cursor past them, in one transaction; a step another
+    worker is taking is waited for. True when more committed events are
+    waiting for the next step."""
+    return _fan_out(page, claim=None, claimed_until=None, skip_locked=False).more
+
+
+def fan_out_claiming(claim: Callable[[Endpoint], int], claimed_until: datetime, page: int = PAGE) -> Step:
+    """A step as `fan_out` takes it, in the caller's transaction, that inserts
+    the first `claim(endpoint)` new messages of each endpoint claimed until
+    `claimed_until` (the worker has them at hand: no claim needs to find them
+    again). While another worker is taking a step, nothing: that one makes
+    these messages."""
+    return _fan_out(page, claim=claim, claimed_until=claimed_until, skip_locked=True)
+
+
+def _fan_out(page: int, *, claim, claimed_until, skip_locked: bool) -> Step:
+    inside = connection.in_atomic_block
+    # savepoint=False: inside a worker's claim transaction, this is part of it.
+    with transaction.atomic(savepoint=False):
+        cursor = (
+            WebhookFanout.objects.select_for_update(skip_locked=skip_locked)
+            .filter(pk=1)
+            .values_list("last_seq", flat=True)
+            .first()
+        )
         if cursor is not None:
-            return _step(cursor, page)
-    # The row is made by a migration; a flushed test database has lost it. It
-    # is made again outside any step (two workers inserting it inside theirs
-    # would deadlock), from the start of the log: every endpoint's after_seq
-    # keeps the history before it out.
+            return _step(cursor, page, claim, claimed_until)
+        if skip_locked and WebhookFanout.objects.filter(pk=1).exists():
+            return Step(more=False, claimed=[])  # another worker's step
+        # The row is made by a migration; a flushed test database has lost it.
+        # It is made again from the start of the log (every endpoint's after_seq
+        # keeps the history before it out), outside any worker's transaction:
+        # two workers inserting it inside theirs would deadlock.
+        if skip_locked and inside:
+            transaction.on_commit(lambda: WebhookFanout.objects.get_or_create(pk=1))
+            return Step(more=True, claimed=[])
     WebhookFanout.objects.get_or_create(pk=1)
-    return fan_out(page)
+    return _fan_out(page, claim=claim, claimed_until=claimed_until, skip_locked=skip_locked)
 
 
-def _step(cursor: int, page: int) -> bool:
+def _step(cursor: int, page: int, claim, claimed_until) -> Step:
     # The head before the endpoints: an endpoint this does not see yet is
     # committed after every event up to the head was.
     head = feed_head()
     endpoints = active_endpoints()
     start = _start(cursor, endpoints, head)
     upper = max(start, min(head, start + page))
+    claimed = []
     if upper > start:
         kinds = {KIND_OF[event_type] for endpoint in endpoints for event_type in endpoint.events}
         events = (
@@ -115,21 +171,27 @@ def _step(cursor: int, page: int) -> bool:
             .order_by("seq")
             .only("seq", "kind", "camera", "payload", "created_at")
         )
-        _insert(_messages(events, endpoints))
+        wanted = {endpoint.id: max(0, claim(endpoint)) for endpoint in endpoints} if claim else {}
+        rows, claimed = _messages(events, endpoints, wanted, claimed_until)
+        pks = _insert(rows, returning=bool(claimed))
+        claimed = [replace(made, pk=pks[index]) for index, made in claimed]
     if upper != cursor:
         WebhookFanout.objects.filter(pk=1).update(last_seq=upper)
-    return upper < head
+    return Step(more=upper < head, claimed=claimed)
 
 
 # What a new message row holds; the other columns start empty (NULL).
 _COLUMNS = ["endpoint_id", "message_id", "event_type", "seq", "body", "status", "attempt_count"]
-_COLUMNS += ["next_attempt_at", "created_at"]
+_COLUMNS += ["next_attempt_at", "created_at", "claimed_until"]
 
 
-def _messages(events, endpoints: list[Endpoint]) -> list[tuple]:
-    """The rows of the events' messages, in seq order, as `_COLUMNS` says."""
+def _messages(events, endpoints: list[Endpoint], wanted: dict[int, int], claimed_until) -> tuple[list, list]:
+    """The rows of the events' messages, in seq order, as `_COLUMNS` says, and
+    the claimed ones among them (each with its row's index; pk unknown yet)."""
     time_field = WebhookMessage._meta.get_field("created_at")
-    rows = []
+    until = time_field.get_db_prep_value(claimed_until, connection) if claimed_until else None
+    pending = MessageStatus.PENDING.value
+    rows, claimed = [], []
     for event in events:
         event_type = WEBHOOK_EVENT_OF[event.kind]
         receivers = [endpoint for endpoint in endpoints if endpoint.takes(event, event_type)]
@@ -139,27 +201,44 @@ def _messages(events, endpoints: list[Endpoint]) -> list[tuple]:
         # The event's time: the delivery latency starts at the commit, and the
         # message is due at once.
         at = time_field.get_db_prep_value(event.created_at, connection)
-        pending = MessageStatus.PENDING.value
-        rows += [
-            (endpoint.id, f"msg_{uuid.uuid4().hex}", event_type.value, event.seq, body, pending, 0, at, at)
-            for endpoint in receivers
-        ]
-    return rows
+        for endpoint in receivers:
+            message_id = f"msg_{uuid.uuid4().hex}"
+            if wanted.get(endpoint.id, 0) > 0:
+                # As a claim leaves it: due again when the claim runs out.
+                wanted[endpoint.id] -= 1
+                claimed.append((len(rows), Made(0, endpoint, message_id, body, event.created_at)))
+                rows.append((endpoint.id, message_id, event_type.value, event.seq, body, pending, 0, until, at, until))
+            else:
+                rows.append((endpoint.id, message_id, event_type.value, event.seq, body, pending, 0, at, at, None))
+    return rows, claimed
 
 
-def _insert(rows: list[tuple]):
+def _insert(rows: list[tuple], *, returning: bool) -> list[int]:
+    """Insert the rows; with `returning`, their ids, in order."""
     # Plain INSERTs of many rows each: Django's bulk_create spent several times
     # more CPU building the statement than the database spent running it.
     table = connection.ops.quote_name(WebhookMessage._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(column) for column in _COLUMNS)
     row_sql = "(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"
+    returned = connection.features.can_return_rows_from_bulk_insert
+    suffix = " RETURNING id" if returning and returned else ""
+    pks = []
     with connection.cursor() as cursor:
         for start in range(0, len(rows), INSERT_BATCH):
             batch = rows[start : start + INSERT_BATCH]
             cursor.execute(
-                f"INSERT INTO {table} ({columns}) VALUES {', '.join([row_sql] * len(batch))}",
+                f"INSERT INTO {table} ({columns}) VALUES {', '.join([row_sql] * len(batch))}{suffix}",
                 [value for row in batch for value in row],
             )
+            if suffix:
+                pks += [pk for (pk,) in cursor.fetchall()]
+    if returning and not returned:
+        # A database without INSERT ... RETURNING (MySQL): read them back by webhook-id.
+        by_id = dict(
+            WebhookMessage.objects.filter(message_id__in=[row[1] for row in rows]).values_list("message_id", "pk")
+        )
+        pks = [by_id[row[1]] for row in rows]
+    return pks
 
 
 def reached() -> int:

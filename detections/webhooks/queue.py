@@ -14,6 +14,7 @@ meanwhile) adds its attempt to the history and changes nothing else.
 
 import logging
 import random
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -24,7 +25,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from detections.models import MessageStatus, WebhookAttempt, WebhookEndpoint, WebhookMessage
-from detections.webhooks import secrets
+from detections.webhooks import outbox, secrets
 
 logger = logging.getLogger(__name__)
 
@@ -97,12 +98,66 @@ def claim_due(wanted: dict[int, int], default: int) -> tuple[list[Claim], set[in
     of each as `wanted` says (`default` for an endpoint it does not name).
     Also answers which endpoints gave all that was asked: they may have more."""
     now = database_now()
+    with transaction.atomic():
+        return _claim_due(wanted, default, now, now + timedelta(seconds=claim_seconds()))
+
+
+def fan_out_and_claim(wanted: dict[int, int], default: int) -> tuple[list[Claim], set[int], bool]:
+    """A worker's step, in one transaction: claim what is due, then make the
+    messages of the events committed since the last step (`outbox`), taking
+    each endpoint's new ones up to what it still wants as claims at once. The
+    claims, the endpoints that gave all that was asked, and whether more events wait."""
+    now = database_now()
+    claimed_until = now + timedelta(seconds=claim_seconds())
+    with transaction.atomic():
+        claims, _ = _claim_due(wanted, default, now, claimed_until)
+        taken = Counter(claim.endpoint_id for claim in claims)
+        readable: dict[int, str | None] = {}
+
+        def free(endpoint: outbox.Endpoint) -> int:
+            left = wanted.get(endpoint.id, default) - taken[endpoint.id]
+            if left <= 0:
+                return 0
+            readable[endpoint.id] = _secret(endpoint.id, endpoint.secret_encrypted)
+            return left if readable[endpoint.id] is not None else 0
+
+        step = outbox.fan_out_claiming(free, claimed_until)
+        claims += [
+            Claim(
+                message_pk=made.pk,
+                message_id=made.message_id,
+                endpoint_id=made.endpoint.id,
+                url=made.endpoint.url,
+                secret=readable[made.endpoint.id],
+                body=made.body,
+                created_at=made.created_at,
+                claimed_until=claimed_until,
+            )
+            for made in step.claimed
+        ]
+    got = Counter(claim.endpoint_id for claim in claims)
+    filled = {pk for pk, n in got.items() if n >= wanted.get(pk, default)}
+    return claims, filled, step.more
+
+
+def _secret(endpoint_id: int, encrypted: str) -> str | None:
+    try:
+        return secrets.decrypt(encrypted)
+    except ImproperlyConfigured as unreadable:
+        logger.error("webhook endpoint %s is skipped: %s", endpoint_id, unreadable)
+        return None
+
+
+def _claim_due(wanted, default, now: datetime, claimed_until: datetime) -> tuple[list[Claim], set[int]]:
+    """claim_due's work, inside the caller's transaction."""
     due_endpoints = set(
         WebhookMessage.objects.filter(status=MessageStatus.PENDING, next_attempt_at__lte=now)
         .order_by()
         .values_list("endpoint_id", flat=True)
         .distinct()
     )
+    if not due_endpoints:
+        return [], set()
     known = list(WebhookEndpoint.objects.filter(pk__in=due_endpoints).only("pk", "url", "secret_encrypted", "active"))
     gone = due_endpoints - {endpoint.pk for endpoint in known}
     if gone:
@@ -110,43 +165,39 @@ def claim_due(wanted: dict[int, int], default: int) -> tuple[list[Claim], set[in
         WebhookMessage.objects.filter(endpoint_id__in=gone).delete()
     free = {endpoint.pk: wanted.get(endpoint.pk, default) for endpoint in known}
     endpoints = [endpoint for endpoint in known if endpoint.active and free[endpoint.pk] > 0]
-    claimed_until = now + timedelta(seconds=claim_seconds())
     claims, filled = [], set()
-    with transaction.atomic():
-        for endpoint in endpoints:
-            try:
-                secret = secrets.decrypt(endpoint.secret_encrypted)
-            except ImproperlyConfigured as unreadable:
-                logger.error("webhook endpoint %s is skipped: %s", endpoint.pk, unreadable)
-                continue
-            messages = list(
-                WebhookMessage.objects.select_for_update(skip_locked=True)
-                .filter(endpoint=endpoint, status=MessageStatus.PENDING, next_attempt_at__lte=now)
-                .order_by("id")
-                .only("pk", "message_id", "body", "created_at")[: free[endpoint.pk]]
+    for endpoint in endpoints:
+        secret = _secret(endpoint.pk, endpoint.secret_encrypted)
+        if secret is None:
+            continue
+        messages = list(
+            WebhookMessage.objects.select_for_update(skip_locked=True)
+            .filter(endpoint=endpoint, status=MessageStatus.PENDING, next_attempt_at__lte=now)
+            .order_by("id")
+            .only("pk", "message_id", "body", "created_at")[: free[endpoint.pk]]
+        )
+        if not messages:
+            continue
+        # next_attempt_at too: a claimed message leaves the due set, and is due
+        # again when the claim runs out (a worker that died mid-attempt).
+        WebhookMessage.objects.filter(pk__in=[m.pk for m in messages]).update(
+            claimed_until=claimed_until, next_attempt_at=claimed_until
+        )
+        if len(messages) == free[endpoint.pk]:
+            filled.add(endpoint.pk)
+        claims += [
+            Claim(
+                message_pk=m.pk,
+                message_id=m.message_id,
+                endpoint_id=endpoint.pk,
+                url=endpoint.url,
+                secret=secret,
+                body=m.body,
+                created_at=m.created_at,
+                claimed_until=claimed_until,
             )
-            if not messages:
-                continue
-            # next_attempt_at too: a claimed message leaves the due set, and is due
-            # again when the claim runs out (a worker that died mid-attempt).
-            WebhookMessage.objects.filter(pk__in=[m.pk for m in messages]).update(
-                claimed_until=claimed_until, next_attempt_at=claimed_until
-            )
-            if len(messages) == free[endpoint.pk]:
-                filled.add(endpoint.pk)
-            claims += [
-                Claim(
-                    message_pk=m.pk,
-                    message_id=m.message_id,
-                    endpoint_id=endpoint.pk,
-                    url=endpoint.url,
-                    secret=secret,
-                    body=m.body,
-                    created_at=m.created_at,
-                    claimed_until=claimed_until,
-                )
-                for m in messages
-            ]
+            for m in messages
+        ]
     return claims, filled
 
 
