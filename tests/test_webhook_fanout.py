@@ -149,6 +149,14 @@ def test_without_endpoints_a_step_moves_the_cursor_to_the_head_and_writes_no_mes
 
 
 @pytest.mark.django_db
+def test_an_event_type_no_release_knows_in_an_endpoint_stops_nothing():
+    odd = endpoint("vehicle.parked", WebhookEvent.DETECTION_CREATED)  # a row edited by hand
+    store(2)
+    fanned_out()
+    assert message_pairs() == {(odd.pk, 1): 1, (odd.pk, 2): 1}
+
+
+@pytest.mark.django_db
 def test_the_write_path_makes_the_same_queries_with_three_endpoints_as_without(django_assert_num_queries):
     where = Camera.objects.create(name="gate-1")
 
