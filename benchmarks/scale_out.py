@@ -5,11 +5,12 @@ balancer, and a table.
     .venv/bin/python benchmarks/scale_out.py                 # 0.5 core a host, 2 rounds of 15 s, both drills
     .venv/bin/python benchmarks/scale_out.py --cores 0.5 --duration 20 --rounds 3 --no-drills
 
-Ingest: one loadgen.py poster (closed loop, --concurrency requests in flight,
-the 640x480 snapshot pool of benchmarks/run.py) posts through the load
-balancer, first with app2 taken out of the rotation (one host), then with both,
-alternately for --rounds rounds: the ratio is measured in one run, on one
-machine state. CPU is read per host from its cgroup, and for the data host
+Ingest: one loadgen.py poster (closed loop, --concurrency requests in flight
+for each host in the rotation, as twice the hosts serve twice the cameras; the
+640x480 snapshot pool of benchmarks/run.py) posts through the load balancer,
+first with app2 taken out of the rotation (one host), then with both,
+alternately for --rounds rounds after an untimed warm-up: the ratio is
+measured in one run, on one machine state. CPU is read per host from its cgroup, and for the data host
 (MariaDB, Redis, SeaweedFS) from its processes. The model's prediction for the
 same shape (detections/operations/capacity.py, `manage.py capacity --harness`)
 is printed beside the measurement.
@@ -39,7 +40,7 @@ def main():
     parser.add_argument("--cores", type=float, default=0.5, help="CPU cap of each application host (0.5)")
     parser.add_argument("--duration", type=float, default=15.0, help="seconds of each timed phase (15)")
     parser.add_argument("--rounds", type=int, default=2, help="one host, then two, this many times (2)")
-    parser.add_argument("--concurrency", type=int, default=16, help="requests in flight (16)")
+    parser.add_argument("--concurrency", type=int, default=16, help="requests in flight per host in the rotation (16)")
     parser.add_argument("--no-drills", action="store_true", help="only the ingest phases")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     options = parser.parse_args()
@@ -89,7 +90,7 @@ def main():
                     "--duration",
                     str(options.duration),
                     "--concurrency",
-                    str(options.concurrency),
+                    str(options.concurrency * len(serving)),
                 ],
                 workdir / "loadgen.log",
             )
@@ -107,6 +108,7 @@ def main():
                 "rate": created / result["elapsed"],
                 "created": created,
                 "failed": result["requests"] - created,
+                "statuses": result["statuses"],
                 "p50_ms": percentile(latencies, 50),
                 "p99_ms": percentile(latencies, 99),
                 "app_ms_per_det": 1000 * sum(used[name] for name in serving) / max(created, 1),
@@ -117,6 +119,8 @@ def main():
             print(json.dumps(row), flush=True)
             return row
 
+        # Untimed: the database's buffer pool and both processes warm up first.
+        phase("warm-up", list(multihost.APP_HOSTS))
         for round_number in range(1, options.rounds + 1):
             figures["phases"].append(phase(f"one-{round_number}", ["app1"]))
             figures["phases"].append(phase(f"two-{round_number}", list(multihost.APP_HOSTS)))

@@ -19,20 +19,23 @@ class MeasuredInputs:
     """Per-process figures from benchmarks/README.md and benchmarks/results/ (2 cores shared with
     the load generator, MariaDB 10.11, Redis 7.0, uvicorn as docker-compose.yml runs it)."""
 
-    # s0-max, 8 posters, no sockets, 2026-12-01: 6.0-8.8 ms/det over the day's runs. The top of the
-    # range, because repeated runs on that machine varied by +-25%.
-    ingest_cpu_ms_per_detection: float = 8.8
-    # The same row's best run that day: the other end of the range a prediction is given with.
-    ingest_cpu_ms_per_detection_best: float = 6.0
-    # s0-max, 2026-12-01: 121-174 det/s, the event loop at ~90% of a core. The group commit writes
-    # whatever waits, so one process takes no more than this whatever the CPU left; the low end.
-    ingest_ceiling_per_process: float = 121.0
+    # s0-max, 8 posters, no sockets, 2026-12-01 15:15-15:21: 3.06-3.75 ms/det over four runs, and
+    # 3.4-3.7 for one process capped at half a core (benchmarks/scale_out.py's one-host phases). The
+    # top of the range. (The morning's runs gave 6.0-8.8 on the same machine; the morning's commit
+    # re-run at 15:21 gave 3.10: the machine, not the code, was twice as slow then.)
+    ingest_cpu_ms_per_detection: float = 3.8
+    # The same row's best run: the other end of the range a prediction is given with.
+    ingest_cpu_ms_per_detection_best: float = 3.1
+    # s0-max, 2026-12-01 15:15-15:21: 273-356 det/s, the event loop at ~105% of a core. The group
+    # commit writes whatever waits, so one process takes no more than this whatever the CPU left;
+    # the low end.
+    ingest_ceiling_per_process: float = 273.0
     # INGEST_GROUP_LINGER_MS's default: detections that reach a process within it share a commit
     # (and so one feed message).
     group_linger_ms: float = 2.0
-    # s1000-rate, 2026-12-01 09:04: 65.25 ms/det with 1000 sockets that each receive every event,
-    # against 8.75 ms/det with none (s0-max): 56 us per socket and event; the README's range is 40-55.
-    delivered_cpu_us_per_socket_event: float = 55.0
+    # s1000-rate, 2026-12-01 15:19: 28.5 ms/det with 1000 sockets that each receive every event,
+    # against 3.37 ms/det with none (s0-max of the same run): 25 us per socket and event.
+    delivered_cpu_us_per_socket_event: float = 25.0
     # Not a benchmark row: the broadcaster offers every event to every socket of its process and the
     # consumer drops it after its camera filter. Measured in-process for this model on 2026-12-01
     # (docs/scaling.md): 4.2-6.5 us when events arrive several per wake-up, 12-14 us one at a time.
@@ -42,12 +45,14 @@ class MeasuredInputs:
     receive_cpu_us_per_feed_message: float = 150.0
     # msgpack decoding of one event of ~3.9 KB in a feed message (2026-12-01, in-process).
     receive_cpu_us_per_event: float = 3.0
-    # s0-max / s100-max / s1000-max, MariaDB CPU ms/det, 2026-12-01 09:04: 0.75 / 0.79 / 0.89.
-    database_cpu_ms_per_detection: float = 0.8
-    # s0-max notes, 2026-12-01 09:04: Redis 0.26 ms/det (the rate limit's round trip and the publish).
-    redis_cpu_ms_per_detection: float = 0.26
-    # s100-max 0.28 and s1000-max 0.33 ms/det against s0-max's 0.26, with one process receiving:
-    # ~0.05 ms for each copy of a feed message Redis hands to a receiving process.
+    # s0-max and s100-max, MariaDB CPU ms/det, 2026-12-01 15:15-15:21: 0.26-0.37 and 0.30; the top.
+    database_cpu_ms_per_detection: float = 0.37
+    # s0-max and s100-max notes, 2026-12-01 15:15-15:21: Redis 0.04-0.11 ms/det (the rate limit's
+    # round trip and the publish); the top.
+    redis_cpu_ms_per_detection: float = 0.11
+    # Not re-measured since 2026-12-01 09:04 (s100-max 0.28 and s1000-max 0.33 ms/det against
+    # s0-max's 0.26, one process receiving): ~0.05 ms for each copy of a feed message Redis hands to
+    # a receiving process, from a machine twice as slow, so it errs high.
     redis_cpu_ms_per_message_copy: float = 0.05
     # hooks-latency, 2026-12-01 11:58: 5.80 ms of worker CPU per message at ~100 messages/s
     # (hooks-3: 4.53). docs/alerts.md reports ~2.5 ms for the later aiohttp worker, not in a results table.
@@ -55,9 +60,9 @@ class MeasuredInputs:
     # hooks-3 (3.18 MariaDB ms/det) minus s0-max (1.23) of the same run, 2026-12-01 11:58, over the
     # three messages each detection made.
     database_cpu_ms_per_webhook_message: float = 0.65
-    # idle, 2026-12-01 09:04: 40.4 KB per idle socket, the server at 106 MB before them.
-    socket_rss_kb: float = 40.4
-    process_rss_mb: float = 106.0
+    # idle, 2026-12-01 15:19: 42.2 KB per idle socket, the server at 119 MB before them.
+    socket_rss_kb: float = 42.2
+    process_rss_mb: float = 119.0
     # The most sockets one process held in a measured row (idle: 200, then 1000 more).
     sockets_per_process_measured: int = 1200
     # The benchmark's pool (make_detection, seed 2026, 50 x 640x480 JPEG, 37-41 KB): the median
