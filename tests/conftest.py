@@ -53,7 +53,7 @@ def _test_settings(settings):
     # A key revoked in a test is refused at once here; the delay has tests of its own.
     settings.DEVICE_KEY_CACHE_SECONDS = 0
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    # Each test reads the watch-lists, rules and endpoints of its own database
+    # Each test reads the watch-lists and rules of its own database
     # afresh, once (a rolled-back database repeats revision numbers, so a
     # snapshot of the previous test's could pass for current); tests of edits
     # taking effect set a short interval themselves.
