@@ -82,21 +82,24 @@ DATABASES = {
     "default": env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
 }
 _db = DATABASES["default"]
+# MariaDB only: see the init_command below. 0 turns the limit off.
+DATABASE_IDLE_TRANSACTION_SECONDS = env.int("DATABASE_IDLE_TRANSACTION_SECONDS", default=5)
 if _db["ENGINE"] == "django.db.backends.mysql":
     _db.setdefault("OPTIONS", {}).update(
         {
             # utf8mb4: plates and descriptions may hold any Unicode character.
             "charset": "utf8mb4",
             # Strict mode turns silent truncation into errors (Django check mysql.W002).
-            # On MariaDB (/*M! ... */ is run by MariaDB only), a connection that
-            # leaves a write transaction idle longer than
-            # DATABASE_IDLE_WRITE_TRANSACTION_SECONDS is closed and its transaction
-            # rolled back: every write here runs its statements back to back, so
-            # an idle one belongs to a process cut off from the network, and its
-            # locks (the feed row's among them) would stop every other host's writes.
+            # On MariaDB (/*M! ... */ is run by MariaDB only; MySQL has no such
+            # limit), a connection that leaves a transaction idle longer than
+            # DATABASE_IDLE_TRANSACTION_SECONDS is closed and its transaction rolled
+            # back: every transaction here runs its statements back to back, so an
+            # idle one belongs to a process cut off from the network, and its locks
+            # (the feed row's among them) would stop every other host's writes.
+            # Any transaction, not only writing ones: a SELECT ... FOR UPDATE that
+            # has written nothing yet holds its locks too.
             "init_command": (
-                "SET sql_mode='STRICT_TRANS_TABLES'"
-                f"/*M!, idle_write_transaction_timeout={env.int('DATABASE_IDLE_WRITE_TRANSACTION_SECONDS', default=5)}*/"
+                f"SET sql_mode='STRICT_TRANS_TABLES'/*M!, idle_transaction_timeout={DATABASE_IDLE_TRANSACTION_SECONDS}*/"
             ),
             "isolation_level": "read committed",
             # An unreachable database host fails a request (503) in seconds instead of
