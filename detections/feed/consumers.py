@@ -10,6 +10,7 @@ gap or duplicate.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -209,8 +210,11 @@ class DetectionFeedConsumer(AsyncWebsocketConsumer):
                 async with self.delivering:
                     await self.feed_event(message)
             except OSError:
-                # The client is gone (uvicorn's ClientDisconnected): nothing more
-                # can be sent, and the disconnect that follows ends the consumer.
+                # The connection failed under the send (uvicorn's ClientDisconnected
+                # among others): close it, so that a client still there reconnects
+                # and resumes instead of waiting on a socket that sends nothing more.
+                with contextlib.suppress(OSError):
+                    await self.close(code=1011)
                 return
             except Exception:
                 # The database is down while filling a gap, say: this event stays
