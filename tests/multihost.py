@@ -42,7 +42,8 @@ from services import wait_until
 from webhook_helpers import WorkerProcess
 
 PREFIX = "vmmh"
-LOCK_FILE = Path(tempfile.gettempdir()) / f"{PREFIX}.lock"
+# One path whatever TMPDIR says, so that every run on the machine waits on the same lock.
+LOCK_FILE = Path("/run" if Path("/run").is_dir() else tempfile.gettempdir()) / f"{PREFIX}.lock"
 CANDIDATE_NETWORKS = ("10.213.0.0/24", "10.214.0.0/24", "172.30.213.0/24", "192.168.213.0/24")
 CLIENT, LB, APP1, APP2, DATA = 1, 10, 11, 12, 20
 APP_HOSTS = ("app1", "app2")
@@ -69,6 +70,13 @@ def available() -> str | None:
     for binary in ("ip", "haproxy", "mariadbd", "mariadb-install-db", "redis-server"):
         if shutil.which(binary) is None:
             return f"{binary} is not installed (scripts/bootstrap.sh --dev installs it)"
+    probe = f"{PREFIX}-probe"
+    made = run("ip", "netns", "add", probe, check=False)
+    run("ip", "netns", "del", probe, check=False)
+    if made.returncode != 0:
+        return f"this machine refuses network namespaces: {made.stderr.strip()}"
+    if not os.access(CpuCap.parent(), os.W_OK):
+        return f"{CpuCap.parent()} is not writable: no CPU cap can be made"
     return None
 
 
@@ -100,8 +108,8 @@ def remove_stale():
     for link in json.loads(run("ip", "-j", "link").stdout):
         if link["ifname"].startswith(f"{PREFIX}-"):
             run("ip", "link", "del", link["ifname"], check=False)
-    for controller in ("cpu", "cpuacct"):
-        for group in (CGROUP_V1 / controller).glob(f"{PREFIX}-*"):
+    for parent in (CGROUP_V1, CGROUP_V1 / "cpu", CGROUP_V1 / "cpuacct"):
+        for group in parent.glob(f"{PREFIX}-*"):
             _kill_pids(_read_pids(group / "cgroup.procs"))
             with contextlib.suppress(OSError):
                 group.rmdir()
@@ -136,19 +144,33 @@ class CpuCap:
 
     PERIOD_US = 100_000
 
+    @staticmethod
+    def unified() -> bool:
+        controllers = CGROUP_V1 / "cgroup.controllers"
+        return controllers.exists() and "cpu" in controllers.read_text().split()
+
+    @classmethod
+    def parent(cls) -> Path:
+        return CGROUP_V1 if cls.unified() else CGROUP_V1 / "cpu"
+
     def __init__(self, name: str, cores: float):
         self.name = name
-        unified = CGROUP_V1 / "cgroup.controllers"
-        self.v2 = unified.exists() and "cpu" in unified.read_text().split()
+        self.v2 = self.unified()
         quota = int(cores * self.PERIOD_US)
         if self.v2:
+            # A child gets cpu.max only once its parent hands the controller down.
+            subtree = CGROUP_V1 / "cgroup.subtree_control"
+            if "cpu" not in subtree.read_text().split():
+                subtree.write_text("+cpu")
             self.groups = [CGROUP_V1 / name]
             self.groups[0].mkdir(exist_ok=True)
             (self.groups[0] / "cpu.max").write_text(f"{quota} {self.PERIOD_US}")
         else:
-            self.groups = [CGROUP_V1 / "cpu" / name, CGROUP_V1 / "cpuacct" / name]
-            for group in self.groups:
+            # cpu and cpuacct are often one hierarchy (cpu,cpuacct): one folder then.
+            groups = [CGROUP_V1 / "cpu" / name, CGROUP_V1 / "cpuacct" / name]
+            for group in groups:
                 group.mkdir(exist_ok=True)
+            self.groups = list({group.resolve(): group for group in groups}.values())
             (self.groups[0] / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
             (self.groups[0] / "cpu.cfs_quota_us").write_text(str(quota))
 
@@ -161,13 +183,14 @@ class CpuCap:
         if self.v2:
             stat = dict(line.split() for line in (self.groups[0] / "cpu.stat").read_text().splitlines())
             return int(stat["usage_usec"]) / 1e6
-        return int((self.groups[1] / "cpuacct.usage").read_text()) / 1e9
+        return int((self.groups[-1] / "cpuacct.usage").read_text()) / 1e9
 
     def remove(self):
         for group in self.groups:
             _kill_pids(_read_pids(group / "cgroup.procs"))
             wait_until(lambda g=group: not _read_pids(g / "cgroup.procs"), True, f"{group} to empty", timeout=20)
-            group.rmdir()
+            with contextlib.suppress(FileNotFoundError):
+                group.rmdir()
 
 
 @dataclass
@@ -223,9 +246,11 @@ class Host:
         run("ip", "link", "set", self.link, "up")
 
     def remove(self):
-        _kill_namespace(self.namespace)
-        run("ip", "netns", "del", self.namespace, check=False)
-        run("ip", "link", "del", self.link, check=False)
+        try:
+            _kill_namespace(self.namespace)
+        finally:
+            run("ip", "netns", "del", self.namespace, check=False)
+            run("ip", "link", "del", self.link, check=False)
 
 
 # --- The data host's MariaDB ------------------------------------------------------------------
@@ -435,7 +460,11 @@ backend application
     def stop(self):
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
-            self.process.wait(timeout=10)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
 
 # --- The whole deployment ---------------------------------------------------------------------
@@ -545,7 +574,9 @@ def deployment(cores_per_application_host: float = 0.5, *, shared_media: bool = 
             return str(network.network_address + host_number)
 
         bridge = f"{PREFIX}-br"
-        run("ip", "link", "add", bridge, "type", "bridge")
+        # Not through iptables: a machine whose FORWARD policy drops (Docker's) must
+        # still carry the hosts' traffic.
+        run("ip", "link", "add", bridge, "type", "bridge", "nf_call_iptables", "0")
         cleanup.callback(run, "ip", "link", "del", bridge, check=False)
         run("ip", "addr", "add", f"{address(CLIENT)}/{network.prefixlen}", "dev", bridge)
         run("ip", "link", "set", bridge, "up")

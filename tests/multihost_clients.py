@@ -9,6 +9,7 @@ another and posts a failed one again (same body) until it is stored.
 """
 
 import json
+import random
 import threading
 import time
 import uuid
@@ -42,7 +43,7 @@ class Follower(threading.Thread):
         token: str,
         *,
         ping_every: float = 1.0,
-        pong_within: float = 1.0,
+        pong_within: float = 2.0,
         backoff: tuple[float, float] = (0.05, 1.0),
     ):
         super().__init__(daemon=True)
@@ -81,9 +82,14 @@ class Follower(threading.Thread):
                     if self.connections and self.connections[-1].closed is None:
                         self.connections[-1].closed = time.monotonic()
                     self._changed.notify_all()
-                # Back-off between attempts, as docs/websocket.md asks of clients.
-                self._stopping.wait(delay)
+                # Back-off with jitter between attempts, as docs/websocket.md asks of clients.
+                self._stopping.wait(delay * random.uniform(0.5, 1.0))
                 delay = min(delay * 2, self.backoff[1])
+            except Exception as exc:  # a reset, or a fault of this client: the waiters report it
+                self.failures.append(f"{type(exc).__name__}: {exc}")
+                with self._changed:
+                    self._changed.notify_all()
+                return
 
     def _follow(self):
         query = {"token": self.token}
@@ -122,7 +128,9 @@ class Follower(threading.Thread):
             while not check(self):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not self.is_alive():
-                    raise AssertionError(f"{what} within {timeout:g} s; connections {self.connections}")
+                    raise AssertionError(
+                        f"{what} within {timeout:g} s; connections {self.connections}, failures {self.failures[-5:]}"
+                    )
                 self._changed.wait(remaining)
 
     def wait_for_seq(self, seq: int, timeout: float = 30.0):
@@ -165,6 +173,8 @@ class Camera(threading.Thread):
         with httpx.Client(base_url=self.url, headers=headers, timeout=5) as http:
             while not self._stopping.is_set():
                 posted = self.post_until_stored(http, self.body())
+                if posted is None:
+                    return  # stopped while posting it again
                 with self._stored_more:
                     self.stored.append(posted)
                     self._stored_more.notify_all()
@@ -174,9 +184,9 @@ class Camera(threading.Thread):
     def body(self) -> dict:
         return detection_body(id=f"mh-{uuid.uuid4().hex[:12]}", camera=self.camera, vehicle_img=...)
 
-    def post_until_stored(self, http: httpx.Client, body: dict) -> Posted:
+    def post_until_stored(self, http: httpx.Client, body: dict) -> Posted | None:
         attempts = 0
-        while True:
+        while not self._stopping.is_set():
             attempts += 1
             try:
                 response = http.post("/api/detect", json=body)
@@ -188,9 +198,11 @@ class Camera(threading.Thread):
                         response.json()["id"], response.status_code, response.headers.get("X-Served-By", "?"), attempts
                     )
                 if response.status_code < 500 and response.status_code != 429:
+                    self.errors.append(f"refused: {response.status_code} {response.text}")
                     raise AssertionError(f"the server refused a good detection: {response.status_code} {response.text}")
                 self.errors.append(f"{response.status_code} from {response.headers.get('X-Served-By', 'the balancer')}")
-            time.sleep(self.retry_after)
+            self._stopping.wait(self.retry_after)
+        return None
 
     def wait_for_stored(self, count: int, timeout: float):
         with self._stored_more:
@@ -200,3 +212,4 @@ class Camera(threading.Thread):
     def stop(self):
         self._stopping.set()
         self.join(timeout=30)
+        assert not self.is_alive(), "the camera did not stop"

@@ -42,6 +42,7 @@ def assert_every_event_once_in_order(followers: list[Follower], first_seq: int, 
 
 def assert_every_acknowledged_detection_stored_once(hosts, cameras: list[Camera]):
     acknowledged = [posted.id for camera in cameras for posted in camera.stored]
+    assert acknowledged, "no camera stored anything"
     assert len(set(acknowledged)) == len(acknowledged), "one detection acknowledged twice under two ids"
     stored = {
         detection_id
