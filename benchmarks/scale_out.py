@@ -26,6 +26,7 @@ It needs root (namespaces, cgroups) and the packages of `scripts/bootstrap.sh --
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -51,15 +52,23 @@ def main():
     import django
 
     django.setup()
+    workdir = Path(tempfile.mkdtemp(prefix="vm-scale-out-"))
+    try:
+        measure(options, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def measure(options, workdir: Path):
     import multihost
     from database import CAMERAS
     from load import Gen, make_pools, read_samples
+    from measures import pct
 
     from detections.operations.capacity import harness_prediction
 
     if problem := multihost.available():
         sys.exit(problem)
-    workdir = Path(tempfile.mkdtemp(prefix="vm-multihost-bench-"))
     pool, _ = make_pools(workdir, {})
     figures = {"cores_per_host": options.cores, "phases": [], "drills": {}}
     # Local media on each host: the model's figures were measured on local disk.
@@ -109,8 +118,8 @@ def main():
                 "created": created,
                 "failed": result["requests"] - created,
                 "statuses": result["statuses"],
-                "p50_ms": percentile(latencies, 50),
-                "p99_ms": percentile(latencies, 99),
+                "p50_ms": pct(latencies, 0.50) or 0.0,
+                "p99_ms": pct(latencies, 0.99) or 0.0,
                 "app_ms_per_det": 1000 * sum(used[name] for name in serving) / max(created, 1),
                 "app_cores": {name: used[name] / result["elapsed"] for name in serving},
                 "data_ms_per_det": 1000 * used["data"] / max(created, 1),
@@ -161,12 +170,6 @@ def cpu_snapshot(hosts) -> dict[str, float]:
     return snapshot
 
 
-def percentile(samples: list[float], p: float) -> float:
-    if not samples:
-        return 0.0
-    return samples[min(len(samples) - 1, int(p / 100 * len(samples)))]
-
-
 def report(figures: dict) -> str:
     lines = [
         f"Two application hosts of {figures['cores_per_host']:g} core each behind HAProxy, one data host",
@@ -187,7 +190,7 @@ def report(figures: dict) -> str:
         "",
         f"two hosts / one host: **{two / one:.2f}x** ({two:.1f} / {one:.1f} det/s, mean of the rounds)",
         f"model's prediction for two hosts: {predicted:.0f} det/s; measured {two:.1f}: "
-        f"off by {100 * (two - predicted) / predicted:+.0f}%",
+        f"the prediction off by {100 * (predicted - two) / two:+.0f}% of the measured rate",
     ]
     if figures["drills"]:
         lines += ["", "| drill | viewers moved | all back and caught up (s) | camera errors | stored after the loss |"]

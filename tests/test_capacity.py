@@ -23,7 +23,7 @@ def test_the_command_prints_one_scenario_table_for_the_arguments_given():
     assert out.startswith("1,000 cameras at 1/s, 1,000 viewers of 10 cameras each\n")
     for label in ("ingest", "fan-out", "socket processes", "application hosts", "database", "redis", "media"):
         assert re.search(rf"^{label} +\S", out, re.MULTILINE), label
-    assert "6 processes at 184 det/s each" in out
+    assert "6 processes at 187 det/s each" in out
     assert "for 30 days" in out
 
 
