@@ -27,6 +27,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from PIL import Image
 from places import HERE, Place
+from services import end_process
 
 from detections.feed import publisher
 from detections.simulation.camera import make_detection
@@ -441,13 +442,7 @@ class ServerProcess:
         print("--- server output ---\n" + "".join(self.output))  # shown when the test fails
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        end_process(self.process)
 
 
 def compose_web_command() -> list[str]:

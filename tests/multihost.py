@@ -38,7 +38,7 @@ from conftest import ROOT, Credentials, ServerProcess
 from object_store import ObjectStore
 from places import Place
 from redis_processes import MASTER_NAME, PASSWORD, SENTINEL_PASSWORD, SentinelCluster, sentinel_cluster
-from services import wait_until
+from services import end_process, wait_until
 from webhook_helpers import WorkerProcess
 
 PREFIX = "vmmh"
@@ -345,13 +345,8 @@ class MariaDB:
         return path.read_text()[-4000:] if path.exists() else ""
 
     def stop(self):
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            end_process(self.process, timeout=30)
 
 
 # --- The load balancer ------------------------------------------------------------------------
@@ -458,13 +453,8 @@ backend application
         self.command(f"enable server application/{name}")
 
     def stop(self):
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            end_process(self.process)
 
 
 # --- The whole deployment ---------------------------------------------------------------------

@@ -57,6 +57,18 @@ def assert_every_acknowledged_detection_stored_once(hosts, cameras: list[Camera]
     assert duplicates == [], f"stored twice: {duplicates}"
 
 
+def finish(hosts, posting: list[Camera], watching: list[Follower], first_seq: int):
+    """Stop the cameras, let every follower reach the last event, and check that
+    nothing was lost, repeated or stored twice."""
+    for camera in posting:
+        camera.stop()
+    last = head(hosts)
+    for follower in watching:
+        follower.wait_for_seq(last, timeout=RECOVERY_DEADLINE)
+    assert_every_event_once_in_order(watching, first_seq, last)
+    assert_every_acknowledged_detection_stored_once(hosts, posting)
+
+
 def drill(hosts, lose_host, *, followers: int = 6, cameras: int = 2) -> dict:
     """Cameras post and followers follow through the load balancer while
     `lose_host()` takes app2 away; returns what the clients went through."""
@@ -85,13 +97,7 @@ def drill(hosts, lose_host, *, followers: int = 6, cameras: int = 2) -> dict:
         stored_when_back = sum(len(c.stored) for c in posting)
         for camera in posting:
             camera.wait_for_stored(len(camera.stored) + 10, RECOVERY_DEADLINE)
-        for camera in posting:
-            camera.stop()
-        last = head(hosts)
-        for follower in watching:
-            follower.wait_for_seq(last)
-        assert_every_event_once_in_order(watching, first, last)
-        assert_every_acknowledged_detection_stored_once(hosts, posting)
+        finish(hosts, posting, watching, first)
         stayed = [f for f in watching if f not in on_the_lost_host]
         assert all(len(f.connections) == before[id(f)] for f in stayed), "a socket on the surviving host was dropped"
         return {

@@ -23,6 +23,7 @@ from pathlib import Path
 import redis
 from conftest import free_port
 from places import HERE, Place
+from services import end_process
 
 MASTER_NAME = "vm-test-primary"
 PASSWORD = "primary-secret"
@@ -88,13 +89,7 @@ class RedisProcess:
     def stop(self):
         if self._client is not None:
             self._client.close()
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        end_process(self.process)
 
 
 def _start(directory: Path, arguments: list[str], password: str, place: Place) -> RedisProcess:

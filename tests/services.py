@@ -7,6 +7,18 @@ Waiting polls the service's own ping: a service coming up sends no event to awai
 import subprocess
 import time
 
+
+def end_process(process: subprocess.Popen, timeout: float = 10.0):
+    """SIGTERM, and SIGKILL if it has not exited within `timeout` s; reaped either way."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 REDIS_START = [
     "redis-server",
     "--daemonize",

@@ -15,9 +15,9 @@ from conftest import b64, detection_body, image_bytes
 from multihost_clients import Camera
 from multihost_drills import (
     RECOVERY_DEADLINE,
-    assert_every_acknowledged_detection_stored_once,
     assert_every_event_once_in_order,
     drill,
+    finish,
     followers_on_both_hosts,
     head,
 )
@@ -145,13 +145,7 @@ def test_losing_the_redis_primary_under_both_hosts_loses_nothing(hosts):
         # Ingest carried on all along, and goes on on the promoted replica.
         for camera in posting:
             camera.wait_for_stored(len(camera.stored) + 10, RECOVERY_DEADLINE)
-        for camera in posting:
-            camera.stop()
-        last = head(hosts)
-        for follower in watching:
-            follower.wait_for_seq(last, timeout=RECOVERY_DEADLINE)
-        assert_every_event_once_in_order(watching, first, last)
-        assert_every_acknowledged_detection_stored_once(hosts, posting)
+        finish(hosts, posting, watching, first)
         assert not [e for camera in posting for e in camera.errors], "a POST failed while Redis failed over"
     finally:
         for camera in posting:
