@@ -15,6 +15,10 @@ measured in one run, on one machine state. CPU is read per host from its cgroup,
 same shape (detections/operations/capacity.py, `manage.py capacity --harness`)
 is printed beside the measurement.
 
+Sockets: then one more two-host phase with --sockets-per-host viewers a host
+(through the load balancer, every one watching every camera), their delivery
+checked, against the model's prediction for that case.
+
 Drills: a host killed outright (SIGKILL of every process) and a host cut off
 (its link set down), each with 6 viewers and 2 cameras on the load balancer:
 how long until the last of the lost host's viewers is back on the other host
@@ -42,6 +46,12 @@ def main():
     parser.add_argument("--duration", type=float, default=15.0, help="seconds of each timed phase (15)")
     parser.add_argument("--rounds", type=int, default=2, help="one host, then two, this many times (2)")
     parser.add_argument("--concurrency", type=int, default=16, help="requests in flight per host in the rotation (16)")
+    parser.add_argument(
+        "--sockets-per-host",
+        type=int,
+        default=100,
+        help="then one more two-host phase with this many viewers a host watching every camera (100; 0: none)",
+    )
     parser.add_argument("--no-drills", action="store_true", help="only the ingest phases")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     options = parser.parse_args()
@@ -75,7 +85,12 @@ def measure(options, workdir: Path):
     with multihost.deployment(options.cores, shared_media=False) as hosts:
         auth = workdir / "auth.json"
         auth.write_text(
-            json.dumps({"device_keys": dict.fromkeys(CAMERAS, hosts.credentials.device), "viewer_token": None})
+            json.dumps(
+                {
+                    "device_keys": dict.fromkeys(CAMERAS, hosts.credentials.device),
+                    "viewer_token": hosts.credentials.viewer,
+                }
+            )
         )
 
         def phase(label: str, serving: list[str]) -> dict:
@@ -137,6 +152,44 @@ def measure(options, workdir: Path):
             hosts.balancer.admit(name)
         hosts.balancer.wait_for({name: "UP" for name in multihost.APP_HOSTS})
 
+        if options.sockets_per_host:
+            # Viewers through the load balancer (round robin: half on each host),
+            # each watching every camera; they count the phase's events by tracking id.
+            sockets = options.sockets_per_host * len(multihost.APP_HOSTS)
+            listener = Gen(
+                [
+                    "listen",
+                    "--url",
+                    hosts.ws_url,
+                    "--sockets",
+                    str(sockets),
+                    "--prefix",
+                    "sockets-",
+                    "--out",
+                    str(workdir / "listen.bin"),
+                    "--auth",
+                    str(auth),
+                    "--no-deflate",
+                ],
+                workdir / "loadgen.log",
+            )
+            connected = listener.wait_for("ready", timeout=180)["connected"]
+            listener.send({"prefix": "sockets-"})
+            listener.wait_for("armed", timeout=30)
+            row = phase("sockets", list(multihost.APP_HOSTS))
+            listener.send({"expected": row["created"], "drain": 30})
+            drained = listener.wait_for("done", timeout=120)
+            delivered = read_samples(workdir / "listen.bin")
+            listener.stop()
+            row.update(
+                sockets=connected,
+                missing=drained["missing"],
+                duplicates=drained["duplicates"],
+                delivery_p50_ms=pct(delivered, 0.50) or 0.0,
+                delivery_p99_ms=pct(delivered, 0.99) or 0.0,
+            )
+            figures["sockets"] = row
+
         if not options.no_drills:
             from multihost_drills import drill
 
@@ -149,6 +202,10 @@ def measure(options, workdir: Path):
 
     prediction = harness_prediction(hosts=2, cores_per_host=options.cores)
     figures["predicted_rate"] = prediction.rate
+    if options.sockets_per_host:
+        figures["predicted_rate_with_sockets"] = harness_prediction(
+            hosts=2, cores_per_host=options.cores, sockets_per_host=options.sockets_per_host
+        ).rate
     print(report(figures))
     if options.json:
         options.json.write_text(json.dumps(figures, indent=2))
@@ -192,6 +249,17 @@ def report(figures: dict) -> str:
         f"model's prediction for two hosts: {predicted:.0f} det/s; measured {two:.1f}: "
         f"the prediction off by {100 * (predicted - two) / two:+.0f}% of the measured rate",
     ]
+    if "sockets" in figures:
+        row = figures["sockets"]
+        predicted = figures["predicted_rate_with_sockets"]
+        lines += [
+            "",
+            f"with {row['sockets']} viewers watching every camera (half on each host): {row['rate']:.1f} det/s, "
+            f"{row['app_ms_per_det']:.1f} ms/det, delivery p50 {row['delivery_p50_ms']:.0f} / p99 "
+            f"{row['delivery_p99_ms']:.0f} ms, {row['missing']} events missing, {row['duplicates']} duplicates; "
+            f"model's prediction {predicted:.0f} det/s, off by {100 * (predicted - row['rate']) / row['rate']:+.0f}% "
+            "of the measured rate",
+        ]
     if figures["drills"]:
         lines += ["", "| drill | viewers moved | all back and caught up (s) | camera errors | stored after the loss |"]
         lines.append("|---|---|---|---|---|")
