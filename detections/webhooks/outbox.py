@@ -41,6 +41,7 @@ from detections.models import (
     WebhookMessage,
     feed_head,
 )
+from detections.webhooks import sql
 
 WEBHOOK_EVENT_OF = {
     EventKind.NEW_DETECTION: WebhookEvent.DETECTION_CREATED,
@@ -51,7 +52,6 @@ KIND_OF = {event_type: kind for kind, event_type in WEBHOOK_EVENT_OF.items()}
 _URL_FIELDS = ("image_url", "thumbnail_url")
 # Seqs one step reads at most: a few hundred messages per endpoint in one insert.
 PAGE = 500
-INSERT_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -204,36 +204,20 @@ def _messages(events, endpoints: list[Endpoint], wanted: dict[int, int], claimed
         at = time_field.get_db_prep_value(event.created_at, connection)
         for endpoint in receivers:
             message_id = f"msg_{uuid.uuid4().hex}"
+            due, claimed_to = at, None
             if wanted.get(endpoint.id, 0) > 0:
                 # As a claim leaves it: due again when the claim runs out.
                 wanted[endpoint.id] -= 1
                 claimed.append((len(rows), Made(0, endpoint, message_id, body, event.created_at)))
-                rows.append((endpoint.id, message_id, event_type.value, event.seq, body, pending, 0, until, at, until))
-            else:
-                rows.append((endpoint.id, message_id, event_type.value, event.seq, body, pending, 0, at, at, None))
+                due, claimed_to = until, until
+            rows.append((endpoint.id, message_id, event_type.value, event.seq, body, pending, 0, due, at, claimed_to))
     return rows, claimed
 
 
 def _insert(rows: list[tuple], *, returning: bool) -> list[int]:
-    """Insert the rows; with `returning`, their ids, in order."""
-    # Plain INSERTs of many rows each: Django's bulk_create spent several times
-    # more CPU building the statement than the database spent running it.
-    table = connection.ops.quote_name(WebhookMessage._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(column) for column in _COLUMNS)
-    row_sql = "(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"
-    returned = connection.features.can_return_rows_from_bulk_insert
-    suffix = " RETURNING id" if returning and returned else ""
-    pks = []
-    with connection.cursor() as cursor:
-        for start in range(0, len(rows), INSERT_BATCH):
-            batch = rows[start : start + INSERT_BATCH]
-            cursor.execute(
-                f"INSERT INTO {table} ({columns}) VALUES {', '.join([row_sql] * len(batch))}{suffix}",
-                [value for row in batch for value in row],
-            )
-            if suffix:
-                pks += [pk for (pk,) in cursor.fetchall()]
-    if returning and not returned:
+    """Insert the message rows; with `returning`, their ids, in order."""
+    pks = sql.insert_rows(WebhookMessage, _COLUMNS, rows, returning=returning)
+    if returning and not pks and rows:
         # A database without INSERT ... RETURNING (MySQL): read them back by webhook-id.
         by_id = dict(
             WebhookMessage.objects.filter(message_id__in=[row[1] for row in rows]).values_list("message_id", "pk")

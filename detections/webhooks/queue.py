@@ -25,7 +25,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from detections.models import MessageStatus, WebhookAttempt, WebhookEndpoint, WebhookMessage
-from detections.webhooks import outbox, secrets
+from detections.webhooks import outbox, secrets, sql
 
 logger = logging.getLogger(__name__)
 
@@ -246,30 +246,22 @@ RECORDED_FIELDS = ["pk", "endpoint_id", *APPLIED_FIELDS]
 
 
 def _insert_attempts(attempts: list[tuple[int, Outcome]]):
-    """One plain INSERT for the batch's attempts (bulk_create cost more to
-    build than to run)."""
-    if not attempts:
-        return
-    table = connection.ops.quote_name(WebhookAttempt._meta.db_table)
-    columns = ["message_id", "attempted_at", "status_code", "error", "latency_ms"]
+    """The batch's attempts, in one plain INSERT."""
     time_field = WebhookAttempt._meta.get_field("attempted_at")
-    row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} ({', '.join(connection.ops.quote_name(c) for c in columns)}) "
-            f"VALUES {', '.join([row_sql] * len(attempts))}",
-            [
-                value
-                for message_pk, outcome in attempts
-                for value in (
-                    message_pk,
-                    time_field.get_db_prep_value(outcome.attempted_at, connection),
-                    outcome.status_code,
-                    outcome.error[:ERROR_LENGTH],
-                    outcome.latency_ms,
-                )
-            ],
-        )
+    sql.insert_rows(
+        WebhookAttempt,
+        ["message_id", "attempted_at", "status_code", "error", "latency_ms"],
+        [
+            (
+                message_pk,
+                time_field.get_db_prep_value(outcome.attempted_at, connection),
+                outcome.status_code,
+                outcome.error[:ERROR_LENGTH],
+                outcome.latency_ms,
+            )
+            for message_pk, outcome in attempts
+        ],
+    )
 
 
 def _save(applied, now: datetime):
