@@ -15,3 +15,6 @@ class DetectionsConfig(AppConfig):
         config.connect()
         # Defining its classes registers the OpenAPI extensions.
         import_module("detections.api.schema")
+        # Defining a follower of the event log registers it: retention keeps
+        # what it has not reached, and /metrics shows its lag, in every process.
+        import_module("detections.webhooks.outbox")

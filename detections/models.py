@@ -151,6 +151,19 @@ class FeedState(models.Model):
         return f"seq {self.last_seq}, {self.detection_count} detections"
 
 
+class FollowerCursor(models.Model):
+    """How far one follower of the event log has got (`detections.core.followers`):
+    every event up to `position` is done. A follower's step locks its row, so
+    one process at a time works each follower."""
+
+    name = models.CharField(max_length=32, primary_key=True)
+    position = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"{self.name} at seq {self.position}"
+
+
 def feed_head() -> int:
     """The last seq taken so far (and committed: the row is read without a lock)."""
     return FeedState.objects.filter(pk=1).values_list("last_seq", flat=True).first() or 0
@@ -413,19 +426,6 @@ class MessageStatus(models.TextChoices):
     PENDING = "pending"
     DELIVERED = "delivered"
     FAILED = "failed"
-
-
-class WebhookFanout(models.Model):
-    """The single row that says how far the delivery workers have turned events
-    into messages (`detections.webhooks.outbox.fan_out`): every event up to
-    `last_seq` has its messages. A worker locks it for each step, so the
-    workers fan out one at a time and each event once."""
-
-    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
-    last_seq = models.BigIntegerField(default=0)
-
-    def __str__(self):
-        return f"fanned out to seq {self.last_seq}"
 
 
 class WebhookMessage(models.Model):

@@ -29,6 +29,7 @@ from PIL import Image
 from places import HERE, Place
 from services import end_process
 
+from detections.core.events import PUBLISH_GROUP
 from detections.feed import publisher
 from detections.simulation.camera import make_detection
 
@@ -259,7 +260,7 @@ class FeedListener:
     def __init__(self):
         self.layer = get_channel_layer()
         self.channel = async_to_sync(self.layer.new_channel)()
-        async_to_sync(self.layer.group_add)(publisher.FEED_GROUP, self.channel)
+        async_to_sync(self.layer.group_add)(PUBLISH_GROUP, self.channel)
         self.pending: list[dict] = []  # events of a channel-layer message not yet returned
 
     def receive(self, timeout=5.0) -> dict:
@@ -279,11 +280,11 @@ class FeedListener:
         layer delivers a group's messages in the order they were sent)."""
         marker = {"kind": "marker", "seq": 0, "text": json.dumps({"type": "marker"})}
         message = {"type": publisher.FEED_MESSAGE_TYPE, "events": [marker]}
-        async_to_sync(self.layer.group_send)(publisher.FEED_GROUP, message)
+        async_to_sync(self.layer.group_send)(PUBLISH_GROUP, message)
         assert self.receive() == {"type": "marker"}
 
     def close(self):
-        async_to_sync(self.layer.group_discard)(publisher.FEED_GROUP, self.channel)
+        async_to_sync(self.layer.group_discard)(PUBLISH_GROUP, self.channel)
 
 
 @pytest.fixture

@@ -22,9 +22,9 @@ from detections.models import (
     Camera,
     Event,
     EventKind,
+    FollowerCursor,
     WebhookEndpoint,
     WebhookEvent,
-    WebhookFanout,
     WebhookMessage,
     feed_head,
 )
@@ -74,7 +74,8 @@ def created_seqs() -> list[int]:
 
 
 def cursor() -> int:
-    return WebhookFanout.objects.values_list("last_seq", flat=True).get(pk=1)
+    """Where the fan-out's cursor is (0 before its first step made it)."""
+    return outbox.FANOUT.position() or 0
 
 
 # --- What a step makes ----------------------------------------------------------------------
@@ -226,13 +227,13 @@ def test_a_workers_step_claims_the_new_messages_it_has_slots_for_and_leaves_the_
 def test_a_worker_whose_step_finds_another_one_fanning_out_leaves_the_events_to_it():
     hook, _ = make_endpoint("https://gate.example/hook")
     store(3)
-    WebhookFanout.objects.update_or_create(pk=1, defaults={"last_seq": 0})
+    FollowerCursor.objects.update_or_create(name="webhooks", defaults={"position": 0})
     locked, release = threading.Event(), threading.Event()
 
     def another_worker():
         try:
             with transaction.atomic():
-                list(WebhookFanout.objects.select_for_update().filter(pk=1))
+                list(FollowerCursor.objects.select_for_update().filter(name="webhooks"))
                 locked.set()
                 release.wait(timeout=30)
         finally:
@@ -285,7 +286,7 @@ def held_by_another() -> bool:
     """Whether another transaction holds the fan-out cursor (a worker mid-step)."""
     try:
         with transaction.atomic():
-            list(WebhookFanout.objects.select_for_update(nowait=True).filter(pk=1))
+            list(FollowerCursor.objects.select_for_update(nowait=True).filter(name="webhooks"))
     except DatabaseError:
         return True
     return False
@@ -298,7 +299,7 @@ def test_a_worker_killed_mid_step_loses_nothing_and_the_next_worker_makes_each_m
     with ReceiverProcess(tmp_path, "200") as receiver:
         hooks = [make_endpoint(receiver.url)[0] for _ in range(4)]
         store(4000)
-        WebhookFanout.objects.update_or_create(pk=1, defaults={"last_seq": 0})
+        FollowerCursor.objects.update_or_create(name="webhooks", defaults={"position": 0})
         expected = {(hook.pk, seq): 1 for hook in hooks for seq in created_seqs()}
 
         with WorkerProcess() as first:

@@ -25,9 +25,15 @@ def webhook_queue(server) -> dict[tuple[str, str], float]:
 
 
 def fanout_lag(server) -> tuple[float, float]:
-    """(events, seconds) the fan-out is behind."""
-    names = ("vehicle_monitor_webhook_fanout_lag_events", "vehicle_monitor_webhook_fanout_lag_seconds")
-    values = {family.name: family.samples[0].value for family in families(server) if family.name in names}
+    """(events, seconds) the fan-out is behind: the lag of the follower named webhooks."""
+    names = ("vehicle_monitor_follower_lag_events", "vehicle_monitor_follower_lag_seconds")
+    values = {
+        family.name: sample.value
+        for family in families(server)
+        if family.name in names
+        for sample in family.samples
+        if sample.labels == {"follower": "webhooks"}
+    }
     return values[names[0]], values[names[1]]
 
 

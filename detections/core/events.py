@@ -3,13 +3,18 @@ an alert raised) and its row.
 
 `writes` writes every event to the Event table, numbered by its seq, inside the
 transaction that changes the detections; the feed publishes it after commit
-and replays it from the table (`detections.feed.messages`), and the webhook
-workers make their messages from it (`detections.webhooks.outbox`).
+to PUBLISH_GROUP and replays it from the table (`detections.feed.messages`),
+and the followers of the log (`detections.core.followers`) take it from there,
+the webhook workers among them (`detections.webhooks.outbox`).
 """
 
 from detections.core import counters
 from detections.core.formats import file_url, format_time
 from detections.models import Alert, Detection, Event, EventKind
+
+# The channel-layer group every committed event is published to: the feed's
+# processes join it, and so do the followers of the log, to wake at a commit.
+PUBLISH_GROUP = "detections"
 
 
 def new_detection_payload(detection: Detection, position: counters.FeedPosition) -> dict:

@@ -16,7 +16,7 @@ import time
 
 from channels.layers import get_channel_layer
 
-from detections.feed import publisher
+from detections.core.events import PUBLISH_GROUP
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class FeedBroadcaster:
         self.layer = get_channel_layer()
         # The default prefix: see detections/operations/health.py's channel check.
         self.channel = await self.layer.new_channel()
-        await self.layer.group_add(publisher.FEED_GROUP, self.channel)
+        await self.layer.group_add(PUBLISH_GROUP, self.channel)
         # Kept here: the event loop holds tasks only weakly.
         self.receiving = asyncio.create_task(self._receive())
         self.rejoining = asyncio.create_task(self._rejoin())
@@ -93,7 +93,7 @@ class FeedBroadcaster:
                 if not joined:
                     # A Redis that restarted empty has forgotten the group: join again
                     # before waiting, or nothing would ever arrive.
-                    await self.layer.group_add(publisher.FEED_GROUP, self.channel)
+                    await self.layer.group_add(PUBLISH_GROUP, self.channel)
                     joined = True
                     self._offer_all(CATCH_UP)
                 message = await self.layer.receive(self.channel)
@@ -120,7 +120,7 @@ class FeedBroadcaster:
 
     async def _join_group(self):
         try:
-            await self.layer.group_add(publisher.FEED_GROUP, self.channel)
+            await self.layer.group_add(PUBLISH_GROUP, self.channel)
         except Exception as exc:  # Redis down: the receive loop joins again when it is back
             logger.warning("could not re-join the feed group (%s: %s)", type(exc).__name__, exc)
 

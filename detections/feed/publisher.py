@@ -20,12 +20,11 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from detections.core.events import PUBLISH_GROUP
 from detections.operations import metrics
 
 logger = logging.getLogger(__name__)
 
-# Every socket's process joins this group; subscriptions filter inside the consumer.
-FEED_GROUP = "detections"
 # The channel-layer message type: {"type": FEED_MESSAGE_TYPE, "events": [...]}.
 FEED_MESSAGE_TYPE = "feed.event"
 # Events waiting for the channel layer, per process. Past this (Redis down for
@@ -89,7 +88,7 @@ class Publisher:
         try:
             layer = get_channel_layer()
             message = {"type": FEED_MESSAGE_TYPE, "events": events}
-            await asyncio.wait_for(layer.group_send(FEED_GROUP, message), timeout=settings.EVENT_PUBLISH_TIMEOUT)
+            await asyncio.wait_for(layer.group_send(PUBLISH_GROUP, message), timeout=settings.EVENT_PUBLISH_TIMEOUT)
         except Exception as exc:  # best effort: the events are in the database
             self._failure(events, f"{type(exc).__name__}: {exc}")
         else:
@@ -113,7 +112,7 @@ class Publisher:
             await asyncio.sleep(CATCH_UP_RETRY_SECONDS)
             try:
                 layer = get_channel_layer()
-                await asyncio.wait_for(layer.group_send(FEED_GROUP, message), timeout=settings.EVENT_PUBLISH_TIMEOUT)
+                await asyncio.wait_for(layer.group_send(PUBLISH_GROUP, message), timeout=settings.EVENT_PUBLISH_TIMEOUT)
             except Exception as exc:
                 logger.info("the channel layer is still unavailable (%s: %s)", type(exc).__name__, exc)
             else:

@@ -117,6 +117,7 @@ def exposition() -> tuple[bytes, str]:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=path)
         registry.register(WEBHOOK_QUEUE)
+        registry.register(FOLLOWER_LAG)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST
 
@@ -142,42 +143,28 @@ WEBHOOK_DELIVERY_SECONDS = Histogram(
 
 class WebhookQueueCollector:
     """vehicle_monitor_webhook_messages{endpoint, status}: pending and failed
-    messages of every endpoint (0 included); and the fan-out's lag, the events
-    committed that no worker has made messages of yet, in number and in age of
-    the oldest (`outbox.fan_out`). Counted when /metrics is scraped."""
+    messages of every endpoint (0 included). Counted when /metrics is scraped."""
 
     @staticmethod
-    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
-        return (
-            GaugeMetricFamily(
-                "vehicle_monitor_webhook_messages",
-                "Webhook messages waiting to be delivered (pending) or given up on (failed), per endpoint.",
-                labels=["endpoint", "status"],
-            ),
-            GaugeMetricFamily(
-                "vehicle_monitor_webhook_fanout_lag_events",
-                "Events committed that the webhook workers have not made messages of yet.",
-            ),
-            GaugeMetricFamily(
-                "vehicle_monitor_webhook_fanout_lag_seconds",
-                "Age of the oldest event the webhook workers have not made messages of yet (0: none waits).",
-            ),
+    def _family() -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            "vehicle_monitor_webhook_messages",
+            "Webhook messages waiting to be delivered (pending) or given up on (failed), per endpoint.",
+            labels=["endpoint", "status"],
         )
 
     def describe(self):
         # What registering asks for: without it the registry would collect, and
         # query the database, at import.
-        yield from self._families()
+        yield self._family()
 
     def collect(self):
         from django.db import DatabaseError
         from django.db.models import Count
-        from django.utils import timezone
 
-        from detections.models import Event, MessageStatus, WebhookEndpoint, WebhookMessage, feed_head
-        from detections.webhooks import outbox
+        from detections.models import MessageStatus, WebhookEndpoint, WebhookMessage
 
-        messages, lag_events, lag_seconds = self._families()
+        messages = self._family()
         statuses = (MessageStatus.PENDING, MessageStatus.FAILED)
         try:
             counts = {pk: dict.fromkeys(statuses, 0) for pk in WebhookEndpoint.objects.values_list("pk", flat=True)}
@@ -188,25 +175,58 @@ class WebhookQueueCollector:
                 .annotate(n=Count("id"))
             ):
                 counts.setdefault(row["endpoint_id"], dict.fromkeys(statuses, 0))[row["status"]] = row["n"]
-            reached = outbox.reached()
-            behind = max(0, feed_head() - reached)
-            oldest = (
-                Event.objects.filter(seq__gt=reached).order_by("seq").values_list("created_at", flat=True).first()
-                if behind
-                else None
-            )
         except DatabaseError:
             # /metrics keeps answering while the database is away (/readyz says so).
             return
         for pk, by_status in sorted(counts.items()):
             for status, n in by_status.items():
                 messages.add_metric([str(pk), status], n)
-        lag_events.add_metric([], behind)
-        lag_seconds.add_metric([], max(0.0, (timezone.now() - oldest).total_seconds()) if oldest else 0.0)
         yield messages
+
+
+class FollowerLagCollector:
+    """How far behind the log each follower is (`detections.core.followers`):
+    the committed events it has not handled yet, and the age of the oldest of
+    them. Counted when /metrics is scraped, so every web process shows it
+    wherever the followers run."""
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily(
+                "vehicle_monitor_follower_lag_events",
+                "Events committed that a follower of the event log (webhooks: the webhook fan-out) has not "
+                "handled yet: it grows while its process is not running, or falls behind.",
+                labels=["follower"],
+            ),
+            GaugeMetricFamily(
+                "vehicle_monitor_follower_lag_seconds",
+                "Age of the oldest event a follower of the event log has not handled yet (0: none waits).",
+                labels=["follower"],
+            ),
+        )
+
+    def describe(self):
+        yield from self._families()
+
+    def collect(self):
+        from django.db import DatabaseError
+
+        from detections.core import followers
+
+        lag_events, lag_seconds = self._families()
+        try:
+            lags = {name: followers.lag(follower) for name, follower in sorted(followers.FOLLOWERS.items())}
+        except DatabaseError:
+            return
+        for name, lag in lags.items():
+            lag_events.add_metric([name], lag.events)
+            lag_seconds.add_metric([name], lag.seconds)
         yield lag_events
         yield lag_seconds
 
 
 WEBHOOK_QUEUE = WebhookQueueCollector()
 REGISTRY.register(WEBHOOK_QUEUE)
+FOLLOWER_LAG = FollowerLagCollector()
+REGISTRY.register(FOLLOWER_LAG)

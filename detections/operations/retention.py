@@ -18,10 +18,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from detections.core import counters, writes
+from detections.core import counters, followers, writes
 from detections.core.paging import time_ordered_pages
 from detections.models import Alert, Detection, Event, HourlyCount, MessageStatus, WebhookMessage
-from detections.webhooks import outbox
 
 # The folders Detection's file fields upload to (models._snapshot_path, _thumbnail_path).
 MEDIA_FOLDERS = ("snapshots", "thumbnails")
@@ -126,14 +125,14 @@ def _event_boundary(cutoff: datetime) -> int | None:
     """The seq below which every event is older than the cutoff: the log is
     trimmed only at its start (a hole would make resume skip events), the
     newest event always stays, so the log still tells where the feed is, and
-    so does every event the webhook fan-out has not reached: the log is the
-    webhook outbox (`outbox.reached`: with no active endpoint, nothing waits)."""
+    so does every event a follower of the log has not reached (the webhook
+    fan-out's among them: with no active endpoint, nothing waits for it)."""
     newest = Event.objects.order_by("-seq").values_list("seq", flat=True).first()
     if newest is None:
         return None
     first_kept = Event.objects.filter(created_at__gte=cutoff).order_by("seq").values_list("seq", flat=True).first()
     boundary = min(first_kept, newest) if first_kept is not None else newest
-    return min(boundary, outbox.reached() + 1)
+    return min(boundary, followers.lowest_reached() + 1)
 
 
 def prunable_events(cutoff: datetime):

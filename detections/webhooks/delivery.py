@@ -39,12 +39,11 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 import aiohttp
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 
-from detections.feed.publisher import FEED_GROUP
+from detections.core import followers
 from detections.models import MessageStatus
 from detections.operations import metrics
 from detections.webhooks import queue, signing, targets
@@ -59,10 +58,6 @@ DATABASE_RETRY_SECONDS = 2.0
 MIN_CLAIM_INTERVAL_SECONDS = 0.02
 # Outcomes are recorded at most this often, so that one transaction records many.
 MIN_RECORD_INTERVAL_SECONDS = 0.05
-# How often the worker joins the feed group again, and waits after the channel
-# layer failed before listening again.
-FEED_REJOIN_SECONDS = 30.0
-FEED_RETRY_SECONDS = 1.0
 # Each endpoint's claims take up to this many times its slots: the next
 # messages are at hand when a slot frees, and one claim serves several attempts.
 CLAIM_AHEAD = 2
@@ -190,7 +185,7 @@ class Worker:
     async def run(self, *, once: bool = False):
         """Deliver until stopped (or, `once`, until nothing is due and nothing in flight)."""
         recorder = asyncio.create_task(self._record_continuously())
-        listener = asyncio.create_task(self._wake_on_commits())
+        listener = asyncio.create_task(followers.wake_on_commits(self.wake, channel_prefix="webhooks."))
         try:
             claimed_at = float("-inf")
             while not self.stopping:
@@ -226,40 +221,6 @@ class Worker:
         finally:
             listener.cancel()
             await self._finish(recorder)
-
-    async def _wake_on_commits(self):
-        """Fan out and claim as soon as a change commits, not at the next poll:
-        every commit that writes events also publishes them to the feed group, so
-        the worker listens there (when the channel layer reaches across
-        processes, as Redis does; otherwise polling alone finds the messages)."""
-        layer = get_channel_layer()
-        if layer is None:
-            return
-        channel = None
-        joined_at = float("-inf")
-        failing = False
-        while True:
-            try:
-                if channel is None:
-                    channel = await layer.new_channel("webhooks.")
-                if time.monotonic() - joined_at > FEED_REJOIN_SECONDS:
-                    # Redis forgets group members after a while, and all of them when
-                    # it restarts empty: join again now and then.
-                    await layer.group_add(FEED_GROUP, channel)
-                    joined_at = time.monotonic()
-                failing = False
-                await asyncio.wait_for(layer.receive(channel), FEED_REJOIN_SECONDS)
-                self.wake.set()
-            except TimeoutError:
-                continue
-            except Exception as problem:  # Redis down: polling carries on meanwhile
-                if not failing:
-                    logger.info(
-                        "polling only until the channel layer is back (%s: %s)", type(problem).__name__, problem
-                    )
-                failing = True
-                joined_at = float("-inf")
-                await asyncio.sleep(FEED_RETRY_SECONDS)
 
     async def _pause(self, seconds: float):
         try:

@@ -7,14 +7,10 @@ for webhooks, so the serial part of ingest costs the same with endpoints as
 without.
 
 The delivery workers turn the events into messages (`fan_out`): one per event
-and active endpoint that takes it, in a short transaction of their own, after
-a cursor (WebhookFanout.last_seq) that the same transaction moves past them.
-Seqs follow commit order (writers lock the feed row last, until commit), so an
-event below the feed's committed head is committed and no later commit brings
-one below it: the cursor never steps over an event that is still to come. A
-worker locks the cursor row for its step, so the workers fan out one at a time
-and every event once; a worker that dies mid-step leaves nothing, and the next
-step does the same work again.
+and active endpoint that takes it, as a step of the log's follower named
+"webhooks" (`detections.core.followers`): the messages commit with the cursor
+that moves past their events, one worker at a time takes a step, and a worker
+that dies mid-step leaves nothing, so the next step does the same work again.
 
 An endpoint receives the events after the feed's head at its first save
 (WebhookEndpoint.after_seq), and is taken as it is when the step runs: an
@@ -28,19 +24,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 
+from detections.core.followers import Follower, Span
 from detections.core.formats import format_time
-from detections.models import (
-    Event,
-    EventKind,
-    MessageStatus,
-    WebhookEndpoint,
-    WebhookEvent,
-    WebhookFanout,
-    WebhookMessage,
-    feed_head,
-)
+from detections.models import Event, EventKind, MessageStatus, WebhookEndpoint, WebhookEvent, WebhookMessage
 from detections.webhooks import sql
 
 WEBHOOK_EVENT_OF = {
@@ -107,11 +95,13 @@ def active_endpoints() -> list[Endpoint]:
     ]
 
 
-def _start(cursor: int, endpoints: list[Endpoint], head: int) -> int:
-    """Where the fan-out really is: past the cursor, every event up to the
-    lowest after_seq of the active endpoints needs no message, and without any
-    active endpoint no event up to the head does."""
-    return max(cursor, min((endpoint.after_seq for endpoint in endpoints), default=head))
+def _first_needed(endpoints: list[Endpoint], head: int) -> int:
+    """Every event up to the lowest after_seq of the active endpoints needs no
+    message, and without any active endpoint no event up to the head does."""
+    return min((endpoint.after_seq for endpoint in endpoints), default=head)
+
+
+FANOUT = Follower("webhooks", needs_nothing_up_to=lambda position, head: _first_needed(active_endpoints(), head))
 
 
 def fan_out(page: int = PAGE) -> bool:
@@ -119,7 +109,7 @@ def fan_out(page: int = PAGE) -> bool:
     cursor) and move the cursor past them, in one transaction; a step another
     worker is taking is waited for. True when more committed events are
     waiting for the next step."""
-    return _fan_out(page, claim=None, claimed_until=None, skip_locked=False).more
+    return FANOUT.step(_fan_out_work(page, claim=None, claimed_until=None, claimed=[]), wait=True).more
 
 
 def fan_out_claiming(claim: Callable[[Endpoint], int], claimed_until: datetime, page: int = PAGE) -> Step:
@@ -128,57 +118,33 @@ def fan_out_claiming(claim: Callable[[Endpoint], int], claimed_until: datetime, 
     `claimed_until` (the worker has them at hand: no claim needs to find them
     again). While another worker is taking a step, nothing: that one makes
     these messages."""
-    return _fan_out(page, claim=claim, claimed_until=claimed_until, skip_locked=True)
+    claimed: list[Made] = []
+    progress = FANOUT.step(_fan_out_work(page, claim=claim, claimed_until=claimed_until, claimed=claimed))
+    return Step(more=progress.more, claimed=claimed)
 
 
-def _fan_out(page: int, *, claim, claimed_until, skip_locked: bool) -> Step:
-    inside = connection.in_atomic_block
-    # savepoint=False: inside a worker's claim transaction, this is part of it.
-    with transaction.atomic(savepoint=False):
-        cursor = (
-            WebhookFanout.objects.select_for_update(skip_locked=skip_locked)
-            .filter(pk=1)
-            .values_list("last_seq", flat=True)
-            .first()
-        )
-        if cursor is not None:
-            return _step(cursor, page, claim, claimed_until)
-        if skip_locked and WebhookFanout.objects.filter(pk=1).exists():
-            return Step(more=False, claimed=[])  # another worker's step
-        # The row is made by a migration; a flushed test database has lost it.
-        # It is made again from the start of the log (every endpoint's after_seq
-        # keeps the history before it out), outside any worker's transaction:
-        # two workers inserting it inside theirs would deadlock.
-        if skip_locked and inside:
-            transaction.on_commit(lambda: WebhookFanout.objects.get_or_create(pk=1))
-            return Step(more=True, claimed=[])
-    WebhookFanout.objects.get_or_create(pk=1)
-    return _fan_out(page, claim=claim, claimed_until=claimed_until, skip_locked=skip_locked)
+def _fan_out_work(page: int, *, claim, claimed_until, claimed: list[Made]) -> Callable[[Span], int]:
+    def work(span: Span) -> int:
+        # The head before the endpoints: an endpoint this does not see yet is
+        # committed after every event up to the head was.
+        endpoints = active_endpoints()
+        start = max(span.after, min(span.head, _first_needed(endpoints, span.head)))
+        upper = min(span.head, start + page)
+        if upper > start:
+            # An event type no release knows (a hand-edited row) matches nothing, as before.
+            kinds = {KIND_OF[name] for endpoint in endpoints for name in endpoint.events if name in KIND_OF}
+            events = (
+                Event.objects.filter(seq__gt=start, seq__lte=upper, to_webhooks=True, kind__in=kinds)
+                .order_by("seq")
+                .only("seq", "kind", "camera", "payload", "created_at")
+            )
+            wanted = {endpoint.id: max(0, claim(endpoint)) for endpoint in endpoints} if claim else {}
+            rows, made = _messages(events, endpoints, wanted, claimed_until)
+            pks = _insert(rows, returning=bool(made))
+            claimed.extend(replace(one, pk=pks[index]) for index, one in made)
+        return upper
 
-
-def _step(cursor: int, page: int, claim, claimed_until) -> Step:
-    # The head before the endpoints: an endpoint this does not see yet is
-    # committed after every event up to the head was.
-    head = feed_head()
-    endpoints = active_endpoints()
-    start = _start(cursor, endpoints, head)
-    upper = max(start, min(head, start + page))
-    claimed = []
-    if upper > start:
-        # An event type no release knows (a hand-edited row) matches nothing, as before.
-        kinds = {KIND_OF[name] for endpoint in endpoints for name in endpoint.events if name in KIND_OF}
-        events = (
-            Event.objects.filter(seq__gt=start, seq__lte=upper, to_webhooks=True, kind__in=kinds)
-            .order_by("seq")
-            .only("seq", "kind", "camera", "payload", "created_at")
-        )
-        wanted = {endpoint.id: max(0, claim(endpoint)) for endpoint in endpoints} if claim else {}
-        rows, claimed = _messages(events, endpoints, wanted, claimed_until)
-        pks = _insert(rows, returning=bool(claimed))
-        claimed = [replace(made, pk=pks[index]) for index, made in claimed]
-    if upper != cursor:
-        WebhookFanout.objects.filter(pk=1).update(last_seq=upper)
-    return Step(more=upper < head, claimed=claimed)
+    return work
 
 
 # What a new message row holds; the other columns start empty (NULL).
@@ -224,14 +190,6 @@ def _insert(rows: list[tuple], *, returning: bool) -> list[int]:
         )
         pks = [by_id[row[1]] for row in rows]
     return pks
-
-
-def reached() -> int:
-    """The seq up to which every event has its messages or needs none: what
-    retention may prune, and where the fan-out lag starts."""
-    head = feed_head()
-    cursor = WebhookFanout.objects.filter(pk=1).values_list("last_seq", flat=True).first() or 0
-    return _start(cursor, active_endpoints(), head)
 
 
 def message_body(event: Event, event_type: str) -> str:
