@@ -138,18 +138,6 @@ def store_detection(
 
 
 @pytest.fixture
-def services_restored():
-    """Whatever a test stopped (MariaDB, Redis) is running again afterwards."""
-    from django.db import connection
-    from services import start_mariadb, start_redis
-
-    yield
-    start_redis()
-    start_mariadb()
-    connection.close()  # the test's own connection may have died with the server
-
-
-@pytest.fixture
 def simulated_detection():
     """Photo-like detections as the simulated camera makes them."""
     rng = random.Random(7)
@@ -462,6 +450,16 @@ def server(request, transactional_db, _media_root, credentials):
     """
     with ServerProcess(_media_root, credentials, kind=getattr(request, "param", "production")) as process:
         yield process
+
+
+@pytest.fixture
+def drill(_media_root):
+    """The production server command on a MariaDB and a Redis of the test's own,
+    for a test to stop, start or hang (tests/outages.py): never the machine's."""
+    from outages import running_drill
+
+    with running_drill(_media_root) as running:
+        yield running
 
 
 # A small named set of tests runs on daphne too: `manage.py runserver` and some
