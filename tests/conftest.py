@@ -27,7 +27,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from PIL import Image
 from places import HERE, Place
-from services import end_process
+from processes import end_process
 
 from detections.feed import publisher
 from detections.simulation.camera import make_detection

@@ -18,7 +18,7 @@ from pathlib import Path
 import MySQLdb
 from conftest import ROOT, Credentials, free_port
 from places import HERE, Place
-from services import end_process, wait_until
+from processes import end_process, wait_until
 
 DATABASE_NAME = "vehicle_monitor"
 DATABASE_USER = "vm"

@@ -36,8 +36,8 @@ from conftest import Credentials, ServerProcess
 from mariadb_processes import MariaDB, prepare
 from object_store import ObjectStore
 from places import Place
+from processes import end_process, wait_until
 from redis_processes import MASTER_NAME, PASSWORD, SENTINEL_PASSWORD, SentinelCluster, sentinel_cluster
-from services import end_process, wait_until
 from webhook_helpers import WorkerProcess
 
 PREFIX = "vmmh"

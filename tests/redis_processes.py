@@ -26,7 +26,7 @@ from pathlib import Path
 import redis
 from conftest import free_port
 from places import HERE, Place
-from services import end_process
+from processes import end_process
 
 MASTER_NAME = "vm-test-primary"
 PASSWORD = "primary-secret"
