@@ -84,15 +84,21 @@ class Watched:
         self.sockets: list[str] = []
         self.frames_sent: list[dict] = []
         self.errors: list[str] = []
+        self.failed: list[str] = []  # requests that got no answer, or a 4xx or 5xx
         self.page.on("request", lambda request: self.requests.append(request.url))
         self.page.on("websocket", self._socket_opened)
         self.page.on("console", self._console)
         self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        self.page.on("requestfailed", lambda request: self.failed.append(f"{request.url}: {request.failure}"))
+        self.page.on("response", self._response)
 
     def _console(self, message):
-        # The admin's login page has no icon, so Chromium asks for /favicon.ico (404).
-        if message.type == "error" and not message.location.get("url", "").endswith("/favicon.ico"):
+        if message.type == "error":
             self.errors.append(f"{message.text} ({message.location.get('url')})")
+
+    def _response(self, response):
+        if response.status >= 400:
+            self.failed.append(f"{response.url}: {response.status}")
 
     def _socket_opened(self, socket):
         self.sockets.append(socket.url)
@@ -441,3 +447,62 @@ def test_the_dashboard_fits_a_phone(server, phone, simulated_detection):
     expect(page.locator("#detail")).to_be_hidden()
     phone.assert_everything_came_from_the_server()
     assert phone.errors == []
+
+
+# --- Every page, with its icon and without an error --------------------------------------------------
+
+ICON = "/static/detections/favicon.svg"
+
+
+def assert_loaded_cleanly(watched: Watched, path: str):
+    """The page at `path` declares the site's icon, and nothing it loaded failed or complained."""
+    page = watched.page
+    expect(page.locator('link[rel="icon"]')).to_have_attribute("href", ICON)
+    page.wait_for_load_state("load")
+    assert (watched.failed, watched.errors) == ([], []), path
+
+
+@pytest.fixture
+def superuser(operator, django_user_model):
+    """Staff who may see every admin page (after `operator`: the server's password hashers)."""
+    return django_user_model.objects.create_superuser("boss", password=PASSWORD)
+
+
+def test_every_dashboard_and_admin_page_has_the_icon_and_loads_without_an_error(
+    server, superuser, browser, simulated_detection
+):
+    post(server, simulated_detection(camera="gate-1", id="trk-pages"))
+    visitor = Watched(browser, server, viewport=DESKTOP)
+    try:
+        page = visitor.page
+        for path in ("/login/", "/admin/login/"):
+            page.goto(path)
+            assert_loaded_cleanly(visitor, path)
+        # Browsers ask for /favicon.ico of what is not a page: it leads to the icon.
+        icon = page.goto("/favicon.ico")
+        assert (icon.status, icon.url, icon.headers["content-type"]) == (200, server.base_url + ICON, "image/svg+xml")
+
+        visitor.log_in()  # the operator, on the dashboard
+        assert_loaded_cleanly(visitor, "/")
+    finally:
+        visitor.close()
+
+    staff = Watched(browser, server, viewport=DESKTOP)
+    try:
+        page = staff.page
+        page.goto("/admin/login/")
+        page.fill("#id_username", "boss")
+        page.fill("#id_password", PASSWORD)
+        page.press("#id_password", "Enter")
+        expect(page).to_have_url(f"{server.base_url}/admin/")
+        assert_loaded_cleanly(staff, "/admin/")
+        # Each model's list and add page, as the index links them, and a detection's own page.
+        paths = page.eval_on_selector_all("#content-main a[href^='/admin/']", "links => links.map(a => a.pathname)")
+        assert "/admin/detections/detection/" in paths and "/admin/detections/watchlist/add/" in paths, paths
+        page.goto("/admin/detections/detection/")
+        paths.append(page.locator("#result_list tbody a").first.evaluate("a => a.pathname"))
+        for path in dict.fromkeys(paths):
+            page.goto(path)
+            assert_loaded_cleanly(staff, path)
+    finally:
+        staff.close()
