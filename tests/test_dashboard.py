@@ -12,6 +12,7 @@ import json
 import re
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -447,6 +448,41 @@ def test_the_dashboard_fits_a_phone(server, phone, simulated_detection):
     expect(page.locator("#detail")).to_be_hidden()
     phone.assert_everything_came_from_the_server()
     assert phone.errors == []
+
+
+def test_the_day_chart_names_the_day_where_it_starts_and_where_it_crosses_midnight(
+    server, browser, simulated_detection
+):
+    """A fixed zone and locale, so that the labels can be worked out here too."""
+    zone = "Asia/Tokyo"  # UTC+9 all year
+    seed_a_day_of_traffic(server, simulated_detection, n=6)
+    for viewport in (DESKTOP, PHONE):
+        watched = Watched(browser, server, viewport=viewport, timezone_id=zone, locale="en-GB")
+        try:
+            watched.log_in()
+            watched.wait_for_chart_total(6)
+            starts, ticks = watched.page.evaluate(
+                "() => [dashboard.model.series.starts, dashboard.chart.scales.x.ticks.map((t) => [t.value, t.label])]"
+            )
+        finally:
+            watched.close()
+        moments = [datetime.fromtimestamp(start / 1000, ZoneInfo(zone)) for start in starts]
+        shown = {index: label for index, label in ticks if label is not None}
+        labels = [shown.get(index) for index in range(len(moments))]
+        assert len(moments) >= 24 and len(shown) >= 4, (viewport, labels)
+
+        first = min(shown)
+        for index, label in shown.items():
+            moment = moments[index]
+            clock = f"{moment:%H:%M}"
+            if index == first or moment.hour == 0:  # the day, by name
+                assert label == [clock, f"{moment:%a} {moment.day} {moment:%b}"], (viewport, index, labels)
+            else:
+                assert label == clock, (viewport, index, labels)
+        # The 24 hours reach into a second day (unless they start at its midnight),
+        # and its midnight is labelled with it.
+        midnights = [index for index, moment in enumerate(moments) if moment.hour == 0]
+        assert set(midnights) <= set(shown) and (midnights == [0] or first < midnights[0]), (viewport, labels)
 
 
 # --- Every page, with its icon and without an error --------------------------------------------------
