@@ -26,7 +26,6 @@ class Drill:
     database: MariaDB
     redis: RedisProcess
     server: ServerProcess
-    environment: dict[str, str]
 
     @contextlib.contextmanager
     def redis_hanging(self):
@@ -43,10 +42,6 @@ class Drill:
         """Rows of `table` (detections_detection, detections_event, ...) in the drill's database."""
         return self.database.query(f"SELECT COUNT(*) FROM {table} WHERE {where}", *args)[0][0]
 
-    def another_server(self) -> ServerProcess:
-        """A second server process on the same services (stop it yourself, or use it in a with block)."""
-        return ServerProcess(self.server.media_root, self.server.credentials, self.environment)
-
 
 @contextlib.contextmanager
 def running_drill(media_root: Path) -> Iterator[Drill]:
@@ -61,7 +56,7 @@ def running_drill(media_root: Path) -> Iterator[Drill]:
         credentials = prepare(environment, CAMERAS)
         server = running.enter_context(ServerProcess(media_root, credentials, environment))
         try:
-            yield Drill(database, redis, server, environment)
+            yield Drill(database, redis, server)
         except BaseException:
             print("--- the drill's MariaDB ---\n" + database.log())
             raise
