@@ -1,9 +1,17 @@
 # vehicle_monitor: the commands a newcomer, a developer and CI use.
 #
-#   make demo    set up, start the server on SQLite + in-memory layer, feed it a simulated camera
-#   make test    the whole suite on the real MariaDB and Redis (what CI runs)
-#   make check   Django's system checks and a check for missing migrations
-#   make lint    ruff: lint and format check (make format fixes what it can)
+#   make demo           set up, start the server on SQLite + in-memory layer, feed it a simulated camera
+#   make test           the whole suite on the machine's MariaDB and Redis (what CI runs)
+#   make check          Django's system checks and a check for missing migrations
+#   make lint           ruff: lint and format check
+#   make format         ruff: fix what it can, and format
+#   make bootstrap      set up .venv and the system packages the service needs
+#   make bootstrap-dev  the same, with the test tools and the browser
+#   make services       start MariaDB and Redis on this machine if they are not running
+#
+#   Settings:
+#   make demo PORT=8001                  the demo server's port (default 8000)
+#   make test PYTEST_ARGS="-k feed -x"   extra arguments for pytest
 
 # The demo server's port: make demo PORT=8001
 PORT ?= 8000

@@ -136,10 +136,18 @@ fi
 if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
     step "python packages: $req unchanged since the last install"
 else
-    if [ -e "$RUNTIME_STAMP" ] || [ -e "$DEV_STAMP" ]; then
-        step "python packages: requirements changed since the last install; installing $req"
-    else
+    # Say why: `make test` after `make demo` installs the test tools for the first
+    # time, which is no change to anything.
+    if [ ! -e "$RUNTIME_STAMP" ] && [ ! -e "$DEV_STAMP" ]; then
         step "python packages: installing $req (mysqlclient compiles on a first install: a minute or so)"
+    elif [ ! -e "$RUNTIME_STAMP" ]; then
+        step "python packages: installing $req"
+    elif [ "$(cat "$RUNTIME_STAMP")" != "$runtime_hash" ]; then
+        step "python packages: requirements.txt (or the interpreter) changed since the last install; installing $req"
+    elif [ -e "$DEV_STAMP" ]; then
+        step "python packages: requirements changed since the test tools were last installed; installing $req"
+    else
+        step "python packages: installing the test tools ($req) for the first time"
     fi
     pip_quiet install -r "$req"
     echo "$want" >"$stamp"

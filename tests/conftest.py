@@ -3,6 +3,8 @@
 The suite runs on whatever DATABASE_URL and REDIS_URL name; `make test` names
 the real MariaDB and Redis and sets VM_REQUIRE_SERVICES=1, so a run that
 silently fell back to SQLite or the in-memory layer fails instead of passing.
+Those are the machine's own servers, shared with other work: the run fails if
+it disturbed them (tests/machine_guard.py).
 """
 
 import base64
@@ -25,9 +27,10 @@ import yaml
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
+from machine_guard import watches_for
 from PIL import Image
 from places import HERE, Place
-from services import end_process
+from processes import end_process
 
 from detections.core.events import PUBLISH_GROUP
 from detections.feed import publisher
@@ -45,6 +48,36 @@ def pytest_configure(config):
                 f"VM_REQUIRE_SERVICES=1 but the suite is set up for {engine} and {layer}; "
                 "set DATABASE_URL=mysql://... and REDIS_URL=redis://..."
             )
+
+
+# --- The machine's services, left alone -------------------------------------------------------
+
+WATCHES = pytest.StashKey[list]()
+DISTURBED = pytest.StashKey[list]()
+
+
+def pytest_sessionstart(session):
+    session.config.stash[WATCHES] = watches_for(settings)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session):
+    watches = session.config.stash.get(WATCHES, [])
+    found = [problem for watch in watches for problem in watch.disturbances()]
+    for watch in watches:
+        watch.close()
+    session.config.stash[DISTURBED] = found
+    if found:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    found = config.stash.get(DISTURBED, [])
+    if found:
+        terminalreporter.section("the machine's own services were disturbed during this run", sep="!", red=True)
+        for problem in found:
+            terminalreporter.line(problem, red=True)
+        terminalreporter.line("A test must break services of its own (tests/outages.py), never these.", red=True)
 
 
 @pytest.fixture(autouse=True)
@@ -136,18 +169,6 @@ def store_detection(
         confidence=confidence,
         bbox=bbox,
     ).detection
-
-
-@pytest.fixture
-def services_restored():
-    """Whatever a test stopped (MariaDB, Redis) is running again afterwards."""
-    from django.db import connection
-    from services import start_mariadb, start_redis
-
-    yield
-    start_redis()
-    start_mariadb()
-    connection.close()  # the test's own connection may have died with the server
 
 
 @pytest.fixture
@@ -463,6 +484,16 @@ def server(request, transactional_db, _media_root, credentials):
     """
     with ServerProcess(_media_root, credentials, kind=getattr(request, "param", "production")) as process:
         yield process
+
+
+@pytest.fixture
+def drill(_media_root):
+    """The production server command on a MariaDB and a Redis of the test's own,
+    for a test to stop, start or hang (tests/outages.py): never the machine's."""
+    from outages import running_drill
+
+    with running_drill(_media_root) as running:
+        yield running
 
 
 # A small named set of tests runs on daphne too: `manage.py runserver` and some

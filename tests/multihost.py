@@ -27,18 +27,17 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import MySQLdb
-from conftest import ROOT, Credentials, ServerProcess
+from conftest import Credentials, ServerProcess
+from mariadb_processes import MariaDB, prepare
 from object_store import ObjectStore
 from places import Place
+from processes import end_process, wait_until
 from redis_processes import MASTER_NAME, PASSWORD, SENTINEL_PASSWORD, SentinelCluster, sentinel_cluster
-from services import end_process, wait_until
 from webhook_helpers import WorkerProcess
 
 PREFIX = "vmmh"
@@ -47,9 +46,7 @@ LOCK_FILE = Path("/run" if Path("/run").is_dir() else tempfile.gettempdir()) / f
 CANDIDATE_NETWORKS = ("10.213.0.0/24", "10.214.0.0/24", "172.30.213.0/24", "192.168.213.0/24")
 CLIENT, LB, APP1, APP2, DATA = 1, 10, 11, 12, 20
 APP_HOSTS = ("app1", "app2")
-DATABASE_NAME = "vehicle_monitor"
-DATABASE_USER = "vm"
-DATABASE_PASSWORD = "vm-multihost"
+CAMERAS = ("gate-1", "gate-2", "gate-3", "gate-4", "yard")
 LB_PORT = 80
 # HAProxy asks each application host for /healthz this often and counts it
 # down after FALL failures in a row: a dead host is out of the rotation, and
@@ -253,102 +250,6 @@ class Host:
             run("ip", "link", "del", self.link, check=False)
 
 
-# --- The data host's MariaDB ------------------------------------------------------------------
-
-
-class MariaDB:
-    """A mariadbd of the data host's own, with its own data directory."""
-
-    def __init__(self, directory: Path, place: Place, port: int = 3306):
-        self.directory = directory
-        self.place = place
-        self.port = port
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"mysql://{DATABASE_USER}:{DATABASE_PASSWORD}@{self.place.host}:{self.port}/{DATABASE_NAME}"
-
-    def start(self):
-        data = self.directory / "data"
-        if not data.exists():
-            run(
-                "mariadb-install-db",
-                "--no-defaults",
-                f"--datadir={data}",
-                "--user=root",
-                "--auth-root-authentication-method=normal",
-                "--skip-test-db",
-            )
-        init = self.directory / "init.sql"
-        init.write_text(
-            f"CREATE DATABASE IF NOT EXISTS {DATABASE_NAME} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;\n"
-            f"CREATE USER IF NOT EXISTS '{DATABASE_USER}'@'%' IDENTIFIED BY '{DATABASE_PASSWORD}';\n"
-            f"GRANT ALL ON *.* TO '{DATABASE_USER}'@'%';\n"
-        )
-        log = (self.directory / "mariadbd.out").open("ab")
-        self.process = subprocess.Popen(
-            [
-                *self.place.launcher,
-                "mariadbd",
-                "--no-defaults",
-                f"--datadir={data}",
-                f"--socket={self.directory / 'mysqld.sock'}",
-                f"--pid-file={self.directory / 'mysqld.pid'}",
-                f"--log-error={self.directory / 'error.log'}",
-                f"--bind-address={self.place.host}",
-                f"--port={self.port}",
-                "--user=root",
-                f"--init-file={init}",
-                "--skip-name-resolve",
-                "--character-set-server=utf8mb4",
-                "--collation-server=utf8mb4_unicode_ci",
-                "--innodb-buffer-pool-size=256M",
-                "--max-connections=500",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        wait_until(self.answers, True, "the data host's MariaDB", timeout=60)
-
-    def answers(self) -> bool:
-        if self.process.poll() is not None:
-            raise RuntimeError("mariadbd exited:\n" + self.log())
-        try:
-            self.connect().close()
-        except MySQLdb.OperationalError:
-            return False
-        return True
-
-    def connect(self):
-        return MySQLdb.connect(
-            host=self.place.host,
-            port=self.port,
-            user=DATABASE_USER,
-            password=DATABASE_PASSWORD,
-            database=DATABASE_NAME,
-            connect_timeout=2,
-        )
-
-    def query(self, sql: str, *args) -> list[tuple]:
-        connection = self.connect()
-        try:
-            cursor = connection.cursor()
-            cursor.execute(sql, args)
-            return list(cursor.fetchall())
-        finally:
-            connection.close()
-
-    def log(self) -> str:
-        path = self.directory / "error.log"
-        return path.read_text()[-4000:] if path.exists() else ""
-
-    def stop(self):
-        if self.process is not None:
-            end_process(self.process, timeout=30)
-
-
 # --- The load balancer ------------------------------------------------------------------------
 
 
@@ -460,36 +361,6 @@ backend application
 # --- The whole deployment ---------------------------------------------------------------------
 
 
-def _manage(environment: dict, *arguments: str) -> str:
-    completed = subprocess.run(
-        [sys.executable, "manage.py", *arguments],
-        cwd=ROOT,
-        env={**os.environ, **environment},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if completed.returncode != 0:
-        raise RuntimeError(f"manage.py {' '.join(arguments)} failed:\n{completed.stdout}\n{completed.stderr}")
-    return completed.stdout
-
-
-PROVISION = """
-import json
-from django.contrib.auth.models import Permission, User
-from rest_framework.authtoken.models import Token
-from detections.core.device_keys import issue_device_key
-from detections.models import Camera
-
-cameras = [Camera.objects.get_or_create(name=name)[0] for name in ("gate-1", "gate-2", "gate-3", "gate-4", "yard")]
-_, device = issue_device_key(cameras=cameras, label="multi-host cameras")
-viewer = Token.objects.create(user=User.objects.create_user("viewer")).key
-staff_user = User.objects.create_user("staff", is_staff=True)
-staff_user.user_permissions.add(Permission.objects.get(codename="delete_detection"))
-print(json.dumps({"device": device, "viewer": viewer, "staff": Token.objects.create(user=staff_user).key}))
-"""
-
-
 @dataclass
 class Deployment:
     """The running hosts, and what the tests do to them."""
@@ -581,8 +452,7 @@ def deployment(cores_per_application_host: float = 0.5, *, shared_media: bool = 
             host.create(bridge, network.prefixlen)
 
         data = hosts["data"].place
-        database = MariaDB(directory / "mariadb", data)
-        database.directory.mkdir()
+        database = MariaDB(directory / "mariadb", data, port=3306)
         cleanup.callback(database.stop)
         database.start()
         redis = cleanup.enter_context(sentinel_cluster(data))
@@ -604,8 +474,7 @@ def deployment(cores_per_application_host: float = 0.5, *, shared_media: bool = 
             "PUBLIC_BASE_URL": f"http://{address(LB)}",
             **(store.environment(bucket) if shared_media else {}),
         }
-        _manage(environment, "migrate", "--noinput")
-        credentials = Credentials(**json.loads(_manage(environment, "shell", "-c", PROVISION).splitlines()[-1]))
+        credentials = prepare(environment, CAMERAS)
 
         balancer = LoadBalancer(
             directory / "lb", hosts["lb"].place, {name: f"{hosts[name].address}:8000" for name in APP_HOSTS}

@@ -22,7 +22,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from conftest import free_port
 from places import HERE, Place
-from services import wait_until
+from processes import wait_until
 
 ACCESS_KEY = "vm-test-access"
 SECRET_KEY = "vm-test-secret"

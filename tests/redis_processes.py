@@ -1,6 +1,9 @@
 """Redis servers and Sentinels of a test's own: own ports, own directories,
 nothing saved to disk, never the machine's Redis on 6379.
 
+`start_data_node()` starts one server (the outage drills break one of these:
+tests/outages.py); `stop()` ends it and `start()` brings it back on the same port.
+
 `sentinel_cluster()` starts a primary, one replica and three Sentinels (quorum
 2) that fail over a second after the primary stops answering, on 127.0.0.1 or
 on another host's address through that host's launcher (tests/multihost.py),
@@ -23,7 +26,7 @@ from pathlib import Path
 import redis
 from conftest import free_port
 from places import HERE, Place
-from services import end_process
+from processes import end_process
 
 MASTER_NAME = "vm-test-primary"
 PASSWORD = "primary-secret"
@@ -59,9 +62,15 @@ class RedisProcess:
     host: str
     port: int
     directory: Path
-    process: subprocess.Popen
+    command: list[str]
     password: str
+    process: subprocess.Popen | None = None
     _client: redis.Redis | None = None
+
+    @property
+    def url(self) -> str:
+        """REDIS_URL for this server (database 0)."""
+        return f"redis://:{self.password}@{self.host}:{self.port}/0"
 
     def client(self) -> redis.Redis:
         if self._client is None:
@@ -91,21 +100,28 @@ class RedisProcess:
             self._client.close()
         end_process(self.process)
 
+    def start(self):
+        """Start the server, or start it again after `stop()`: same port, same settings."""
+        self.process = subprocess.Popen(
+            self.command, cwd=self.directory, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            wait_for(
+                lambda: self.process.poll() is None and self.client().ping(),
+                f"redis-server on {self.port}",
+                START_TIMEOUT,
+            )
+        except AssertionError as exc:
+            self.stop()
+            raise AssertionError(f"{exc}\n{self.log()}") from None
+
 
 def _start(directory: Path, arguments: list[str], password: str, place: Place) -> RedisProcess:
     port = free_port()
-    process = subprocess.Popen(
-        [*place.launcher, "redis-server", *arguments, "--port", str(port), "--logfile", str(directory / "redis.log")],
-        cwd=directory,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    node = RedisProcess(host=place.host, port=port, directory=directory, process=process, password=password)
-    try:
-        wait_for(lambda: process.poll() is None and node.client().ping(), f"redis-server on {port}", START_TIMEOUT)
-    except AssertionError as exc:
-        node.stop()
-        raise AssertionError(f"{exc}\n{node.log()}") from None
+    log = directory / "redis.log"
+    command = [*place.launcher, "redis-server", *arguments, "--port", str(port), "--logfile", str(log)]
+    node = RedisProcess(host=place.host, port=port, directory=directory, command=command, password=password)
+    node.start()
     return node
 
 

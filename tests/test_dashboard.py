@@ -12,6 +12,7 @@ import json
 import re
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -84,15 +85,21 @@ class Watched:
         self.sockets: list[str] = []
         self.frames_sent: list[dict] = []
         self.errors: list[str] = []
+        self.failed: list[str] = []  # requests that got no answer, or a 4xx or 5xx
         self.page.on("request", lambda request: self.requests.append(request.url))
         self.page.on("websocket", self._socket_opened)
         self.page.on("console", self._console)
         self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        self.page.on("requestfailed", lambda request: self.failed.append(f"{request.url}: {request.failure}"))
+        self.page.on("response", self._response)
 
     def _console(self, message):
-        # The admin's login page has no icon, so Chromium asks for /favicon.ico (404).
-        if message.type == "error" and not message.location.get("url", "").endswith("/favicon.ico"):
+        if message.type == "error":
             self.errors.append(f"{message.text} ({message.location.get('url')})")
+
+    def _response(self, response):
+        if response.status >= 400:
+            self.failed.append(f"{response.url}: {response.status}")
 
     def _socket_opened(self, socket):
         self.sockets.append(socket.url)
@@ -441,3 +448,97 @@ def test_the_dashboard_fits_a_phone(server, phone, simulated_detection):
     expect(page.locator("#detail")).to_be_hidden()
     phone.assert_everything_came_from_the_server()
     assert phone.errors == []
+
+
+def test_the_day_chart_names_the_day_where_it_starts_and_where_it_crosses_midnight(
+    server, browser, simulated_detection
+):
+    """A fixed zone and locale, so that the labels can be worked out here too."""
+    zone = "Asia/Tokyo"  # UTC+9 all year
+    seed_a_day_of_traffic(server, simulated_detection, n=6)
+    for viewport in (DESKTOP, PHONE):
+        watched = Watched(browser, server, viewport=viewport, timezone_id=zone, locale="en-GB")
+        try:
+            watched.log_in()
+            watched.wait_for_chart_total(6)
+            starts, ticks = watched.page.evaluate(
+                "() => [dashboard.model.series.starts, dashboard.chart.scales.x.ticks.map((t) => [t.value, t.label])]"
+            )
+        finally:
+            watched.close()
+        moments = [datetime.fromtimestamp(start / 1000, ZoneInfo(zone)) for start in starts]
+        shown = {index: label for index, label in ticks if label is not None}
+        labels = [shown.get(index) for index in range(len(moments))]
+        assert len(moments) >= 24 and len(shown) >= 4, (viewport, labels)
+
+        first = min(shown)
+        for index, label in shown.items():
+            moment = moments[index]
+            clock = f"{moment:%H:%M}"
+            if index == first or moment.hour == 0:  # the day, by name
+                assert label == [clock, f"{moment:%a} {moment.day} {moment:%b}"], (viewport, index, labels)
+            else:
+                assert label == clock, (viewport, index, labels)
+        # The 24 hours reach into a second day (unless they start at its midnight),
+        # and its midnight is labelled with it.
+        midnights = [index for index, moment in enumerate(moments) if moment.hour == 0]
+        assert set(midnights) <= set(shown) and (midnights == [0] or first < midnights[0]), (viewport, labels)
+
+
+# --- Every page, with its icon and without an error --------------------------------------------------
+
+ICON = "/static/detections/favicon.svg"
+
+
+def assert_loaded_cleanly(watched: Watched, path: str):
+    """The page at `path` declares the site's icon, and nothing it loaded failed or complained."""
+    page = watched.page
+    expect(page.locator('link[rel="icon"]')).to_have_attribute("href", ICON)
+    page.wait_for_load_state("load")
+    assert (watched.failed, watched.errors) == ([], []), path
+
+
+@pytest.fixture
+def superuser(operator, django_user_model):
+    """Staff who may see every admin page (after `operator`: the server's password hashers)."""
+    return django_user_model.objects.create_superuser("boss", password=PASSWORD)
+
+
+def test_every_dashboard_and_admin_page_has_the_icon_and_loads_without_an_error(
+    server, superuser, browser, simulated_detection
+):
+    post(server, simulated_detection(camera="gate-1", id="trk-pages"))
+    visitor = Watched(browser, server, viewport=DESKTOP)
+    try:
+        page = visitor.page
+        for path in ("/login/", "/admin/login/"):
+            page.goto(path)
+            assert_loaded_cleanly(visitor, path)
+        # Browsers ask for /favicon.ico of what is not a page: it leads to the icon.
+        icon = page.goto("/favicon.ico")
+        assert (icon.status, icon.url, icon.headers["content-type"]) == (200, server.base_url + ICON, "image/svg+xml")
+
+        visitor.log_in()  # the operator, on the dashboard
+        assert_loaded_cleanly(visitor, "/")
+    finally:
+        visitor.close()
+
+    staff = Watched(browser, server, viewport=DESKTOP)
+    try:
+        page = staff.page
+        page.goto("/admin/login/")
+        page.fill("#id_username", "boss")
+        page.fill("#id_password", PASSWORD)
+        page.press("#id_password", "Enter")
+        expect(page).to_have_url(f"{server.base_url}/admin/")
+        assert_loaded_cleanly(staff, "/admin/")
+        # Each model's list and add page, as the index links them, and a detection's own page.
+        paths = page.eval_on_selector_all("#content-main a[href^='/admin/']", "links => links.map(a => a.pathname)")
+        assert "/admin/detections/detection/" in paths and "/admin/detections/watchlist/add/" in paths, paths
+        page.goto("/admin/detections/detection/")
+        paths.append(page.locator("#result_list tbody a").first.evaluate("a => a.pathname"))
+        for path in dict.fromkeys(paths):
+            page.goto(path)
+            assert_loaded_cleanly(staff, path)
+    finally:
+        staff.close()

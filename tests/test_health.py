@@ -1,9 +1,9 @@
 """Health and metrics: /healthz says the process is up; /readyz says whether the
 database and the channel layer answer, and which does not; /metrics gives
-Prometheus the ingest, socket and publish counters. The outage tests stop and
-start the machine's real MariaDB and Redis, and always leave them running."""
+Prometheus the ingest, socket and publish counters. The outage tests stop,
+start and hang a MariaDB and a Redis of their own (the `drill` fixture), never
+the machine's."""
 
-import subprocess
 import time
 
 import httpx
@@ -11,7 +11,6 @@ import pytest
 from conftest import ServerProcess, detection_body
 from feed_client import connect, receive
 from prometheus_client.parser import text_string_to_metric_families
-from services import start_mariadb, start_redis, stop_mariadb, stop_redis
 
 
 def requires_redis_layer():
@@ -60,11 +59,11 @@ def test_readyz_is_ready_while_sockets_wait_on_an_idle_feed(server):
             assert status == 200, body
 
 
-def test_readyz_reports_the_channel_layer_down_and_ready_again_when_redis_returns(server, services_restored):
-    requires_redis_layer()
+def test_readyz_reports_the_channel_layer_down_and_ready_again_when_redis_returns(drill):
+    server = drill.server
     assert readiness(server)[0] == 200
 
-    stop_redis()
+    drill.redis.stop()
     status, body = readiness(server)
     assert status == 503
     assert body["status"] == "unready"
@@ -73,16 +72,17 @@ def test_readyz_reports_the_channel_layer_down_and_ready_again_when_redis_return
     assert "Error" in body["checks"]["channel_layer"]["error"]
     assert body["checks"]["database"]["status"] == "ok"
 
-    start_redis()
+    drill.redis.start()
     status, body = readiness(server)
     assert (status, body["status"]) == (200, "ready"), body
     assert server.process.poll() is None, "the server process had to restart"
 
 
-def test_readyz_reports_the_database_down_and_ready_again_when_mariadb_returns(server, services_restored):
+def test_readyz_reports_the_database_down_and_ready_again_when_mariadb_returns(drill):
+    server = drill.server
     assert readiness(server)[0] == 200
 
-    stop_mariadb()
+    drill.database.stop()
     status, body = readiness(server)
     assert status == 503
     assert body["failing"] == ["database"]
@@ -90,22 +90,17 @@ def test_readyz_reports_the_database_down_and_ready_again_when_mariadb_returns(s
     assert "OperationalError" in body["checks"]["database"]["error"]
     assert body["checks"]["channel_layer"]["status"] == "ok"
 
-    start_mariadb()
+    drill.database.start()
     status, body = readiness(server)
     assert (status, body["status"]) == (200, "ready"), body
     assert server.process.poll() is None, "the server process had to restart"
 
 
-def test_readyz_reports_a_hanging_redis_within_the_check_timeout(server):
-    requires_redis_layer()
-    # CLIENT PAUSE: Redis accepts the connection and then does not answer.
-    subprocess.run(["redis-cli", "-h", "127.0.0.1", "client", "pause", "20000", "ALL"], check=True, capture_output=True)
-    try:
+def test_readyz_reports_a_hanging_redis_within_the_check_timeout(drill):
+    with drill.redis_hanging():
         started = time.monotonic()
-        status, body = readiness(server)
+        status, body = readiness(drill.server)
         elapsed = time.monotonic() - started
-    finally:
-        subprocess.run(["redis-cli", "-h", "127.0.0.1", "client", "unpause"], check=True, capture_output=True)
 
     assert status == 503
     assert body["failing"] == ["channel_layer"]
@@ -182,17 +177,16 @@ def test_an_ingest_moves_the_ingested_latency_and_published_counters(server):
     )
 
 
-def test_a_publish_that_fails_while_redis_is_down_is_counted(server, services_restored):
-    requires_redis_layer()
+def test_a_publish_that_fails_while_redis_is_down_is_counted(drill):
+    server = drill.server
     failed = "vehicle_monitor_events_publish_failed_total"
     before = value(scrape(server), failed, kind="new_detection")
 
-    stop_redis()
+    drill.redis.stop()
     with server.device() as device:
         assert device.post("/api/detect", json=detection_body()).status_code == 201
     # The publish is tried after the answer: it fails while Redis is still down.
     eventually(lambda: value(scrape(server), failed, kind="new_detection"), before + 1)
-    start_redis()
 
 
 def test_the_sockets_gauge_follows_connections(server):

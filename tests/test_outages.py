@@ -1,19 +1,12 @@
 """Redis and the database go away and come back; nothing is lost and no
-process needs a restart. These tests stop and start the machine's real
-MariaDB and Redis, and always leave them running."""
+process needs a restart. The drills stop, start and hang a MariaDB and a Redis
+of their own (the `drill` fixture, tests/outages.py), never the machine's."""
 
 import socket
-import subprocess
 
 import pytest
 from conftest import ServerProcess, stored_files
-from django.db import connection
 from feed_client import assert_nothing_else_queued, connect, receive, receive_events
-from services import start_mariadb, start_redis, stop_mariadb, stop_redis
-
-from detections.models import Detection, Event
-
-pytestmark = pytest.mark.usefixtures("services_restored")
 
 
 def post(http, body, expected=201) -> dict:
@@ -30,18 +23,18 @@ def requires_redis_layer():
 
 
 def test_ingest_keeps_working_while_redis_is_down_and_a_resuming_client_gets_everything_after(
-    server, simulated_detection
+    drill, simulated_detection
 ):
-    requires_redis_layer()
+    server = drill.server
     with server.device() as http:
         with connect(server) as ws:
             post(http, simulated_detection())
             last_seen = receive(ws)["seq"]
-        stop_redis()
+        drill.redis.stop()
         during = [post(http, simulated_detection())["id"] for _ in range(3)]
-        assert Detection.objects.filter(pk__in=during).count() == 3
-        assert Event.objects.count() == 4
-        start_redis()
+        assert drill.count("detections_detection", f"id IN ({','.join(map(str, during))})") == 3
+        assert drill.count("detections_event") == 4
+        drill.redis.start()
 
         with connect(server, after=last_seen) as ws:
             assert [m["id"] for m in receive_events(ws, 3)] == during
@@ -54,15 +47,15 @@ def test_ingest_keeps_working_while_redis_is_down_and_a_resuming_client_gets_eve
 
 
 def test_a_socket_that_stayed_connected_through_a_redis_restart_gets_what_it_missed_without_a_new_event(
-    server, simulated_detection
+    drill, simulated_detection
 ):
-    requires_redis_layer()
+    server = drill.server
     with server.device() as http, connect(server) as ws:
         post(http, simulated_detection())
         receive(ws)
-        stop_redis()
+        drill.redis.stop()
         during = [post(http, simulated_detection())["id"] for _ in range(2)]
-        start_redis()
+        drill.redis.start()
 
         # No further detection: the server notices the layer is back and the
         # socket reads the two from the log on its own.
@@ -70,24 +63,19 @@ def test_a_socket_that_stayed_connected_through_a_redis_restart_gets_what_it_mis
         assert_nothing_else_queued(ws)
 
 
-def test_a_hanging_redis_does_not_hang_ingest(server, simulated_detection):
-    requires_redis_layer()
-    # CLIENT PAUSE makes Redis accept connections and then not answer: a hang,
-    # not a refusal. The publish gives up after EVENT_PUBLISH_TIMEOUT (2 s); if
-    # it waited for Redis the POST would outlast the client's 10 s timeout.
-    subprocess.run(["redis-cli", "-h", "127.0.0.1", "client", "pause", "30000", "ALL"], check=True, capture_output=True)
-    try:
-        with server.device() as http:
-            stored = post(http, simulated_detection())
-    finally:
-        subprocess.run(["redis-cli", "-h", "127.0.0.1", "client", "unpause"], check=True, capture_output=True)
-    assert Detection.objects.filter(pk=stored["id"]).exists()
+def test_a_hanging_redis_does_not_hang_ingest(drill, simulated_detection):
+    # The publish gives up after EVENT_PUBLISH_TIMEOUT (2 s); if it waited for
+    # Redis the POST would outlast the client's 10 s timeout.
+    with drill.redis_hanging(), drill.server.device() as http:
+        stored = post(http, simulated_detection())
+    assert drill.count("detections_detection", "id = %s", stored["id"]) == 1
 
 
-def test_ingest_answers_503_while_the_database_is_down_then_stores_the_retry_once(server, simulated_detection):
+def test_ingest_answers_503_while_the_database_is_down_then_stores_the_retry_once(drill, simulated_detection):
+    server = drill.server
     body = simulated_detection()
     with server.device() as http, connect(server) as ws:
-        stop_mariadb()
+        drill.database.stop()
         refused = http.post("/api/detect", json=body)
         assert refused.status_code == 503
         assert refused.headers["Retry-After"].isdigit()
@@ -95,13 +83,12 @@ def test_ingest_answers_503_while_the_database_is_down_then_stores_the_retry_onc
         assert stored_files(server.media_root) == []  # no orphan snapshot
         assert_nothing_else_queued(ws)  # nothing was published
 
-        start_mariadb()
+        drill.database.start()
         stored = post(http, body, expected=201)
         again = post(http, body, expected=200)
         assert again["id"] == stored["id"]
         assert receive(ws)["id"] == stored["id"]
-    connection.close()
-    assert Detection.objects.count() == 1
+    assert drill.count("detections_detection") == 1
     assert server.process.poll() is None, "the server process had to restart"
 
 

@@ -336,9 +336,9 @@ REST_FRAMEWORK = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "vehicle_monitor API",
-    # The REST conventions, then the socket protocol: both documented in one place.
+    # The wire contract, then the socket in full: both documented in one place.
     "DESCRIPTION": "\n\n".join(
-        (BASE_DIR / "docs" / name).read_text(encoding="utf-8") for name in ("api.md", "websocket.md")
+        (BASE_DIR / "docs" / name).read_text(encoding="utf-8") for name in ("protocol.md", "websocket.md")
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,

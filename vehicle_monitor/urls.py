@@ -1,7 +1,9 @@
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from detections.api import views as api_views
@@ -20,6 +22,9 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", health.metrics_view, name="metrics"),
+    # Every page declares the icon, but browsers still ask for /favicon.ico for
+    # what is not a page (a JSON answer, a snapshot opened on its own).
+    path("favicon.ico", RedirectView.as_view(url=static("detections/favicon.svg"))),
 ]
 
 if settings.SERVE_MEDIA:

@@ -1,10 +1,10 @@
 """What a deployment needs, from the figures measured on one process (docs/scaling.md).
 
-    python manage.py capacity --cameras 1000 --viewers 1000 --retention-days 30
-    python manage.py capacity --cameras 1000 --viewers 1000 --retention-days 30 --cameras-per-viewer 50
-    python manage.py capacity --grid --retention-days 30             # 100-10,000 cameras x 10-20,000 viewers
-    python manage.py capacity --grid --retention-days 30 --markdown  # the table in docs/scaling.md
-    python manage.py capacity --harness                              # two hosts of half a core each
+    .venv/bin/python manage.py capacity --cameras 1000 --viewers 1000 --retention-days 30
+    .venv/bin/python manage.py capacity --cameras 1000 --viewers 1000 --retention-days 30 --cameras-per-viewer 50
+    .venv/bin/python manage.py capacity --grid --retention-days 30             # 100-10,000 cameras x 10-20,000 viewers
+    .venv/bin/python manage.py capacity --grid --retention-days 30 --markdown  # the table in docs/scaling.md
+    .venv/bin/python manage.py capacity --harness                              # two hosts of half a core each
 
 Nothing is read from the database or the settings: the inputs are the constants of
 detections/operations/capacity.py, each with the benchmark row it comes from.

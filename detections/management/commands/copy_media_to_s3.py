@@ -1,6 +1,6 @@
 """Copy the media of a local folder into the bucket, to move to MEDIA_STORAGE=s3.
 
-    MEDIA_STORAGE=s3 AWS_STORAGE_BUCKET_NAME=... python manage.py copy_media_to_s3 --from /srv/vehicle_monitor/media
+    MEDIA_STORAGE=s3 AWS_STORAGE_BUCKET_NAME=... .venv/bin/python manage.py copy_media_to_s3 --from /srv/vehicle_monitor/media
 
 Resumable: a file whose object is in the bucket already with the same size is
 skipped, so a run that stopped half-way is started again as it was. Each folder

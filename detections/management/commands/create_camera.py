@@ -1,7 +1,7 @@
 """Create a camera and issue its device key, printed as the last line.
 
-python manage.py create_camera gate-1 --description "North gate, lane 1"
-python manage.py create_camera gate-1 --rotate     # revoke its keys, issue a new one
+.venv/bin/python manage.py create_camera gate-1 --description "North gate, lane 1"
+.venv/bin/python manage.py create_camera gate-1 --rotate     # revoke its keys, issue a new one
 """
 
 from django.core.management.base import BaseCommand, CommandError

@@ -1,9 +1,9 @@
 """Send the webhook outbox to the registered endpoints until stopped.
 
-    python manage.py deliver_webhooks                  # run (docker-compose.yml's `webhooks`)
-    python manage.py deliver_webhooks --once           # send what is due now, then exit
-    python manage.py deliver_webhooks --concurrency 8  # attempts at once per endpoint
-    python manage.py deliver_webhooks --nice 0         # the server's CPU priority (default: 10 below)
+    .venv/bin/python manage.py deliver_webhooks                  # run (docker-compose.yml's `webhooks`)
+    .venv/bin/python manage.py deliver_webhooks --once           # send what is due now, then exit
+    .venv/bin/python manage.py deliver_webhooks --concurrency 8  # attempts at once per endpoint
+    .venv/bin/python manage.py deliver_webhooks --nice 0         # the server's CPU priority (default: 10 below)
 
 Run as many as you like, on as many hosts: they share the outbox without ever
 sending one message twice at the same time (detections/webhooks/queue.py).

@@ -1,7 +1,7 @@
 """Find image files no detection names, and detections whose files are gone.
 
-    python manage.py find_orphans            # report only
-    python manage.py find_orphans --delete   # also remove the orphan files
+    .venv/bin/python manage.py find_orphans            # report only
+    .venv/bin/python manage.py find_orphans --delete   # also remove the orphan files
 
 Works through Django's storage API, so it checks wherever MEDIA_ROOT or the
 bucket (MEDIA_STORAGE=s3, listed a thousand objects a request) keeps files. Files newer than --min-age minutes are left

@@ -1,8 +1,8 @@
 """Delete detections older than the retention period, with their files.
 
-    python manage.py purge_detections                    # older than RETENTION_DAYS
-    python manage.py purge_detections --older-than 90 --dry-run
-    python manage.py purge_detections --older-than 90 --batch-size 200
+    .venv/bin/python manage.py purge_detections                    # older than RETENTION_DAYS
+    .venv/bin/python manage.py purge_detections --older-than 90 --dry-run
+    .venv/bin/python manage.py purge_detections --older-than 90 --batch-size 200
 
 Each batch is its own transaction and goes through the same signal as every
 other deletion: counters stay exact, the files go after commit, and every

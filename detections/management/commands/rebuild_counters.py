@@ -1,7 +1,7 @@
 """Recompute the counters (totals, hourly counts, the detection count) from the
 detections table.
 
-    python manage.py rebuild_counters
+    .venv/bin/python manage.py rebuild_counters
 
 The counters are kept exact in every write transaction, so this is for an
 operator who loaded or removed rows behind the application's back (a restore,

@@ -1,7 +1,7 @@
 """Encrypt every webhook endpoint's secret again with the first key of
 WEBHOOK_SECRET_KEYS (the secrets themselves do not change).
 
-    WEBHOOK_SECRET_KEYS=<new key>,<old key> python manage.py rotate_webhook_secrets_key
+    WEBHOOK_SECRET_KEYS=<new key>,<old key> .venv/bin/python manage.py rotate_webhook_secrets_key
 
 Put a new key first, keep the old ones after it, run this once (from one host),
 then the old keys may be removed (docs/alerts.md).

@@ -1,6 +1,6 @@
 """Play an edge camera unit: draw vehicle snapshots and POST them over HTTP.
 
-    python manage.py simulate_camera --url http://127.0.0.1:8000 --rate 1 --spool var/spool
+    .venv/bin/python manage.py simulate_camera --url http://127.0.0.1:8000 --rate 1 --spool var/spool
 
 With --spool, detections the server could not take (unreachable, 5xx, 429)
 wait on disk and are delivered with batch ingest once it answers again, the

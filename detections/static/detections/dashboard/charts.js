@@ -1,11 +1,16 @@
 /* The hourly chart: the last 24 hours by vehicle type, kept as model.series and
  * drawn with the vendored Chart.js (a classic script the template loads first). */
 
-import { $, HOUR, TYPES, capitalise, fullFormat, hourFormat, numberFormat, sum } from "./dom.js";
+import { $, HOUR, TYPES, capitalise, dayFormat, fullFormat, hourFormat, numberFormat, sum } from "./dom.js";
 import { model } from "./model.js";
 
 let chart = null;
 let chartFrame = 0;
+
+// Hours between two labels of the x axis: divisors of 24, so that local
+// midnight is always labelled; the fewest that still leave each label room.
+const TICK_STEPS = [1, 2, 3, 4, 6, 12];
+const TICK_WIDTH_PX = 64;
 
 export function setSeries(series) {
   const points = series.points || [];
@@ -87,7 +92,7 @@ function makeChart() {
       animation: { duration: 300 },
       interaction: { mode: "index", intersect: false },
       scales: {
-        x: { stacked: true, grid: { display: false }, ticks: { maxRotation: 0, autoSkipPadding: 14 } },
+        x: { stacked: true, grid: { display: false }, ticks: { maxRotation: 0, autoSkip: false, callback: hourTick } },
         y: { stacked: true, beginAtZero: true, ticks: { precision: 0 } },
       },
       plugins: {
@@ -102,6 +107,22 @@ function makeChart() {
       },
     },
   });
+}
+
+/** The x axis' label of bar `index` (`this` is the scale): its hour every few
+ * local hours, and the day too at the first label and at each midnight, so the
+ * axis says which day each stretch of bars belongs to. null: no label. */
+function hourTick(index) {
+  const { starts } = model.series;
+  const room = Math.max(1, Math.floor(this.chart.width / TICK_WIDTH_PX));
+  const step = TICK_STEPS.find((hours) => Math.ceil(starts.length / hours) <= room) ?? 12;
+  const labelled = (start) => new Date(start).getHours() % step === 0;
+  if (index >= starts.length || !labelled(starts[index])) return null;
+  const moment = new Date(starts[index]);
+  const first = starts.findIndex(labelled);
+  return index === first || moment.getHours() === 0
+    ? [hourFormat.format(moment), dayFormat.format(moment)]
+    : hourFormat.format(moment);
 }
 
 function hourRange(start) {
