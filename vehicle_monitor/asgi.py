@@ -23,6 +23,7 @@ from django.conf import settings
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 
 from detections.core.group_commit import group_commit
+from detections.feed.broadcaster import broadcaster
 from detections.feed.consumers import SERVER_SEND
 from detections.feed.publisher import publisher
 from detections.feed.routing import websocket_urlpatterns
@@ -33,7 +34,8 @@ from vehicle_monitor.http_threads import RequestThreadPool
 
 class ServerLoop:
     """Lends the server's event loop to what works from it: the publisher sends
-    events from it, the group commit gathers requests on it."""
+    events from it, the group commit gathers requests on it (writing no faster
+    than the sockets take the events; see feed/broadcaster.py)."""
 
     def __init__(self, application):
         self.application = application
@@ -41,7 +43,7 @@ class ServerLoop:
     async def __call__(self, scope, receive, send):
         loop = asyncio.get_running_loop()
         publisher.attach(loop)
-        group_commit.attach(loop)
+        group_commit.attach(loop, readers_keep_up=broadcaster.wait_until_sockets_keep_up)
         return await self.application(scope, receive, send)
 
 

@@ -28,7 +28,7 @@ from django.core.handlers.exception import convert_exception_to_response
 from django.middleware.security import SecurityMiddleware
 from django.urls import set_script_prefix
 
-from detections.api.authentication import AUTH_KEYWORDS
+from detections.core.access import AUTH_KEYWORDS
 from detections.core.device_keys import DEVICE_KEY_PREFIX
 
 # "token vmk_", "bearer vmk_": how an Authorization header with a device key starts.

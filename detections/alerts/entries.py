@@ -9,7 +9,7 @@ from django.db import connection, transaction
 from django.utils.dateparse import parse_datetime
 
 from detections.alerts.plates import normalize
-from detections.api.filters import EARLIEST, LATEST
+from detections.core.formats import EARLIEST, LATEST
 from detections.models import Watchlist, WatchlistEntry
 
 PLATE_MAX_LENGTH = WatchlistEntry._meta.get_field("plate").max_length

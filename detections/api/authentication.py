@@ -7,7 +7,6 @@ DRF's 40-hex-digit user tokens.
 """
 
 import time
-from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
@@ -15,36 +14,17 @@ from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication, get_authorization_header
 
+from detections.core.access import BadCredential, Device, credential
 from detections.core.device_keys import DEVICE_KEY_PREFIX, hash_key
 from detections.models import LAST_SEEN_RESOLUTION, Camera, DeviceKey
 
-AUTH_KEYWORDS = (b"token", b"bearer")
 
-
-@dataclass(frozen=True)
-class Device:
-    """The principal of a request made with a device key (request.user)."""
-
-    key_id: int
-    key_prefix: str  # random, unlike key_id: names the key's rate counter
-    cameras: dict[str, Camera] = field(default_factory=dict)  # by name
-    is_authenticated = True
-    is_staff = False
-
-    def has_perm(self, perm, obj=None) -> bool:
-        return False
-
-
-def credential(header: bytes) -> str | None:
-    parts = header.split()
-    if not parts or parts[0].lower() not in AUTH_KEYWORDS:
-        return None
-    if len(parts) != 2:
-        raise exceptions.AuthenticationFailed("Authorization must be 'Token <key>' or 'Bearer <key>'.")
+def request_credential(request) -> str | None:
+    """The key of the request's Authorization header, if it holds one."""
     try:
-        return parts[1].decode("ascii")
-    except UnicodeDecodeError:
-        raise exceptions.AuthenticationFailed("The key must be ASCII.") from None
+        return credential(get_authorization_header(request))
+    except BadCredential as exc:
+        raise exceptions.AuthenticationFailed(str(exc)) from None
 
 
 class DeviceKeyAuthentication(TokenAuthentication):
@@ -54,7 +34,7 @@ class DeviceKeyAuthentication(TokenAuthentication):
     key is refused by every process within that time."""
 
     def authenticate(self, request):
-        secret = credential(get_authorization_header(request))
+        secret = request_credential(request)
         if not secret or not secret.startswith(DEVICE_KEY_PREFIX):
             return None
         key_hash = hash_key(secret)
@@ -101,7 +81,7 @@ class ViewerTokenAuthentication(TokenAuthentication):
     """Apps and tools: DRF user tokens (`manage.py drf_create_token USER`), as Token or Bearer."""
 
     def authenticate(self, request):
-        secret = credential(get_authorization_header(request))
+        secret = request_credential(request)
         if not secret or secret.startswith(DEVICE_KEY_PREFIX):
             return None
         return self.authenticate_credentials(secret)

@@ -1,5 +1,3 @@
-from datetime import UTC, datetime
-
 import django_filters
 from django import forms
 from drf_spectacular.types import OpenApiTypes
@@ -7,13 +5,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework.exceptions import ValidationError
 
 from detections.alerts.plates import normalize, plate_like
+from detections.core.formats import EARLIEST, LATEST
 from detections.models import Detection, VehicleType
-
-# Times the database can hold whatever the offset they came with (MySQL's
-# DATETIME spans the years 1000 to 9999; converting 9999-12-31T23:59-01:00 to
-# UTC would overflow).
-EARLIEST = datetime(1001, 1, 1, tzinfo=UTC)
-LATEST = datetime(9998, 12, 31, tzinfo=UTC)
 
 
 class BoundedIsoDateTimeField(django_filters.fields.IsoDateTimeField):

@@ -1,4 +1,5 @@
-"""What each kind of caller may do (protocol.md, "Who may do what").
+"""What each kind of caller may do on the API (protocol.md, "Who may do what");
+the rules the feed shares live in detections/core/access.py.
 
 Edge units (device keys) write; viewers (users) read; staff with the
 `delete_detection` permission delete. An operator may open reading to anyone
@@ -6,18 +7,9 @@ with PUBLIC_FEED=true. Without credentials the answer is 401, with the wrong
 kind 403.
 """
 
-from django.conf import settings
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-from detections.api.authentication import Device
-
-
-def is_viewer(user) -> bool:
-    return bool(user and user.is_authenticated and not isinstance(user, Device))
-
-
-def may_view(user) -> bool:
-    return settings.PUBLIC_FEED or is_viewer(user)
+from detections.core.access import Device, is_viewer, may_view, may_view_alerts
 
 
 class IsDevice(BasePermission):
@@ -56,9 +48,11 @@ class CanManageWatchlists(HasModelPermission):
     message = "Watch-lists and alert rules need the 'manage watchlists' permission."
 
 
-class CanViewAlerts(HasModelPermission):
-    permission = "detections.view_alert"
+class CanViewAlerts(BasePermission):
     message = "Alerts need the 'view alert' permission."
+
+    def has_permission(self, request, view):
+        return may_view_alerts(request.user)
 
 
 class CanManageWebhooks(HasModelPermission):

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.cache import caches
 from rest_framework.throttling import BaseThrottle
 
-from detections.api.authentication import Device
+from detections.core.access import Device
 
 logger = logging.getLogger(__name__)
 

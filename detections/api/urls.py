@@ -1,8 +1,7 @@
 from django.urls import re_path
 from rest_framework.routers import SimpleRouter
 
-from detections.api import alerts, views, watchlists, webhooks
-from detections.operations import exports
+from detections.api import alerts, exports, views, watchlists, webhooks
 
 router = SimpleRouter()
 router.register("detections", views.DetectionViewSet, basename="detection")

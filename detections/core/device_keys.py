@@ -37,7 +37,7 @@ def issue_device_key(*, cameras: list[Camera], label: str = "") -> tuple[DeviceK
 
 def revoke_device_keys(keys) -> int:
     """Revoke keys (a queryset): every server process refuses them within
-    DEVICE_KEY_CACHE_SECONDS (detections.api.authentication)."""
+    DEVICE_KEY_CACHE_SECONDS (the API's device-key authentication)."""
     return keys.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
 
 

@@ -24,10 +24,13 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from detections.core import writes
-from detections.feed.broadcaster import broadcaster
 from detections.operations import metrics
 
 logger = logging.getLogger(__name__)
+
+
+async def _nobody_behind():
+    return
 
 
 class GroupCommit:
@@ -36,10 +39,18 @@ class GroupCommit:
         self.waiting: list[tuple[writes.NewDetection, asyncio.Future]] = []
         self.writing = False
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="group-commit")
+        self.readers_keep_up = _nobody_behind
 
-    def attach(self, loop: asyncio.AbstractEventLoop):
-        """Gather on `loop` from now on (the server's loop; see vehicle_monitor/asgi.py)."""
+    def attach(self, loop: asyncio.AbstractEventLoop, readers_keep_up=None):
+        """Gather on `loop` from now on (the server's loop; see vehicle_monitor/asgi.py).
+
+        `readers_keep_up`, if given, is awaited before each group is written:
+        it returns once whoever delivers the written events (the socket feed)
+        has caught up, or has waited long enough. The server glue hands it in,
+        so that the write path knows nothing of what reads it."""
         self.loop = loop
+        if readers_keep_up is not None:
+            self.readers_keep_up = readers_keep_up
 
     async def create(self, item: writes.NewDetection) -> writes.Outcome:
         """Store `item` with whatever else is waiting; its outcome once committed."""
@@ -64,8 +75,8 @@ class GroupCommit:
                 await asyncio.sleep(linger)
             while self.waiting:
                 # Delivery must not fall behind ingest for good: accept no more
-                # while the sockets are behind (bounded; see feed/broadcaster.py).
-                await broadcaster.wait_until_sockets_keep_up()
+                # while the readers are behind (bounded by them).
+                await self.readers_keep_up()
                 group, self.waiting = self.waiting[:largest], self.waiting[largest:]
                 await self._write(group)
         finally:

@@ -20,7 +20,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from detections.api.permissions import is_viewer, may_view
+from detections.core.access import may_view, may_view_alerts
 from detections.feed import messages
 from detections.feed.broadcaster import CATCH_UP, broadcaster
 from detections.feed.socket_auth import query_param
@@ -65,7 +65,11 @@ class DetectionFeedConsumer(AsyncWebsocketConsumer):
         self.vehicle_types: set[str] | None = None
         # Alerts only ever reach a user allowed to view them, never an anonymous
         # socket of the public feed.
-        self.readable_kinds = set(EventKind.values) if await _may_view_alerts(self.scope.get("user")) else FEED_KINDS
+        self.readable_kinds = (
+            set(EventKind.values)
+            if await database_sync_to_async(may_view_alerts)(self.scope.get("user"))
+            else FEED_KINDS
+        )
         self.kinds = self.readable_kinds
         self.inbox: asyncio.Queue = asyncio.Queue(maxsize=INBOX_LIMIT)
         # Held while events are delivered, so that live delivery and a replay
@@ -262,11 +266,6 @@ class DetectionFeedConsumer(AsyncWebsocketConsumer):
 
 # What every viewer of the feed may read; alerts need the 'view alert' permission.
 FEED_KINDS = frozenset({EventKind.NEW_DETECTION.value, EventKind.DELETION.value})
-
-
-@database_sync_to_async
-def _may_view_alerts(user) -> bool:
-    return is_viewer(user) and user.has_perm("detections.view_alert")
 
 
 def _query_int(scope, name: str) -> int | None:

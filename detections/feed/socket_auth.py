@@ -10,10 +10,9 @@ from channels.middleware import BaseMiddleware
 from channels.security.websocket import OriginValidator
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
-from rest_framework import exceptions
 from rest_framework.authtoken.models import Token
 
-from detections.api.authentication import credential
+from detections.core.access import BadCredential, credential
 from detections.core.device_keys import DEVICE_KEY_PREFIX
 
 
@@ -60,7 +59,7 @@ def _socket_token(scope) -> str | None:
         if name == b"authorization":
             try:
                 return credential(value)
-            except exceptions.AuthenticationFailed:
+            except BadCredential:
                 return None
     return None
 

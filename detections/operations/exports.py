@@ -1,4 +1,5 @@
-"""CSV export: GET /api/detections/export.csv and the admin's "Export selected to CSV".
+"""CSV export, streamed: the rows behind GET /api/detections/export.csv
+(api/exports.py) and the admin's "Export selected to CSV".
 
 The rows are read in keyset pages of EXPORT_PAGE_SIZE and written as they are
 read, so an export of a million rows holds one page in memory at a time.
@@ -17,17 +18,10 @@ from django.core.handlers.asgi import ASGIRequest
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from django.utils.encoding import filepath_to_uri
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework.generics import GenericAPIView
-from rest_framework.negotiation import BaseContentNegotiation
 
-from detections.api.filters import DetectionFilter
-from detections.api.permissions import CanView
-from detections.api.schema import ERROR_BODY
 from detections.core.formats import format_time
 from detections.core.paging import time_ordered_pages
-from detections.models import Camera, Detection, VehicleType
+from detections.models import Camera
 
 EXPORT_PAGE_SIZE = 2000
 COLUMNS = [
@@ -142,51 +136,3 @@ def csv_response(request, queryset, *, name: str = "detections") -> StreamingHtt
     response["Content-Disposition"] = f'attachment; filename="{name}-{stamp}.csv"'
     response["Cache-Control"] = "no-store"  # plates are personal data
     return response
-
-
-class CsvOrJsonErrors(BaseContentNegotiation):
-    """The body is CSV whatever the Accept header says (no 406 for `Accept:
-    text/csv`); errors are JSON like everywhere else in the API."""
-
-    def select_parser(self, request, parsers):
-        return parsers[0] if parsers else None
-
-    def select_renderer(self, request, renderers, format_suffix=None):
-        return renderers[0], renderers[0].media_type
-
-
-# The list's filters (filters.DetectionFilter), spelled out: the schema
-# generator documents a filterset on list views only.
-FILTER_PARAMETERS = [
-    OpenApiParameter("camera", OpenApiTypes.STR, description="camera name"),
-    OpenApiParameter("vehicle_type", OpenApiTypes.STR, enum=VehicleType.values),
-    OpenApiParameter("since", OpenApiTypes.DATETIME, description="detections at or after (ISO 8601)"),
-    OpenApiParameter("until", OpenApiTypes.DATETIME, description="detections before (ISO 8601)"),
-    OpenApiParameter("tracking_id", OpenApiTypes.STR),
-    OpenApiParameter("plate", OpenApiTypes.STR),
-]
-
-
-class DetectionExportView(GenericAPIView):
-    """GET /api/detections/export.csv: the detections the list's filters select, as CSV."""
-
-    permission_classes = [CanView]
-    content_negotiation_class = CsvOrJsonErrors
-    queryset = Detection.objects.all()
-    filterset_class = DetectionFilter
-    pagination_class = None  # streamed whole, never paged
-
-    @extend_schema(
-        operation_id="api_detections_export_csv",
-        parameters=FILTER_PARAMETERS,
-        responses={
-            (200, "text/csv"): OpenApiResponse(
-                OpenApiTypes.STR,
-                description="CSV, oldest first, columns: " + ", ".join(COLUMNS) + ". Streamed.",
-            ),
-            **{code: ERROR_BODY for code in (400, 401, 403)},
-        },
-    )
-    def get(self, request):
-        # The list's filter backend: a bad value is a 400 with the field, as on the list.
-        return csv_response(request._request, self.filter_queryset(self.get_queryset()))
