@@ -33,6 +33,7 @@ def new_detection_payload(detection: Detection, position: counters.FeedPosition)
         "confidence": detection.confidence,
         "bbox": detection.bbox,
         "plate": detection.plate,
+        "direction": detection.direction or None,
     }
 
 
