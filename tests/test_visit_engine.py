@@ -17,7 +17,7 @@ from detections.sites import edits, engine
 pytestmark = pytest.mark.django_db(transaction=True)
 
 # Recent: open visits are still open (absent_after_seconds is a day).
-T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=12)
+T0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=12)
 _tracks = count(1)
 
 

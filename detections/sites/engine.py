@@ -32,6 +32,7 @@ from detections.core.followers import Follower, Span
 from detections.models import Detection, Event, EventKind, feed_head
 from detections.sites import payloads, walk
 from detections.sites.models import Site, SiteCamera, Visit, VisitState
+from detections.sites.queries import occupancy_now
 
 logger = logging.getLogger(__name__)
 
@@ -398,11 +399,6 @@ def store(
 
 
 # --- Events ------------------------------------------------------------------------------
-
-
-def occupancy_now(site_id: int, now: datetime | None = None) -> int:
-    now = now or timezone.now()
-    return Visit.objects.filter(site_id=site_id, entered_at__lte=now, ends_at__gt=now).count()
 
 
 def log_changes(site: SiteSpec, changes: list[Change], now: datetime):

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from detections.sites import engine
 from detections.sites.models import Site, Visit, VisitState
+from detections.sites.queries import occupancy_now
 
 BATCH = 200
 
@@ -65,7 +66,7 @@ def _capacities(now) -> int:
         with transaction.atomic():
             if not Site.objects.select_for_update(skip_locked=True).filter(pk=site_id).exists():
                 continue  # another process is looking at it
-            crossing = engine.capacity_crossing(site_id, engine.occupancy_now(site_id, now))
+            crossing = engine.capacity_crossing(site_id, occupancy_now(site_id, now))
             if crossing:
                 engine.log_visit_events([], crossing[2], site_row=crossing)
                 raised += 1
@@ -77,5 +78,5 @@ def _log_by_site(logged: list[tuple[str, Visit]], now):
     for name, visit in logged:
         by_site[visit.site_id].append((name, visit))
     for site_id, site_logged in by_site.items():
-        occupancy = engine.occupancy_now(site_id, now)
+        occupancy = occupancy_now(site_id, now)
         engine.log_visit_events(site_logged, occupancy, site_row=engine.capacity_crossing(site_id, occupancy))
