@@ -19,14 +19,12 @@ from rest_framework.routers import SimpleRouter
 from detections.alerts.plates import normalize
 from detections.api.permissions import CanManageSites, CanViewVisits
 from detections.api.schema import ERROR_BODY
-from detections.core.formats import format_time
+from detections.core.formats import EARLIEST, LATEST, format_time
 from detections.models import Camera
 from detections.sites import edits, payloads, queries
 from detections.sites.models import Role, Site, Visit, VisitState, validate_tz
 
 ERRORS = {code: ERROR_BODY for code in (400, 401, 403, 404)}
-# A time as the database can hold it, whatever its offset.
-EARLIEST, LATEST = datetime(1001, 1, 1, tzinfo=UTC), datetime(9998, 12, 31, tzinfo=UTC)
 ROLES = ", ".join(Role.values)
 
 
