@@ -18,3 +18,4 @@ class DetectionsConfig(AppConfig):
         # Defining a follower of the event log registers it: retention keeps
         # what it has not reached, and /metrics shows its lag, in every process.
         import_module("detections.webhooks.outbox")
+        import_module("detections.sites.engine")

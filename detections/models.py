@@ -11,6 +11,9 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+# Sites and visits have a room of their own; their models are this app's too.
+from detections.sites.models import Direction, Role, Site, SiteCamera, Visit, VisitState  # noqa: F401
+
 # A camera's last_seen_at and a device key's last_used_at are written at most
 # this often, not on every detection.
 LAST_SEEN_RESOLUTION = timedelta(seconds=30)
@@ -80,6 +83,9 @@ class Detection(models.Model):
     # loaded by plain SQL (a bulk load) is stored rather than refused; such a
     # row is found by `plate`, not by `plate_like`.
     plate_normalized = models.CharField(max_length=32, blank=True, editable=False, db_default="")
+    # "in" or "out" when the unit knows which way the vehicle went: a site's
+    # camera of role `both` takes it as the read's direction (`sites.walk`).
+    direction = models.CharField(max_length=3, blank=True, choices=Direction.choices, default="", db_default="")
 
     class Meta:
         ordering = ["-detected_at", "-id"]
@@ -108,6 +114,9 @@ class EventKind(models.TextChoices):
     NEW_DETECTION = "new_detection"
     DELETION = "deletion"
     ALERT = "alert"
+    DETECTION_UPDATED = "detection_updated"
+    VISIT = "visit"
+    SITE = "site"
 
 
 class Event(models.Model):
@@ -118,7 +127,7 @@ class Event(models.Model):
     """
 
     seq = models.BigIntegerField(primary_key=True)
-    kind = models.CharField(max_length=16, choices=EventKind.choices)
+    kind = models.CharField(max_length=32, choices=EventKind.choices)
     detection_id = models.BigIntegerField()
     camera = models.CharField(max_length=100)
     vehicle_type = models.CharField(max_length=16)
@@ -388,6 +397,14 @@ class WebhookEvent(models.TextChoices):
     ALERT_TRIGGERED = "alert.triggered"
     DETECTION_CREATED = "detection.created"
     DETECTION_DELETED = "detection.deleted"
+    DETECTION_UPDATED = "detection.updated"
+    VISIT_OPENED = "visit.opened"
+    VISIT_CLOSED = "visit.closed"
+    VISIT_CHANGED = "visit.changed"
+    VISIT_REMOVED = "visit.removed"
+    VISIT_OVERSTAY = "visit.overstay"
+    SITE_FULL = "site.full"
+    SITE_AVAILABLE = "site.available"
 
 
 class WebhookEndpoint(models.Model):

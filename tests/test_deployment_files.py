@@ -182,6 +182,7 @@ def test_the_expected_services_exist(services):
         "migrate",
         "web",
         "webhooks",
+        "visits",
     }
 
 
@@ -536,10 +537,10 @@ def test_services_start_in_order(services):
                 assert services[dep].get("restart") == "no", f"{name} waits for {dep} to end, which restarts"
 
 
-def test_every_long_running_service_but_the_worker_has_a_healthcheck(services):
+def test_every_long_running_service_but_the_workers_has_a_healthcheck(services):
     for name, service in services.items():
-        if service.get("restart") == "no" or name == "webhooks":
-            continue  # one-off steps, and a worker with no port to ask
+        if service.get("restart") == "no" or name in ("webhooks", "visits"):
+            continue  # one-off steps, and workers with no port to ask
         assert service["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL"), name
         assert service.get("restart") == "unless-stopped", name
     mysql_check = " ".join(services["mysql"]["healthcheck"]["test"])

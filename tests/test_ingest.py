@@ -35,6 +35,7 @@ DETECTION_FIELDS = {
     "confidence",
     "bbox",
     "plate",
+    "direction",
     "image_url",
     "thumbnail_url",
 }
@@ -548,6 +549,7 @@ def test_a_batch_event_is_the_one_a_single_post_writes(device_client, _media_roo
                 "confidence",
                 "bbox",
                 "plate",
+                "direction",
             )
         }
         assert event.payload == {"type": "new_detection", "seq": event.seq, "count": event.seq, **expected}

@@ -60,7 +60,7 @@ def test_a_subscription_filters_replayed_and_live_events_alike(server, simulated
                 "type": "subscribed",
                 "cameras": ["gate-1"],
                 "vehicle_types": None,
-                "types": ["deletion", "new_detection"],
+                "types": ["deletion", "detection_updated", "new_detection"],
             }
             ws.send(json.dumps({"type": "resume", "after": 0}))
             assert receive(ws)["id"] == gate["id"]

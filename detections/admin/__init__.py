@@ -1,5 +1,5 @@
 """The Django admin: one module per room of the app, registered on import."""
 
-from detections.admin import alerts, detections, webhooks
+from detections.admin import alerts, detections, sites, webhooks
 
-__all__ = ["alerts", "detections", "webhooks"]
+__all__ = ["alerts", "detections", "sites", "webhooks"]

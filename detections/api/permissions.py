@@ -9,7 +9,7 @@ kind 403.
 
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-from detections.core.access import Device, is_viewer, may_view, may_view_alerts
+from detections.core.access import Device, is_viewer, may_view, may_view_alerts, may_view_visits
 
 
 class IsDevice(BasePermission):
@@ -58,3 +58,21 @@ class CanViewAlerts(BasePermission):
 class CanManageWebhooks(HasModelPermission):
     permission = "detections.manage_webhooks"
     message = "Webhooks need the 'manage webhooks' permission."
+
+
+class CanManageSites(BasePermission):
+    """Reading sites and their visits needs 'view visit'; changing sites, 'manage sites'."""
+
+    message = "Sites need the 'manage sites' permission to change, and 'view visit' to read."
+
+    def has_permission(self, request, view):
+        if request.method in SAFE_METHODS:
+            return may_view_visits(request.user)
+        return is_viewer(request.user) and request.user.has_perm("detections.manage_sites")
+
+
+class CanViewVisits(BasePermission):
+    message = "Visits need the 'view visit' permission."
+
+    def has_permission(self, request, view):
+        return request.method in SAFE_METHODS and may_view_visits(request.user)

@@ -14,7 +14,7 @@ from rest_framework import serializers
 
 from detections.core import images, writes
 from detections.core.formats import file_url, format_time
-from detections.models import Detection, VehicleType
+from detections.models import Detection, Direction, VehicleType
 
 VEHICLE_TYPES = [choice.value for choice in VehicleType]
 
@@ -99,6 +99,13 @@ class DetectionIngestSerializer(serializers.Serializer):
     confidence = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=1)
     bbox = BBoxField(required=False, allow_null=True)
     plate = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
+    direction = serializers.ChoiceField(
+        choices=Direction.choices,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="which way the vehicle went, when the unit knows: in or out",
+    )
 
     def to_internal_value(self, data):
         if not hasattr(data, "get"):
@@ -146,6 +153,7 @@ class DetectionIngestSerializer(serializers.Serializer):
             confidence=data.get("confidence"),
             bbox=data.get("bbox"),
             plate=data["plate"],
+            direction=data.get("direction", ""),
             idempotency_key=idempotency_key,
         )
 
@@ -188,6 +196,7 @@ class DetectionSerializer(serializers.ModelSerializer):
     received_at = serializers.SerializerMethodField()
     image_url = serializers.SerializerMethodField()
     thumbnail_url = serializers.SerializerMethodField()
+    direction = serializers.SerializerMethodField(help_text="in, out, or null when the unit did not say")
 
     class Meta:
         model = Detection
@@ -201,6 +210,7 @@ class DetectionSerializer(serializers.ModelSerializer):
             "confidence",
             "bbox",
             "plate",
+            "direction",
             "image_url",
             "thumbnail_url",
         ]
@@ -210,6 +220,9 @@ class DetectionSerializer(serializers.ModelSerializer):
 
     def get_received_at(self, detection) -> str:
         return format_time(detection.received_at)
+
+    def get_direction(self, detection) -> str | None:
+        return detection.direction or None
 
     def get_image_url(self, detection) -> str | None:
         return file_url(detection.image)

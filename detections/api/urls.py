@@ -1,7 +1,7 @@
 from django.urls import re_path
 from rest_framework.routers import SimpleRouter
 
-from detections.api import alerts, exports, views, watchlists, webhooks
+from detections.api import alerts, exports, sites, views, watchlists, webhooks
 
 router = SimpleRouter()
 router.register("detections", views.DetectionViewSet, basename="detection")
@@ -17,4 +17,5 @@ urlpatterns = [
     *watchlists.urlpatterns,
     *alerts.urlpatterns,
     *webhooks.urlpatterns,
+    *sites.urlpatterns,
 ]

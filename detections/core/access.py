@@ -62,3 +62,8 @@ def may_view(user) -> bool:
 def may_view_alerts(user) -> bool:
     """May read alerts, on the API and on the feed (PUBLIC_FEED does not open them)."""
     return is_viewer(user) and user.has_perm("detections.view_alert")
+
+
+def may_view_visits(user) -> bool:
+    """May read sites, visits, occupancy and dwell, and their events (never public)."""
+    return is_viewer(user) and (user.has_perm("detections.view_visit") or user.has_perm("detections.manage_sites"))

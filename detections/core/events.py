@@ -8,6 +8,8 @@ and the followers of the log (`detections.core.followers`) take it from there,
 the webhook workers among them (`detections.webhooks.outbox`).
 """
 
+from django.dispatch import Signal
+
 from detections.core import counters
 from detections.core.formats import file_url, format_time
 from detections.models import Alert, Detection, Event, EventKind
@@ -15,6 +17,11 @@ from detections.models import Alert, Detection, Event, EventKind
 # The channel-layer group every committed event is published to: the feed's
 # processes join it, and so do the followers of the log, to wake at a commit.
 PUBLISH_GROUP = "detections"
+
+# Sent with `events=[Event, ...]` by a writer of events that have no model
+# signal of their own (the visit engine's, a correction's), inside the
+# transaction that writes them: the feed publishes them after its commit.
+events_logged = Signal()
 
 
 def new_detection_payload(detection: Detection, position: counters.FeedPosition) -> dict:
@@ -33,6 +40,7 @@ def new_detection_payload(detection: Detection, position: counters.FeedPosition)
         "confidence": detection.confidence,
         "bbox": detection.bbox,
         "plate": detection.plate,
+        "direction": detection.direction or None,
     }
 
 

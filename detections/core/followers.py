@@ -118,6 +118,17 @@ class Follower:
         self._make_cursor()  # in a transaction of its own
         return self.step(work, wait=wait)
 
+    def hold(self) -> int:
+        """Inside the caller's transaction: wait for the cursor and lock it until
+        the transaction ends, for work that must not interleave with a step
+        (a follower swapping in what it derived aside); its position, unmoved."""
+        assert connection.in_atomic_block, "a cursor is held only inside a transaction"
+        position = self._lock(wait=True)
+        if position is None:
+            self._make_cursor()
+            position = self._lock(wait=True)
+        return position
+
     def _make_cursor(self):
         start = feed_head() if self.starts_at_head else 0
         FollowerCursor.objects.get_or_create(name=self.name, defaults={"position": start})

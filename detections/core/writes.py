@@ -54,6 +54,7 @@ class NewDetection:
     confidence: float | None = None
     bbox: list | None = None
     plate: str = ""
+    direction: str = ""
     idempotency_key: str = ""
 
     @property
@@ -72,6 +73,8 @@ class NewDetection:
                 self.confidence,
                 self.bbox,
                 self.plate,
+                # Only when given: the hashes of keys stored before it existed stay the same.
+                *([self.direction] if self.direction else []),
             ]
         )
         return hashlib.sha256(canonical.encode()).hexdigest()
@@ -261,6 +264,7 @@ def _unsaved(item: NewDetection) -> Detection:
         bbox=item.bbox,
         plate=item.plate,
         plate_normalized=normalize(item.plate),
+        direction=item.direction,
     )
 
 

@@ -20,7 +20,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from detections.core.access import may_view, may_view_alerts
+from detections.core.access import may_view, may_view_alerts, may_view_visits
 from detections.feed import messages
 from detections.feed.broadcaster import CATCH_UP, broadcaster
 from detections.feed.socket_auth import query_param
@@ -65,11 +65,7 @@ class DetectionFeedConsumer(AsyncWebsocketConsumer):
         self.vehicle_types: set[str] | None = None
         # Alerts only ever reach a user allowed to view them, never an anonymous
         # socket of the public feed.
-        self.readable_kinds = (
-            set(EventKind.values)
-            if await database_sync_to_async(may_view_alerts)(self.scope.get("user"))
-            else FEED_KINDS
-        )
+        self.readable_kinds = await _readable_kinds(self.scope.get("user"))
         self.kinds = self.readable_kinds
         self.inbox: asyncio.Queue = asyncio.Queue(maxsize=INBOX_LIMIT)
         # Held while events are delivered, so that live delivery and a replay
@@ -244,10 +240,12 @@ class DetectionFeedConsumer(AsyncWebsocketConsumer):
         self.last_seq = message["seq"]
         if message["kind"] not in self.kinds:
             return
-        if self.cameras is not None and message["camera"] not in self.cameras:
-            return
-        if self.vehicle_types is not None and message["vehicle_type"] not in self.vehicle_types:
-            return
+        # A site's event is about the site, not a camera or a vehicle: no filter of those applies.
+        if message["kind"] != EventKind.SITE:
+            if self.cameras is not None and self.cameras.isdisjoint(message.get("cameras") or (message["camera"],)):
+                return
+            if self.vehicle_types is not None and message["vehicle_type"] not in self.vehicle_types:
+                return
         # Straight to the server: channels' session wrapper, which every send of
         # the consumer's passes, checks the session on each event for nothing
         # (a socket saves no session after its handshake).
@@ -264,8 +262,20 @@ class DetectionFeedConsumer(AsyncWebsocketConsumer):
         await self.send_json({"type": "error", "code": code, "detail": detail})
 
 
-# What every viewer of the feed may read; alerts need the 'view alert' permission.
-FEED_KINDS = frozenset({EventKind.NEW_DETECTION.value, EventKind.DELETION.value})
+# What every viewer of the feed may read; alerts need the 'view alert'
+# permission, visits and sites 'view visit'.
+FEED_KINDS = frozenset({EventKind.NEW_DETECTION.value, EventKind.DELETION.value, EventKind.DETECTION_UPDATED.value})
+VISIT_KINDS = frozenset({EventKind.VISIT.value, EventKind.SITE.value})
+
+
+@database_sync_to_async
+def _readable_kinds(user) -> set[str]:
+    kinds = set(FEED_KINDS)
+    if may_view_alerts(user):
+        kinds.add(EventKind.ALERT.value)
+    if may_view_visits(user):
+        kinds |= VISIT_KINDS
+    return kinds
 
 
 def _query_int(scope, name: str) -> int | None:

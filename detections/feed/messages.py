@@ -12,6 +12,7 @@ import json
 from detections.core import counters, images
 from detections.feed.publisher import publisher
 from detections.models import Detection, Event, EventKind
+from detections.sites import payloads
 
 
 def message_text(event: Event, thumbnail: bytes | None = None) -> str:
@@ -30,13 +31,17 @@ def publish(event: Event, *, thumbnail: bytes | None = None):
 
 def feed_message(event: Event, thumbnail: bytes | None) -> dict:
     """One event as the consumers take it: routing fields and the socket text."""
-    return {
+    message = {
         "kind": event.kind,
         "seq": event.seq,
         "camera": event.camera,
         "vehicle_type": event.vehicle_type,
         "text": message_text(event, thumbnail),
     }
+    cameras = payloads.routing_cameras(event.payload)
+    if cameras is not None:
+        message["cameras"] = cameras  # a visit: a filter on cameras passes it for any of them
+    return message
 
 
 # --- Replay --------------------------------------------------------------------------

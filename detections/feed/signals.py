@@ -13,6 +13,7 @@ from functools import partial
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
+from detections.core import events as core_events
 from detections.core import writes
 from detections.feed import messages
 from detections.models import Alert, Detection
@@ -41,7 +42,14 @@ def alert_saved(sender, instance: Alert, created: bool, event=None, **kwargs):
         transaction.on_commit(partial(messages.publish, event), robust=True)
 
 
+def events_logged(sender, events, **kwargs):
+    # Events with no model signal of their own (visits, sites, corrections).
+    for event in events:
+        transaction.on_commit(partial(messages.publish, event), robust=True)
+
+
 def connect():
+    core_events.events_logged.connect(events_logged, dispatch_uid="events_logged")
     post_save.connect(alert_saved, sender=Alert, dispatch_uid="alert_saved")
     post_save.connect(detection_saved, sender=Detection, dispatch_uid="detection_saved")
     post_delete.connect(detection_deleted, sender=Detection, dispatch_uid="detection_deleted")

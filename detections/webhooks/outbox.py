@@ -29,14 +29,29 @@ from django.db import connection
 from detections.core.followers import Follower, Span
 from detections.core.formats import format_time
 from detections.models import Event, EventKind, MessageStatus, WebhookEndpoint, WebhookEvent, WebhookMessage
+from detections.sites.payloads import routing_cameras
 from detections.webhooks import sql
 
 WEBHOOK_EVENT_OF = {
     EventKind.NEW_DETECTION: WebhookEvent.DETECTION_CREATED,
     EventKind.DELETION: WebhookEvent.DETECTION_DELETED,
     EventKind.ALERT: WebhookEvent.ALERT_TRIGGERED,
+    EventKind.DETECTION_UPDATED: WebhookEvent.DETECTION_UPDATED,
 }
 KIND_OF = {event_type: kind for kind, event_type in WEBHOOK_EVENT_OF.items()}
+# Visits and sites: one kind of event, named by what happened ("visit.closed").
+KIND_OF.update({name: EventKind.VISIT for name in WebhookEvent.values if name.startswith("visit.")})
+KIND_OF.update({name: EventKind.SITE for name in WebhookEvent.values if name.startswith("site.")})
+
+
+def webhook_event_type(event: Event) -> str | None:
+    """The webhook event name of a logged event (None: no webhook hears of it)."""
+    if event.kind in (EventKind.VISIT, EventKind.SITE):
+        name = f"{event.kind}.{event.payload.get('event')}"
+        return WebhookEvent(name) if name in KIND_OF else None
+    return WEBHOOK_EVENT_OF.get(event.kind)
+
+
 _URL_FIELDS = ("image_url", "thumbnail_url")
 # Seqs one step reads at most: a few hundred messages per endpoint in one insert.
 PAGE = 500
@@ -55,11 +70,15 @@ class Endpoint:
     secret_encrypted: str = ""
 
     def takes(self, event: Event, event_type: str) -> bool:
-        return (
-            event.seq > self.after_seq
-            and event_type in self.events
-            and (not self.cameras or event.camera in self.cameras)
-        )
+        return event.seq > self.after_seq and event_type in self.events and self._takes_cameras(event)
+
+    def _takes_cameras(self, event: Event) -> bool:
+        if not self.cameras or event.kind == EventKind.SITE:
+            return True  # a site's event is about the site, not one camera
+        visit_cameras = routing_cameras(event.payload)
+        if visit_cameras is not None:
+            return not self.cameras.isdisjoint(visit_cameras)
+        return event.camera in self.cameras
 
 
 @dataclass(frozen=True)
@@ -160,7 +179,9 @@ def _messages(events, endpoints: list[Endpoint], wanted: dict[int, int], claimed
     pending = MessageStatus.PENDING.value
     rows, claimed = [], []
     for event in events:
-        event_type = WEBHOOK_EVENT_OF[event.kind]
+        event_type = webhook_event_type(event)
+        if event_type is None:
+            continue
         receivers = [endpoint for endpoint in endpoints if endpoint.takes(event, event_type)]
         if not receivers:
             continue

@@ -1,0 +1,517 @@
+"""The visit engine: a follower of the event log (`core.followers`, named
+"visits") that keeps every active site's visits what the walk
+(`sites.walk`) gives over its reads, whatever order they arrived in.
+
+A step takes the events after its cursor (new detections, deletions,
+corrections) and, for each site a read belongs to, derives again the affected
+stretch of the timeline of its vehicle and of the vehicles within `max_edits`
+of it (`rederive`): from a rest point before the read, where none of them has a
+visit under way or a read that a later one could repeat, to the present. The
+visits it changes, the events they raise and the cursor commit together, so an
+engine killed mid-step leaves nothing done twice and nothing lost: the next
+step does the same work again.
+
+A site whose revision is ahead of what was derived (new, re-activated, `since`
+moved, roles or parameters changed) is derived whole, outside the step, and
+swapped in by a step (`derive_pending`); history derived so raises no events.
+"""
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Min, Q
+from django.utils import timezone
+from rapidfuzz.distance import Levenshtein
+
+from detections.alerts.plates import normalize, within_one_edit
+from detections.core import counters, events
+from detections.core.followers import Follower, Span
+from detections.models import Detection, Event, EventKind, feed_head
+from detections.sites import payloads, walk
+from detections.sites.models import Site, SiteCamera, Visit, VisitState
+from detections.sites.queries import occupancy_now
+
+logger = logging.getLogger(__name__)
+
+# Seqs one step reads at most.
+PAGE = 500
+# Most vehicles derived together around one read (its vehicle and those within
+# max_edits of it, and theirs): a chain of look-alike plates stops here.
+MAX_CLUSTER = 50
+
+
+@dataclass(frozen=True)
+class SiteSpec:
+    """An active site as one step sees it."""
+
+    id: int
+    params: walk.Params
+    camera_ids: frozenset[int]
+    since: datetime
+    revision: int
+    derived: bool  # its history is derived at its current revision
+    capacity: int | None
+
+    @property
+    def cameras(self) -> frozenset[str]:
+        return frozenset(self.params.roles)
+
+
+def active_sites() -> list[SiteSpec]:
+    sites = list(Site.objects.filter(active=True))
+    roles = defaultdict(dict)
+    camera_ids = defaultdict(set)
+    for site_id, camera_id, name, role in SiteCamera.objects.filter(site__active=True).values_list(
+        "site_id", "camera_id", "camera__name", "role"
+    ):
+        roles[site_id][name] = role
+        camera_ids[site_id].add(camera_id)
+    return [
+        SiteSpec(
+            id=site.pk,
+            params=walk.Params(
+                roles=roles[site.pk],
+                repeat_seconds=site.repeat_seconds,
+                absent_after_seconds=site.absent_after_seconds,
+                max_edits=site.max_edits,
+                max_stay_seconds=site.max_stay_seconds,
+            ),
+            camera_ids=frozenset(camera_ids[site.pk]),
+            since=site.since,
+            revision=site.revision,
+            derived=site.derived_revision == site.revision,
+            capacity=site.capacity,
+        )
+        for site in sites
+    ]
+
+
+def _needs_nothing_up_to(position: int, head: int) -> int:
+    # Without an active site no event needs the engine.
+    return position if Site.objects.filter(active=True).exists() else head
+
+
+# History is derived when a site is made or changed: a new cursor skips it.
+ENGINE = Follower("visits", starts_at_head=True, needs_nothing_up_to=_needs_nothing_up_to)
+
+
+# --- One step ----------------------------------------------------------------------------
+
+
+def step(*, wait: bool = False, page: int = PAGE) -> bool:
+    """One step of the engine; True when more committed events wait."""
+    return ENGINE.step(lambda span: _work(span, page), wait=wait).more
+
+
+# A seed: a vehicle whose timeline changed at a time.
+Seed = tuple[str, datetime]
+
+
+def _work(span: Span, page: int) -> int:
+    upper = min(span.head, span.after + page)
+    sites = [site for site in active_sites() if site.derived]
+    if not sites:
+        return upper
+    seeds = seeds_of(
+        span.events(upper).filter(kind__in=[EventKind.NEW_DETECTION, EventKind.DELETION, EventKind.DETECTION_UPDATED]),
+        sites,
+    )
+    now = timezone.now()
+    for site in sites:
+        if seeds.get(site.id):
+            apply(site, seeds[site.id], now=now, raise_events=True)
+    return upper
+
+
+def seeds_of(logged, sites: list[SiteSpec]) -> dict[int, list[Seed]]:
+    """Which vehicles' timelines the events touch, and when, at each site."""
+    by_camera = defaultdict(list)
+    for site in sites:
+        for camera in site.cameras:
+            by_camera[camera].append(site)
+    seeds: dict[int, list[Seed]] = defaultdict(list)
+    deleted = []
+    for event in logged:
+        payload = event.payload
+        covering = by_camera.get(event.camera, ())
+        if not covering:
+            continue
+        if event.kind == EventKind.DELETION:
+            if event.to_webhooks:  # a retention purge derives nothing again (protocol.md)
+                deleted.append(event.detection_id)
+            continue
+        at = datetime.fromisoformat(payload["time"].replace("Z", "+00:00"))
+        plates = [payload.get("plate") or ""]
+        if event.kind == EventKind.DETECTION_UPDATED:
+            plates.append(payload.get("previous_plate") or "")
+        for site in covering:
+            if at < site.since:
+                continue
+            for plate in plates:
+                if normalize(plate):
+                    seeds[site.id].append((normalize(plate), at))
+    if deleted:
+        # A deleted read's plate is gone with it: the visits that used it say whose it was.
+        site_ids = [site.id for site in sites]
+        for site_id, vehicle, anchor_at in (
+            Visit.objects.filter(site_id__in=site_ids)
+            .filter(_uses(deleted))
+            .values_list("site_id", "vehicle", "anchor_at")
+        ):
+            seeds[site_id].append((vehicle, anchor_at))
+    return seeds
+
+
+def _uses(detection_ids):
+    return Q(entry_detection_id__in=detection_ids) | Q(exit_detection_id__in=detection_ids)
+
+
+# --- Deriving a stretch again ------------------------------------------------------------
+
+
+@dataclass
+class Change:
+    event: str  # opened, closed, changed, removed
+    visit: Visit
+
+
+def apply(site: SiteSpec, seeds: list[Seed], *, now: datetime, raise_events: bool) -> list[Change]:
+    """Derive again the stretches the seeds touch, store the difference and
+    (with `raise_events`) log its events; inside the step's transaction."""
+    changes: list[Change] = []
+    for cluster, start in _stretches(site, seeds):
+        changes.extend(rederive(site, cluster, start, now=now, raise_events=raise_events))
+    if raise_events and changes:
+        log_changes(site, changes, now)
+    return changes
+
+
+def _stretches(site: SiteSpec, seeds: list[Seed]) -> list[tuple[set[str], datetime]]:
+    """The seeds grouped by cluster of look-alike vehicles, each with its earliest time."""
+    stretches: list[tuple[set[str], datetime]] = []
+    for vehicle, at in sorted(seeds, key=lambda seed: seed[1]):
+        for cluster, _ in stretches:
+            if vehicle in cluster:
+                break
+        else:
+            stretches.append((cluster_of(site, vehicle), at))
+    # Two seeds' clusters may meet: merge them.
+    merged: list[tuple[set[str], datetime]] = []
+    for cluster, start in stretches:
+        for index, (other, other_start) in enumerate(merged):
+            if other & cluster:
+                merged[index] = (other | cluster, min(start, other_start))
+                break
+        else:
+            merged.append((cluster, start))
+    return merged
+
+
+def cluster_of(site: SiteSpec, vehicle: str) -> set[str]:
+    """The vehicle and every vehicle read at the site within max_edits of it,
+    and theirs in turn: the walk pairs an exit only among them (rule 5)."""
+    cluster, todo = {vehicle}, [vehicle]
+    while todo and len(cluster) < MAX_CLUSTER:
+        for near in _neighbours(site, todo.pop()):
+            if near not in cluster and len(cluster) < MAX_CLUSTER:
+                cluster.add(near)
+                todo.append(near)
+    return cluster
+
+
+def _neighbours(site: SiteSpec, vehicle: str) -> set[str]:
+    edits = site.params.max_edits
+    if edits == 0:
+        return set()
+    if edits == 1:
+        # The few hundred spellings one edit away, looked up by the plate index.
+        return set(
+            Detection.objects.filter(
+                camera_id__in=site.camera_ids, plate_normalized__in=within_one_edit(vehicle)
+            ).values_list("plate_normalized", flat=True)
+        ) - {vehicle}
+    # Two edits are far too many spellings: the site's vehicles, measured.
+    known = Visit.objects.filter(site_id=site.id).values_list("vehicle", flat=True).distinct()
+    return {
+        other
+        for other in known
+        if other != vehicle and Levenshtein.distance(vehicle, other, score_cutoff=edits) <= edits
+    }
+
+
+def rest_point(site: SiteSpec, cluster: set[str], start: datetime) -> datetime:
+    """The latest time at or before `start` where the walk over the cluster
+    holds nothing: no visit of theirs under way and no read a later one could
+    repeat. Walking their reads from there gives what walking all of them does."""
+    repeat = timedelta(seconds=site.params.repeat_seconds)
+    while True:
+        earliest = start
+        live = Visit.objects.filter(
+            site_id=site.id, vehicle__in=cluster, entered_at__lt=start, ends_at__gte=start
+        ).aggregate(first=Min("entered_at"))["first"]
+        if live is not None:
+            earliest = min(earliest, live)
+        recent = _reads(site, cluster, earliest - repeat, until=earliest).aggregate(first=Min("detected_at"))["first"]
+        if recent is not None:
+            earliest = min(earliest, recent)
+        if earliest == start:
+            return start
+        start = earliest
+
+
+def _reads(site: SiteSpec, cluster: set[str], since: datetime, *, until: datetime | None = None):
+    reads = Detection.objects.filter(
+        camera_id__in=site.camera_ids, plate_normalized__in=cluster, detected_at__gte=since
+    )
+    return reads.filter(detected_at__lt=until) if until is not None else reads
+
+
+def reads_for_walk(queryset) -> list[walk.Read]:
+    return [
+        walk.Read(
+            detection_id=pk,
+            at=at,
+            camera=camera,
+            tracking_id=tracking_id,
+            plate=plate,
+            vehicle=vehicle,
+            direction=direction,
+            vehicle_type=vehicle_type,
+        )
+        for pk, at, camera, tracking_id, plate, vehicle, direction, vehicle_type in queryset.values_list(
+            "pk",
+            "detected_at",
+            "camera__name",
+            "tracking_id",
+            "plate",
+            "plate_normalized",
+            "direction",
+            "vehicle_type",
+        ).iterator(chunk_size=2000)
+    ]
+
+
+def rederive(site: SiteSpec, cluster: set[str], start: datetime, *, now: datetime, raise_events: bool) -> list[Change]:
+    start = max(rest_point(site, cluster, start), site.since)
+    derived = walk.walk(reads_for_walk(_reads(site, cluster, start)), site.params, now)
+    # And a visit anchored at one of these reads under another plate: a
+    # corrected read keeps its visit (and its id) under its new plate.
+    stored = Visit.objects.select_for_update().filter(
+        Q(vehicle__in=cluster, anchor_at__gte=start)
+        | Q(anchor_detection_id__in=[visit.anchor.detection_id for visit in derived]),
+        site_id=site.id,
+    )
+    return store(site.id, derived, list(stored), now=now, history=not raise_events)
+
+
+# The fields of a stored visit the walk decides.
+DERIVED_FIELDS = [
+    "vehicle",
+    "plate",
+    "state",
+    "anchor_at",
+    "entered_at",
+    "exited_at",
+    "ends_at",
+    "duration_seconds",
+    "entry_detection_id",
+    "exit_detection_id",
+    "entry_camera",
+    "exit_camera",
+    "vehicle_type",
+    "overstay",
+    "overstay_at",
+]
+
+
+def _fields(visit: walk.Visit) -> dict:
+    return {
+        "vehicle": visit.vehicle,
+        "plate": visit.plate,
+        "state": visit.state,
+        "anchor_at": visit.anchor.at,
+        "entered_at": visit.entered_at,
+        "exited_at": visit.exited_at,
+        "ends_at": visit.ends_at,
+        "duration_seconds": visit.duration_seconds,
+        "entry_detection_id": visit.entry.detection_id if visit.entry else None,
+        "exit_detection_id": visit.exit.detection_id if visit.exit else None,
+        "entry_camera": visit.entry.camera if visit.entry else "",
+        "exit_camera": visit.exit.camera if visit.exit else "",
+        "vehicle_type": visit.anchor.vehicle_type,
+        "overstay": visit.overstay,
+        "overstay_at": visit.overstay_at if visit.state == walk.OPEN else None,
+    }
+
+
+def store(
+    site_id: int, derived: list[walk.Visit], stored: list[Visit], *, now: datetime, history: bool
+) -> list[Change]:
+    """Make the stored visits what was derived: a visit keeps its row (and id)
+    while it keeps its anchor read; the changes, in anchor order."""
+    by_anchor = {visit.anchor_detection_id: visit for visit in stored}
+    changes, new, changed = [], [], []
+    for visit in derived:
+        fields = _fields(visit)
+        row = by_anchor.pop(visit.anchor.detection_id, None)
+        if row is None:
+            row = Visit(site_id=site_id, anchor_detection_id=visit.anchor.detection_id, created_at=now, updated_at=now)
+            for name, value in fields.items():
+                setattr(row, name, value)
+            # An overstay is raised for a visit open past its limit, once; never
+            # for derived history, nor for a visit that ended before it was known.
+            row.overstay_raised = history or row.state != VisitState.OPEN
+            new.append(row)
+            changes.append(Change("opened" if row.state == VisitState.OPEN else "closed", row))
+            continue
+        before = {name: getattr(row, name) for name in DERIVED_FIELDS}
+        if before == fields:
+            continue
+        was_open = row.state == VisitState.OPEN
+        for name, value in fields.items():
+            setattr(row, name, value)
+        if row.state != VisitState.OPEN and not row.overstay_raised:
+            row.overstay_raised = True  # ended before its overstay was raised: never now
+        row.updated_at = now
+        changed.append(row)
+        changes.append(Change("closed" if was_open and row.state != VisitState.OPEN else "changed", row))
+    gone = list(by_anchor.values())
+    if gone:
+        Visit.objects.filter(pk__in=[row.pk for row in gone]).delete()
+        changes.extend(Change("removed", row) for row in gone)
+    if changed:
+        Visit.objects.bulk_update(changed, [*DERIVED_FIELDS, "overstay_raised", "updated_at"])
+    if new:
+        Visit.objects.bulk_create(new)
+        if any(row.pk is None for row in new):
+            # MySQL does not say which ids it gave: read them back by anchor.
+            ids = dict(
+                Visit.objects.filter(
+                    site_id=site_id, anchor_detection_id__in=[row.anchor_detection_id for row in new]
+                ).values_list("anchor_detection_id", "pk")
+            )
+            for row in new:
+                row.pk = ids[row.anchor_detection_id]
+    return changes
+
+
+# --- Events ------------------------------------------------------------------------------
+
+
+def log_changes(site: SiteSpec, changes: list[Change], now: datetime):
+    """The events of the changes, and the site's capacity event if it crossed."""
+    occupancy = occupancy_now(site.id, now)
+    logged = [(change.event, change.visit) for change in changes]
+    log_visit_events(logged, occupancy, site_row=capacity_crossing(site.id, occupancy))
+
+
+def capacity_crossing(site_id: int, occupancy: int):
+    """The site, locked, with the capacity event its occupancy calls for (or None)."""
+    site = Site.objects.select_for_update().get(pk=site_id)
+    if site.capacity is None:
+        return None
+    if not site.full and occupancy >= site.capacity:
+        site.full = True
+    elif site.full and occupancy <= site.capacity - 1:
+        site.full = False
+    else:
+        return None
+    Site.objects.filter(pk=site.pk).update(full=site.full)
+    return site, ("full" if site.full else "available"), occupancy
+
+
+def log_visit_events(logged: list[tuple[str, Visit]], occupancy: int, *, site_row=None):
+    """Event rows for visit events (and one site event), numbered last in the
+    transaction, published after its commit."""
+    count = len(logged) + (1 if site_row else 0)
+    if not count:
+        return
+    seqs = counters.take_seqs(count)
+    rows = []
+    for seq, (name, visit) in zip(seqs, logged, strict=False):
+        payload = payloads.visit_payload(seq, name, visit, occupancy)
+        rows.append(
+            Event(
+                seq=seq,
+                kind=EventKind.VISIT,
+                detection_id=visit.anchor_detection_id,
+                camera=visit.entry_camera or visit.exit_camera,
+                vehicle_type=visit.vehicle_type,
+                payload=payload,
+            )
+        )
+    if site_row:
+        site, name, occupancy = site_row
+        rows.append(
+            Event(
+                seq=seqs[-1],
+                kind=EventKind.SITE,
+                detection_id=0,
+                camera="",
+                vehicle_type="",
+                payload=payloads.site_payload(seqs[-1], name, site, occupancy),
+            )
+        )
+    Event.objects.bulk_create(rows)
+    events.events_logged.send(sender=Visit, events=rows)
+
+
+# --- Deriving a site's history -----------------------------------------------------------
+
+
+def derive_pending() -> bool:
+    """Derive the history of one site whose revision is ahead of what was
+    derived, and swap it in; True if there was one."""
+    pending = [site for site in active_sites() if not site.derived]
+    if not pending:
+        return False
+    derive_site(pending[0])
+    return True
+
+
+def derive_site(site: SiteSpec):
+    # Every read committed up to this head is visible to the read below; those
+    # after it are derived again once the result is in (`_swap`).
+    head = feed_head()
+    now = timezone.now()
+    derived = walk.walk(
+        reads_for_walk(
+            Detection.objects.filter(camera_id__in=site.camera_ids, detected_at__gte=site.since).exclude(
+                plate_normalized=""
+            )
+        ),
+        site.params,
+        now,
+    )
+    with transaction.atomic():
+        _swap(site, derived, head, now, position=ENGINE.hold())
+
+
+def _swap(site: SiteSpec, derived: list[walk.Visit], head: int, now: datetime, *, position: int):
+    """With the engine's cursor held: the derived history in place of the
+    site's visits, unless the site changed meanwhile; then the reads the
+    engine handled after `head` derived again over it. Raises no events."""
+    row = Site.objects.select_for_update().filter(pk=site.id, revision=site.revision, active=True).first()
+    if row is None:
+        return  # changed meanwhile: derived again at its new revision
+    stored = list(Visit.objects.select_for_update().filter(site_id=site.id))
+    # A visit whose reads were purged keeps its times (retention derives nothing
+    # again): it stays out of the swap unless `since` now leaves it out.
+    anchors = [visit.anchor_detection_id for visit in stored]
+    present = set()
+    for index in range(0, len(anchors), 5000):
+        present.update(Detection.objects.filter(pk__in=anchors[index : index + 5000]).values_list("pk", flat=True))
+    stored = [v for v in stored if v.anchor_detection_id in present or v.anchor_at < site.since]
+    store(site.id, derived, stored, now=now, history=True)
+    Site.objects.filter(pk=site.id).update(derived_revision=site.revision)
+    if position > head:
+        later = Event.objects.filter(seq__gt=head, seq__lte=position, kind__in=list(_READ_KINDS))
+        seeds = seeds_of(later, [site]).get(site.id)
+        if seeds:
+            apply(site, seeds, now=now, raise_events=False)
+
+
+_READ_KINDS = {EventKind.NEW_DETECTION, EventKind.DELETION, EventKind.DETECTION_UPDATED}

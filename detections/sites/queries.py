@@ -1,0 +1,128 @@
+"""Occupancy and dwell, from stored visits only (never a scan of detections).
+
+Occupancy at t counts the visits with entered_at <= t < ends_at (`Visit.ends_at`
+says where each kind of visit stops counting). A window's series reads the
+visits that overlap it, by the (site, ends_at) index, and sweeps them once.
+"""
+
+import math
+from bisect import bisect_left
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from django.utils import timezone
+
+from detections.sites.models import Visit, VisitState
+
+BUCKETS = ("minute", "hour", "day")
+# The dwell histogram's bounds, in seconds; a last bucket (upto null) holds the rest.
+DWELL_BOUNDS = (900, 1800, 3600, 7200, 14400, 28800, 86400)
+
+
+def occupancy_now(site_id: int, now: datetime | None = None) -> int:
+    now = now or timezone.now()
+    return Visit.objects.filter(site_id=site_id, entered_at__lte=now, ends_at__gt=now).count()
+
+
+@dataclass(frozen=True)
+class Bucket:
+    t: datetime  # its start, in the site's zone
+    max: int
+    min: int
+    end: int  # at the bucket's end (or now, for the bucket holding now)
+
+
+def bucket_starts(since: datetime, until: datetime, bucket: str, tz: ZoneInfo) -> list[datetime]:
+    """The starts of the buckets covering [since, until), aligned in `tz`."""
+    local = since.astimezone(tz)
+    if bucket == "minute":
+        first = local.replace(second=0, microsecond=0)
+    elif bucket == "hour":
+        first = local.replace(minute=0, second=0, microsecond=0)
+    else:
+        first = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    starts = []
+    moment = first
+    while moment < until:
+        starts.append(moment)
+        moment = _next(moment, bucket, tz)
+    return starts
+
+
+def _next(moment: datetime, bucket: str, tz: ZoneInfo) -> datetime:
+    if bucket == "day":
+        # Wall-clock days: 23 or 25 hours across a DST change.
+        return (moment.replace(tzinfo=None) + timedelta(days=1)).replace(tzinfo=tz)
+    step = timedelta(minutes=1) if bucket == "minute" else timedelta(hours=1)
+    # In UTC, then back: an hour is an hour even where the wall clock repeats one.
+    return (moment.astimezone(UTC) + step).astimezone(tz)
+
+
+def occupancy_series(site_id: int, since: datetime, until: datetime, bucket: str, tz: ZoneInfo) -> list[Bucket]:
+    now = timezone.now()
+    until = min(until, now)
+    starts = bucket_starts(since, until, bucket, tz)
+    if not starts:
+        return []
+    begin = starts[0]
+    overlapping = Visit.objects.filter(site_id=site_id, ends_at__gt=begin, entered_at__lt=until).values_list(
+        "entered_at", "ends_at"
+    )
+    changes = []
+    level = 0
+    for entered_at, ends_at in overlapping.iterator(chunk_size=5000):
+        if entered_at <= begin:
+            level += 1
+        else:
+            changes.append((entered_at, 1))
+        if ends_at < until:
+            changes.append((ends_at, -1))
+    # At one instant an end counts before an entry: t < ends_at, entered_at <= t.
+    changes.sort(key=lambda change: (change[0], change[1]))
+    series = []
+    index = 0
+    for position, start in enumerate(starts):
+        end = starts[position + 1] if position + 1 < len(starts) else until
+        while index < len(changes) and changes[index][0] <= start:
+            level += changes[index][1]
+            index += 1
+        high = low = level
+        while index < len(changes) and changes[index][0] < end:
+            level += changes[index][1]
+            # Several changes at one instant: the level between them is never held.
+            if index + 1 == len(changes) or changes[index + 1][0] != changes[index][0]:
+                high, low = max(high, level), min(low, level)
+            index += 1
+        series.append(Bucket(start, high, low, level))
+    return series
+
+
+@dataclass(frozen=True)
+class Dwell:
+    count: int
+    median_seconds: float | None
+    p90_seconds: float | None
+    histogram: list[tuple[int | None, int]]
+
+
+def dwell(site_id: int, since: datetime, until: datetime) -> Dwell:
+    """Over `closed` visits that ended in [since, until); percentiles by nearest rank."""
+    durations = sorted(
+        Visit.objects.filter(
+            site_id=site_id, state=VisitState.CLOSED, exited_at__gte=since, exited_at__lt=until
+        ).values_list("duration_seconds", flat=True)
+    )
+    histogram, below = [], 0
+    for bound in DWELL_BOUNDS:
+        under = bisect_left(durations, bound)
+        histogram.append((bound, under - below))
+        below = under
+    histogram.append((None, len(durations) - below))
+    return Dwell(len(durations), _rank(durations, 0.5), _rank(durations, 0.9), histogram)
+
+
+def _rank(ordered: list[float], fraction: float) -> float | None:
+    if not ordered:
+        return None
+    return ordered[max(1, math.ceil(fraction * len(ordered))) - 1]
