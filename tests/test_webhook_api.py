@@ -114,9 +114,9 @@ def test_a_network_listed_in_webhook_allowed_networks_may_be_registered(manager,
 
 @pytest.mark.parametrize(
     "events, error",
-    [([], "empty"), (["detection.updated"], "invalid_choice"), ("alert.triggered", "not_a_list"), (None, "null")],
+    [([], "empty"), (["detection.exploded"], "invalid_choice"), ("alert.triggered", "not_a_list"), (None, "null")],
 )
-def test_events_must_be_a_non_empty_list_of_the_three_types(manager, events, error):
+def test_events_must_be_a_non_empty_list_of_known_event_names(manager, events, error):
     response = register(manager, events=events)
 
     assert response.status_code == 400 and response.json()["error"] == error, response.content
