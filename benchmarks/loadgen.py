@@ -23,6 +23,7 @@ current row are counted.
 
 import argparse
 import asyncio
+import errno
 import json
 import random
 import resource
@@ -311,6 +312,20 @@ def load_pool(path, auth, with_plates=False):
     return parts
 
 
+def exception_kind(exc: BaseException) -> str:
+    """A client exception's kind for the summary: its class, what it wraps, its errno.
+    aiohttp's ServerDisconnectedError: the connection closed with no answer;
+    ClientOSError [ECONNRESET]: a reset; TimeoutError: no answer in time."""
+    kind = type(exc).__name__
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, BaseException) and type(cause) is not type(exc):
+        kind += f" <- {type(cause).__name__}"
+    number = getattr(exc, "errno", None) or getattr(cause, "errno", None)
+    if number in errno.errorcode:
+        kind += f" [{errno.errorcode[number]}]"
+    return kind
+
+
 def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -321,6 +336,10 @@ class Poster:
         self.latencies = array("d")
         self.statuses: dict[str, int] = {}
         self.errors: list[str] = []
+        # Every client exception by kind, and every refusal by status and by
+        # who answered it (a host, or the load balancer itself), with its Retry-After.
+        self.exceptions: dict[str, int] = {}
+        self.refusals: dict[str, int] = {}
         self.created = 0
         self.n = 0
         self.late = array("d")  # open loop: how late each send started, ms
@@ -349,8 +368,12 @@ class Poster:
             async with session.post(url + path, data=body, headers=headers) as response:
                 payload = await response.read()
                 status = response.status
+                if status not in (200, 201):
+                    self.count_refusal(status, response.headers)
         except Exception as exc:
             self.errors.append(f"{type(exc).__name__}: {exc}")
+            kind = exception_kind(exc)
+            self.exceptions[kind] = self.exceptions.get(kind, 0) + 1
             status = "exception"
             payload = b""
         self.latencies.append((time.monotonic() - started) * 1000)
@@ -363,6 +386,14 @@ class Poster:
         elif len(self.errors) < 5 and status != 201:
             self.errors.append(f"{status}: {payload[:200]!r}")
         return status
+
+    def count_refusal(self, status: int, headers):
+        # HAProxy names the host that answered (X-Served-By); an answer without
+        # it came from the load balancer itself, or from a host asked directly.
+        who = headers.get("X-Served-By", "no host named")
+        retry = f"Retry-After {headers['Retry-After']}" if "Retry-After" in headers else "no Retry-After"
+        key = f"{status} from {who}, {retry}"
+        self.refusals[key] = self.refusals.get(key, 0) + 1
 
     async def main(self):
         raise_open_files_limit()
@@ -410,6 +441,8 @@ class Poster:
                 "requests": len(self.latencies),
                 "created": self.created,
                 "statuses": self.statuses,
+                "exceptions": self.exceptions,
+                "refusals": self.refusals,
                 "errors": self.errors[:5],
                 "elapsed": elapsed,
                 "cpu_seconds": cpu,

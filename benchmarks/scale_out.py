@@ -119,9 +119,9 @@ def measure(options, workdir: Path):
                 workdir / "loadgen.log",
             )
             gen.wait_for("go", timeout=60)
-            before = cpu_snapshot(hosts)
+            before, downs_before = cpu_snapshot(hosts), hosts.balancer.check_downs()
             result = gen.wait_for("done", timeout=options.duration + 300)
-            after = cpu_snapshot(hosts)
+            after, downs_after = cpu_snapshot(hosts), hosts.balancer.check_downs()
             gen.stop()
             latencies = read_samples(out)
             created = result["created"]
@@ -133,6 +133,10 @@ def measure(options, workdir: Path):
                 "created": created,
                 "failed": result["requests"] - created,
                 "statuses": result["statuses"],
+                "exceptions": result["exceptions"],
+                "refusals": result["refusals"],
+                # A host the load balancer's checks counted down while it was serving.
+                "counted_down": {name: downs_after[name] - downs_before[name] for name in serving},
                 "p50_ms": pct(latencies, 0.50) or 0.0,
                 "p99_ms": pct(latencies, 0.99) or 0.0,
                 "app_ms_per_det": 1000 * sum(used[name] for name in serving) / max(created, 1),
@@ -227,18 +231,28 @@ def cpu_snapshot(hosts) -> dict[str, float]:
     return snapshot
 
 
+def what_failed(row: dict) -> str:
+    """The client exceptions by kind and the refusals by status and by who answered."""
+    parts = [f"{n} {kind}" for kind, n in sorted(row["exceptions"].items(), key=lambda item: -item[1])]
+    parts += [f"{n} {kind}" for kind, n in sorted(row["refusals"].items(), key=lambda item: -item[1])]
+    return "; ".join(parts) or "-"
+
+
 def report(figures: dict) -> str:
     lines = [
         f"Two application hosts of {figures['cores_per_host']:g} core each behind HAProxy, one data host",
         "",
-        "| phase | hosts | det/s | failed | p50 ms | p99 ms | app CPU ms/det | cores used per host | data host ms/det |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| phase | hosts | det/s | failed | what failed | hosts counted down | p50 ms | p99 ms | app CPU ms/det "
+        "| cores used per host | data host ms/det |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in figures["phases"]:
         cores = ", ".join(f"{name} {value:.2f}" for name, value in row["app_cores"].items())
+        downs = ", ".join(f"{name} {n}x" for name, n in row["counted_down"].items() if n) or "none"
         lines.append(
-            f"| {row['label']} | {row['hosts']} | {row['rate']:.1f} | {row['failed']} | {row['p50_ms']:.0f} | "
-            f"{row['p99_ms']:.0f} | {row['app_ms_per_det']:.1f} | {cores} | {row['data_ms_per_det']:.2f} |"
+            f"| {row['label']} | {row['hosts']} | {row['rate']:.1f} | {row['failed']} | {what_failed(row)} | {downs} "
+            f"| {row['p50_ms']:.0f} | {row['p99_ms']:.0f} | {row['app_ms_per_det']:.1f} | {cores} "
+            f"| {row['data_ms_per_det']:.2f} |"
         )
     one = statistics.mean(row["rate"] for row in figures["phases"] if row["hosts"] == 1)
     two = statistics.mean(row["rate"] for row in figures["phases"] if row["hosts"] == 2)

@@ -338,6 +338,15 @@ backend application
             if row["pxname"] == "application" and row["svname"] in self.backends
         }
 
+    def check_downs(self) -> dict[str, int]:
+        """How many times so far HAProxy's checks counted each application host down."""
+        rows = csv.DictReader(io.StringIO(self.command("show stat").lstrip("# ")))
+        return {
+            row["svname"]: int(row["chkdown"] or 0)
+            for row in rows
+            if row["pxname"] == "application" and row["svname"] in self.backends
+        }
+
     def wait_for(self, expected: dict[str, str], timeout: float = 30.0):
         wait_until(
             lambda: {name: state.split()[0] for name, state in self.states().items() if name in expected} == expected,
