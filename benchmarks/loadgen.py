@@ -388,11 +388,10 @@ class Poster:
         return status
 
     def count_refusal(self, status: int, headers):
-        # HAProxy names the host that answered (X-Served-By); an answer without
-        # it came from the load balancer itself, or from a host asked directly.
-        who = headers.get("X-Served-By", "no host named")
-        retry = f"Retry-After {headers['Retry-After']}" if "Retry-After" in headers else "no Retry-After"
-        key = f"{status} from {who}, {retry}"
+        # "status|host|Retry-After": HAProxy names the host that answered
+        # (X-Served-By); an answer without it came from the load balancer
+        # itself, or from a host asked directly.
+        key = f"{status}|{headers.get('X-Served-By', '')}|{headers.get('Retry-After', '')}"
         self.refusals[key] = self.refusals.get(key, 0) + 1
 
     async def main(self):

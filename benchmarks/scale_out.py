@@ -234,7 +234,11 @@ def cpu_snapshot(hosts) -> dict[str, float]:
 def what_failed(row: dict) -> str:
     """The client exceptions by kind and the refusals by status and by who answered."""
     parts = [f"{n} {kind}" for kind, n in sorted(row["exceptions"].items(), key=lambda item: -item[1])]
-    parts += [f"{n} {kind}" for kind, n in sorted(row["refusals"].items(), key=lambda item: -item[1])]
+    for key, n in sorted(row["refusals"].items(), key=lambda item: -item[1]):
+        status, host, retry_after = key.split("|")
+        # Every request goes through HAProxy here: an answer naming no host is its own.
+        retry = f"Retry-After {retry_after}" if retry_after else "no Retry-After"
+        parts.append(f"{n} {status} from {host or 'HAProxy'} ({retry})")
     return "; ".join(parts) or "-"
 
 
