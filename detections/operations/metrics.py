@@ -66,6 +66,10 @@ REQUESTS_REFUSED = Counter(
     "HTTP requests answered 503 at once, by reason (overloaded: HTTP_MAX_IN_FLIGHT were in progress).",
     ["reason"],
 )
+FEED_INBOX_OVERFLOWS = Counter(
+    "vehicle_monitor_feed_inbox_overflows",
+    "Times a socket fell INBOX_LIMIT live events behind (a client not reading): it then reads them from the log.",
+)
 EVENTS_PUBLISHED = Counter(
     "vehicle_monitor_events_published",
     "Events sent to the channel layer.",
