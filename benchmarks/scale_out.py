@@ -38,6 +38,8 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
+# After the socket phase's posting, how long the viewers have to catch up.
+CATCH_UP_SECONDS = 120
 
 
 def main():
@@ -178,17 +180,25 @@ def measure(options, workdir: Path):
                 workdir / "loadgen.log",
             )
             connected = listener.wait_for("ready", timeout=180)["connected"]
-            listener.send({"prefix": "sockets-"})
+            # The feed's head: where a viewer that has seen no event yet resumes from.
+            ((head,),) = hosts.database.query("SELECT COALESCE(MAX(seq), 0) FROM detections_event")
+            listener.send({"prefix": "sockets-", "seq": head})
             listener.wait_for("armed", timeout=30)
             row = phase("sockets", list(multihost.APP_HOSTS))
-            listener.send({"expected": row["created"], "drain": 30})
-            drained = listener.wait_for("done", timeout=120)
+            # Viewers behind at the end catch up from the log (reconnecting if their
+            # socket was closed); missing is what is still missing after this.
+            listener.send({"expected": row["created"], "drain": CATCH_UP_SECONDS})
+            drained = listener.wait_for("done", timeout=CATCH_UP_SECONDS + 120)
             delivered = read_samples(workdir / "listen.bin")
             listener.stop()
             row.update(
                 sockets=connected,
                 missing=drained["missing"],
                 duplicates=drained["duplicates"],
+                caught_up_seconds=drained["caught_up_seconds"],
+                closes=drained["closes"],
+                resets=drained["resets"],
+                failed_reconnects=drained["failed_reconnects"],
                 delivery_p50_ms=pct(delivered, 0.50) or 0.0,
                 delivery_p99_ms=pct(delivered, 0.99) or 0.0,
             )
@@ -270,11 +280,20 @@ def report(figures: dict) -> str:
     if "sockets" in figures:
         row = figures["sockets"]
         predicted = figures["predicted_rate_with_sockets"]
+        caught_up = (
+            f"all caught up {row['caught_up_seconds']:.1f} s after the posting ended"
+            if row["caught_up_seconds"] is not None
+            else f"not all caught up {CATCH_UP_SECONDS} s after the posting ended"
+        )
+        closes = ", ".join(f"{n} {why}" for why, n in sorted(row["closes"].items(), key=lambda item: -item[1]))
         lines += [
             "",
             f"with {row['sockets']} viewers watching every camera (half on each host): {row['rate']:.1f} det/s, "
-            f"{row['app_ms_per_det']:.1f} ms/det, delivery p50 {row['delivery_p50_ms']:.0f} / p99 "
-            f"{row['delivery_p99_ms']:.0f} ms, {row['missing']} events missing, {row['duplicates']} duplicates; "
+            f"{row['app_ms_per_det']:.1f} ms/det, {what_failed(row)} failed; delivery p50 "
+            f"{row['delivery_p50_ms']:.0f} / p99 {row['delivery_p99_ms']:.0f} ms; {caught_up}, "
+            f"{row['missing']} events missing after it, {row['duplicates']} duplicates; "
+            f"sockets the server or the line closed (each resumed from its last seq): "
+            f"{closes or 'none'}; {row['resets']} resets, {row['failed_reconnects']} reconnects that failed; "
             f"model's prediction {predicted:.0f} det/s, off by {100 * (predicted - row['rate']) / row['rate']:+.0f}% "
             "of the measured rate",
         ]
