@@ -54,6 +54,12 @@ def main():
         default=100,
         help="then one more two-host phase with this many viewers a host watching every camera (100; 0: none)",
     )
+    parser.add_argument(
+        "--overload",
+        type=int,
+        default=256,
+        help="then one host with this many requests in flight, to see it shed load (256; 0: skip)",
+    )
     parser.add_argument("--no-drills", action="store_true", help="only the ingest phases")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     options = parser.parse_args()
@@ -95,7 +101,7 @@ def measure(options, workdir: Path):
             )
         )
 
-        def phase(label: str, serving: list[str]) -> dict:
+        def phase(label: str, serving: list[str], in_flight: int | None = None) -> dict:
             for name in multihost.APP_HOSTS:
                 (hosts.balancer.admit if name in serving else hosts.balancer.drain)(name)
             hosts.balancer.wait_for({name: ("UP" if name in serving else "MAINT") for name in multihost.APP_HOSTS})
@@ -116,7 +122,7 @@ def measure(options, workdir: Path):
                     "--duration",
                     str(options.duration),
                     "--concurrency",
-                    str(options.concurrency * len(serving)),
+                    str(in_flight or options.concurrency * len(serving)),
                 ],
                 workdir / "loadgen.log",
             )
@@ -131,6 +137,7 @@ def measure(options, workdir: Path):
             row = {
                 "label": label,
                 "hosts": len(serving),
+                "in_flight": in_flight or options.concurrency * len(serving),
                 "rate": created / result["elapsed"],
                 "created": created,
                 "failed": result["requests"] - created,
@@ -154,6 +161,10 @@ def measure(options, workdir: Path):
         for round_number in range(1, options.rounds + 1):
             figures["phases"].append(phase(f"one-{round_number}", ["app1"]))
             figures["phases"].append(phase(f"two-{round_number}", list(multihost.APP_HOSTS)))
+        if options.overload:
+            # One host with far more in flight than HAProxy lets in and than it
+            # drains within the queue timeout: the shedding docs/operations.md predicts.
+            figures["overload"] = phase("overload", ["app1"], in_flight=options.overload)
         for name in multihost.APP_HOSTS:
             hosts.balancer.admit(name)
         hosts.balancer.wait_for({name: "UP" for name in multihost.APP_HOSTS})
@@ -252,6 +263,45 @@ def what_failed(row: dict) -> str:
     return "; ".join(parts) or "-"
 
 
+def sheds_as_documented(row: dict) -> bool:
+    """docs/operations.md, "When hosts are saturated": no client exception, no host
+    counted down, every refusal HAProxy's own 503 with Retry-After (a host behind
+    HAProxy never refuses), and none at all while each host has no more in flight
+    than HAProxy lets in at once."""
+    import multihost
+
+    from vehicle_monitor.admission import OVERLOADED_RETRY_AFTER_SECONDS
+
+    if row["exceptions"] or any(row["counted_down"].values()):
+        return False
+    if row["in_flight"] <= multihost.MAX_PER_HOST * row["hosts"]:
+        return not row["refusals"]
+    return all(key == f"503||{OVERLOADED_RETRY_AFTER_SECONDS}" for key in row["refusals"])
+
+
+def shedding_lines(figures: dict) -> list[str]:
+    import multihost
+
+    rows = figures["phases"] + [figures[key] for key in ("overload",) if key in figures]
+    verdicts = ", ".join(
+        f"{row['label']} {'as documented' if sheds_as_documented(row) else 'NOT as documented'}" for row in rows
+    )
+    lines = [
+        f"shedding (docs/operations.md): HAProxy holds at most {multihost.MAX_PER_HOST} requests at a host, "
+        f"queues the rest up to {multihost.QUEUE_TIMEOUT_MS / 1000:g} s, then answers 503 with Retry-After; "
+        f"no host is counted down for being busy: {verdicts}"
+    ]
+    if "overload" in figures:
+        row = figures["overload"]
+        refused = sum(row["refusals"].values())
+        lines.append(
+            f"overload ({row['in_flight']} in flight at one host): {row['rate']:.1f} det/s stored, "
+            f"{refused} of {row['created'] + row['failed']} requests refused ({what_failed(row)}), "
+            f"p50 {row['p50_ms']:.0f} / p99 {row['p99_ms']:.0f} ms"
+        )
+    return lines
+
+
 def report(figures: dict) -> str:
     lines = [
         f"Two application hosts of {figures['cores_per_host']:g} core each behind HAProxy, one data host",
@@ -277,6 +327,7 @@ def report(figures: dict) -> str:
         f"model's prediction for two hosts: {predicted:.0f} det/s; measured {two:.1f}: "
         f"the prediction off by {100 * (predicted - two) / two:+.0f}% of the measured rate",
     ]
+    lines += ["", *shedding_lines(figures)]
     if "sockets" in figures:
         row = figures["sockets"]
         predicted = figures["predicted_rate_with_sockets"]
@@ -289,7 +340,7 @@ def report(figures: dict) -> str:
         lines += [
             "",
             f"with {row['sockets']} viewers watching every camera (half on each host): {row['rate']:.1f} det/s, "
-            f"{row['app_ms_per_det']:.1f} ms/det, {what_failed(row)} failed; delivery p50 "
+            f"{row['app_ms_per_det']:.1f} ms/det, failed requests: {what_failed(row)}; delivery p50 "
             f"{row['delivery_p50_ms']:.0f} / p99 {row['delivery_p99_ms']:.0f} ms; {caught_up}, "
             f"{row['missing']} events missing after it, {row['duplicates']} duplicates; "
             f"sockets the server or the line closed (each resumed from its last seq): "

@@ -168,7 +168,6 @@ class CpuCap:
     def __init__(self, name: str, cores: float):
         self.name = name
         self.v2 = self.unified()
-        quota = int(cores * self.PERIOD_US)
         if self.v2:
             # A child gets cpu.max only once its parent hands the controller down.
             subtree = CGROUP_V1 / "cgroup.subtree_control"
@@ -176,7 +175,6 @@ class CpuCap:
                 subtree.write_text("+cpu")
             self.groups = [CGROUP_V1 / name]
             self.groups[0].mkdir(exist_ok=True)
-            (self.groups[0] / "cpu.max").write_text(f"{quota} {self.PERIOD_US}")
         else:
             # cpu and cpuacct are often one hierarchy (cpu,cpuacct): one folder then.
             groups = [CGROUP_V1 / "cpu" / name, CGROUP_V1 / "cpuacct" / name]
@@ -184,6 +182,15 @@ class CpuCap:
                 group.mkdir(exist_ok=True)
             self.groups = list({group.resolve(): group for group in groups}.values())
             (self.groups[0] / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
+        self.set(cores)
+
+    def set(self, cores: float | None):
+        """Cap the group at `cores` (None: no cap, as much CPU as the machine gives)."""
+        if self.v2:
+            quota = "max" if cores is None else str(int(cores * self.PERIOD_US))
+            (self.groups[0] / "cpu.max").write_text(f"{quota} {self.PERIOD_US}")
+        else:
+            quota = -1 if cores is None else int(cores * self.PERIOD_US)
             (self.groups[0] / "cpu.cfs_quota_us").write_text(str(quota))
 
     def join_script(self) -> str:
