@@ -11,13 +11,25 @@ for each host in the rotation, as twice the hosts serve twice the cameras; the
 first with app2 taken out of the rotation (one host), then with both,
 alternately for --rounds rounds after an untimed warm-up: the ratio is
 measured in one run, on one machine state. CPU is read per host from its cgroup, and for the data host
-(MariaDB, Redis, SeaweedFS) from its processes. The model's prediction for the
-same shape (detections/operations/capacity.py, `manage.py capacity --harness`)
-is printed beside the measurement.
+(MariaDB, Redis, SeaweedFS) from its processes. Each phase says what failed:
+client exceptions by kind, refusals by status and by who answered, and how often
+HAProxy's checks counted a host down; and whether the shedding is what
+docs/operations.md ("When hosts are saturated") predicts. An overload phase then
+gives one host --overload requests in flight, to see it shed.
+
+The model (detections/operations/capacity.py, `manage.py capacity --harness`)
+predicts each round from its input measured right before the round, on this
+machine: app1 without its cap, posted to straight with --concurrency requests in
+flight, its CPU per detection (the committed figures came from another day's
+machine, and the machine drifts). Both predictions are printed beside the
+measurement: from the inputs measured here, and from the committed ones.
 
 Sockets: then one more two-host phase with --sockets-per-host viewers a host
-(through the load balancer, every one watching every camera), their delivery
-checked, against the model's prediction for that case.
+(through the load balancer, every one watching every camera), who keep
+docs/websocket.md's reconnect policy; missing events are counted once they have
+caught up from the log, with the catch-up time and every socket closed, and why.
+The prediction for it takes the cost of a socket measured just before (app1
+uncapped, with and without that many viewers of its own).
 
 Drills: a host killed outright (SIGKILL of every process) and a host cut off
 (its link set down), each with 6 viewers and 2 cameras on the load balancer:
@@ -60,6 +72,12 @@ def main():
         default=256,
         help="then one host with this many requests in flight, to see it shed load (256; 0: skip)",
     )
+    parser.add_argument(
+        "--calibration-seconds",
+        type=float,
+        default=10.0,
+        help="seconds of each measurement of the model's inputs, before each round and the socket phase (10)",
+    )
     parser.add_argument("--no-drills", action="store_true", help="only the ingest phases")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     options = parser.parse_args()
@@ -83,12 +101,12 @@ def measure(options, workdir: Path):
     from load import Gen, make_pools, read_samples
     from measures import pct
 
-    from detections.operations.capacity import harness_prediction
+    from detections.operations.capacity import calibrated, harness_prediction, socket_event_us
 
     if problem := multihost.available():
         sys.exit(problem)
     pool, _ = make_pools(workdir, {})
-    figures = {"cores_per_host": options.cores, "phases": [], "drills": {}}
+    figures = {"cores_per_host": options.cores, "phases": [], "calibrations": [], "drills": {}}
     # Local media on each host: the model's figures were measured on local disk.
     with multihost.deployment(options.cores, shared_media=False) as hosts:
         auth = workdir / "auth.json"
@@ -157,8 +175,57 @@ def measure(options, workdir: Path):
             return row
 
         # Untimed: the database's buffer pool and both processes warm up first.
+        def calibrate(label: str, sockets: int = 0) -> dict:
+            """The model's input measured now, on this machine, the way its committed
+            figures were (benchmarks/run.py's s0-max and s100-max): one application
+            process without its cap (app1, app2 idle), posted to straight with as many
+            requests in flight as each host has in the timed phases (CPU per detection
+            depends on it: the group commit gathers what is waiting), and `sockets`
+            viewers on it that receive every event."""
+            app1 = hosts.hosts["app1"]
+            server = hosts.servers["app1"]
+            listener = None
+            if sockets:
+                listener = Gen(
+                    ["listen", "--url", server.ws_url, "--sockets", str(sockets), "--prefix", f"{label}-"]
+                    + ["--out", str(workdir / f"{label}-listen.bin"), "--auth", str(auth), "--no-deflate"],
+                    workdir / "loadgen.log",
+                )
+                listener.wait_for("ready", timeout=180)
+            gen = Gen(
+                ["post", "--url", server.base_url, "--pool", str(pool), "--auth", str(auth), "--prefix", label]
+                + ["--out", str(workdir / f"{label}.bin"), "--duration", str(options.calibration_seconds)]
+                + ["--concurrency", str(options.concurrency)],
+                workdir / "loadgen.log",
+            )
+            app1.cap.set(None)
+            try:
+                gen.wait_for("go", timeout=60)
+                before = app1.cap.cpu_seconds()
+                result = gen.wait_for("done", timeout=options.calibration_seconds + 300)
+                used = app1.cap.cpu_seconds() - before
+            finally:
+                app1.cap.set(options.cores)
+                gen.stop()
+                if listener is not None:
+                    listener.stop()
+            created = result["created"]
+            row = {
+                "label": label,
+                "sockets": sockets,
+                "rate": created / result["elapsed"],
+                "cores": used / result["elapsed"],
+                "ms_per_det": 1000 * used / max(created, 1),
+                "failed": result["requests"] - created,
+            }
+            print(json.dumps(row), flush=True)
+            return row
+
         phase("warm-up", list(multihost.APP_HOSTS))
         for round_number in range(1, options.rounds + 1):
+            # Right before the round it predicts: the machine (shared with others) drifts.
+            calibration = calibrate(f"calibrate-{round_number}")
+            figures["calibrations"].append(calibration)
             figures["phases"].append(phase(f"one-{round_number}", ["app1"]))
             figures["phases"].append(phase(f"two-{round_number}", list(multihost.APP_HOSTS)))
         if options.overload:
@@ -170,6 +237,18 @@ def measure(options, workdir: Path):
         hosts.balancer.wait_for({name: "UP" for name in multihost.APP_HOSTS})
 
         if options.sockets_per_host:
+            # The two figures the prediction with sockets needs, measured back to back.
+            without = calibrate("calibrate-no-sockets")
+            with_sockets = calibrate("calibrate-sockets", sockets=options.sockets_per_host)
+            figures["socket_calibration"] = {
+                "without": without,
+                "with": with_sockets,
+                "us_per_socket_event": socket_event_us(
+                    ms_without=without["ms_per_det"],
+                    ms_with=with_sockets["ms_per_det"],
+                    sockets=options.sockets_per_host,
+                ),
+            }
             # Viewers through the load balancer (round robin: half on each host),
             # each watching every camera; they count the phase's events by tracking id.
             sockets = options.sockets_per_host * len(multihost.APP_HOSTS)
@@ -225,10 +304,24 @@ def measure(options, workdir: Path):
             hosts.hosts["app2"].mend()
             hosts.balancer.wait_for({name: "UP" for name in multihost.APP_HOSTS})
 
-    prediction = harness_prediction(hosts=2, cores_per_host=options.cores)
-    figures["predicted_rate"] = prediction.rate
+    # The model with the committed inputs, and with the ones measured in this run.
+    figures["predicted_rate_committed"] = harness_prediction(hosts=2, cores_per_host=options.cores).rate
+    for calibration in figures["calibrations"]:
+        calibration["predicted_rate"] = harness_prediction(
+            hosts=2, cores_per_host=options.cores, inputs=calibrated(cpu_ms_per_detection=calibration["ms_per_det"])
+        ).rate
     if options.sockets_per_host:
+        measured = figures["socket_calibration"]
         figures["predicted_rate_with_sockets"] = harness_prediction(
+            hosts=2,
+            cores_per_host=options.cores,
+            sockets_per_host=options.sockets_per_host,
+            inputs=calibrated(
+                cpu_ms_per_detection=measured["without"]["ms_per_det"],
+                us_per_socket_event=measured["us_per_socket_event"],
+            ),
+        ).rate
+        figures["predicted_rate_with_sockets_committed"] = harness_prediction(
             hosts=2, cores_per_host=options.cores, sockets_per_host=options.sockets_per_host
         ).rate
     print(report(figures))
@@ -250,6 +343,10 @@ def cpu_snapshot(hosts) -> dict[str, float]:
         data += times.user + times.system
     snapshot["data"] = data
     return snapshot
+
+
+def off_by(predicted: float, measured: float) -> str:
+    return f"{100 * (predicted - measured) / measured:+.0f}%"
 
 
 def what_failed(row: dict) -> str:
@@ -320,17 +417,36 @@ def report(figures: dict) -> str:
         )
     one = statistics.mean(row["rate"] for row in figures["phases"] if row["hosts"] == 1)
     two = statistics.mean(row["rate"] for row in figures["phases"] if row["hosts"] == 2)
-    predicted = figures["predicted_rate"]
     lines += [
         "",
         f"two hosts / one host: **{two / one:.2f}x** ({two:.1f} / {one:.1f} det/s, mean of the rounds)",
-        f"model's prediction for two hosts: {predicted:.0f} det/s; measured {two:.1f}: "
-        f"the prediction off by {100 * (predicted - two) / two:+.0f}% of the measured rate",
+        "",
+        "| round | measured for the model (app1 uncapped, straight) | model's prediction for two hosts "
+        "| two hosts measured | off by |",
+        "|---|---|---|---|---|",
+    ]
+    rounds = [row for row in figures["phases"] if row["hosts"] == 2]
+    for calibration, row in zip(figures["calibrations"], rounds, strict=True):
+        predicted = calibration["predicted_rate"]
+        lines.append(
+            f"| {row['label'].split('-')[-1]} | {calibration['ms_per_det']:.2f} ms/det ({calibration['rate']:.0f} det/s "
+            f"at {calibration['cores']:.2f} cores) | {predicted:.0f} det/s | {row['rate']:.1f} det/s "
+            f"| {off_by(predicted, row['rate'])} |"
+        )
+    predicted = statistics.mean(calibration["predicted_rate"] for calibration in figures["calibrations"])
+    committed = figures["predicted_rate_committed"]
+    lines += [
+        "",
+        f"model's prediction for two hosts, from the inputs measured in this run: **{predicted:.0f} det/s**; "
+        f"measured {two:.1f}: **off by {off_by(predicted, two)}** of the measured rate "
+        f"(from the committed inputs of docs/scaling.md: {committed:.0f} det/s, off by {off_by(committed, two)})",
     ]
     lines += ["", *shedding_lines(figures)]
     if "sockets" in figures:
         row = figures["sockets"]
         predicted = figures["predicted_rate_with_sockets"]
+        committed = figures["predicted_rate_with_sockets_committed"]
+        calibration = figures["socket_calibration"]
         caught_up = (
             f"all caught up {row['caught_up_seconds']:.1f} s after the posting ended"
             if row["caught_up_seconds"] is not None
@@ -345,8 +461,10 @@ def report(figures: dict) -> str:
             f"{row['missing']} events missing after it, {row['duplicates']} duplicates; "
             f"sockets the server or the line closed (each resumed from its last seq): "
             f"{closes or 'none'}; {row['resets']} resets, {row['failed_reconnects']} reconnects that failed; "
-            f"model's prediction {predicted:.0f} det/s, off by {100 * (predicted - row['rate']) / row['rate']:+.0f}% "
-            "of the measured rate",
+            f"model's prediction from inputs measured in this run ({calibration['without']['ms_per_det']:.2f} ms/det, "
+            f"{calibration['us_per_socket_event']:.0f} us per socket and event) {predicted:.0f} det/s, "
+            f"off by {off_by(predicted, row['rate'])} of the measured rate (from the committed inputs: "
+            f"{committed:.0f} det/s, off by {off_by(committed, row['rate'])})",
         ]
     if figures["drills"]:
         lines += ["", "| drill | viewers moved | all back and caught up (s) | camera errors | stored after the loss |"]
