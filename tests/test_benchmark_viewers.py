@@ -18,12 +18,12 @@ LOADGEN = Path(__file__).resolve().parent.parent / "benchmarks" / "loadgen.py"
 class Viewers:
     """loadgen.py listen, spoken to in JSON lines as the benchmark does."""
 
-    def __init__(self, server: ServerProcess, sockets: int, out: Path):
+    def __init__(self, server: ServerProcess, sockets: int, out: Path, client: str):
         auth = out.with_suffix(".auth.json")
         auth.write_text(json.dumps({"device_keys": {}, "viewer_token": server.credentials.viewer}))
         self.process = subprocess.Popen(
             [sys.executable, str(LOADGEN), "listen", "--url", server.ws_url, "--sockets", str(sockets)]
-            + ["--prefix", "viewers-", "--out", str(out), "--auth", str(auth), "--no-deflate"],
+            + ["--prefix", "viewers-", "--out", str(out), "--auth", str(auth), "--no-deflate", "--client", client],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -74,9 +74,10 @@ def port_server(transactional_db, _media_root, credentials):
     servers[-1].stop()
 
 
-def test_viewers_resume_after_the_server_closed_their_sockets_and_miss_nothing(port_server, tmp_path):
+@pytest.mark.parametrize("client", ["aiohttp", "websockets"])
+def test_viewers_resume_after_the_server_closed_their_sockets_and_miss_nothing(port_server, tmp_path, client):
     server, restart = port_server
-    viewers = Viewers(server, sockets=3, out=tmp_path / "latencies.bin")
+    viewers = Viewers(server, sockets=3, out=tmp_path / "latencies.bin", client=client)
     try:
         assert viewers.wait_for("ready")["connected"] == 3
         with server.http(server.credentials.viewer) as viewer:
