@@ -41,6 +41,7 @@ It needs root (namespaces, cgroups) and the packages of `scripts/bootstrap.sh --
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import statistics
@@ -88,6 +89,8 @@ def main():
     import django
 
     django.setup()
+    # The drills' cameras post with httpx, which logs every request at INFO: not for the report.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     workdir = Path(tempfile.mkdtemp(prefix="vm-scale-out-"))
     try:
         measure(options, workdir)
