@@ -8,7 +8,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from processes import BENCH, PYTHON, ROOT, STARTED, say, start_process
+from bench_processes import BENCH, PYTHON, ROOT, STARTED, say, start_process
 
 DB_NAME = "vm_bench"
 DB_URL = f"mysql://root:@127.0.0.1:3306/{DB_NAME}"

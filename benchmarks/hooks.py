@@ -19,9 +19,9 @@ from datetime import datetime
 from pathlib import Path
 
 import psutil
+from bench_processes import PYTHON, say, start_process, stop_process
 from database import fresh_django_connection
 from measures import pct
-from processes import PYTHON, say, start_process, stop_process
 
 EVENTS = ["detection.created", "alert.triggered"]
 

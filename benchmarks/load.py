@@ -13,9 +13,9 @@ from array import array
 from pathlib import Path
 
 import psutil
+from bench_processes import BENCH, PYTHON, ROOT, CpuMeter, say, start_process, stop_process
 from database import CAMERAS
 from measures import delivery_record
-from processes import BENCH, PYTHON, ROOT, CpuMeter, say, start_process, stop_process
 
 # id: (title, phase, kind, parameters). Phase "small" runs on a table bulk-loaded
 # with 1k rows, phase "big" on one with 1M (100k with --quick).

@@ -23,6 +23,7 @@ current row are counted.
 
 import argparse
 import asyncio
+import errno
 import json
 import random
 import resource
@@ -91,30 +92,73 @@ class LagMonitor:
 # --- Listeners ---------------------------------------------------------------------------------
 
 
-class Listener:
-    __slots__ = ("index", "received", "duplicates", "closed", "other", "latencies")
+# docs/websocket.md's policy for a client: ping after this long without a
+# message, count the connection dead when nothing answers within PONG_WITHIN,
+# reconnect after a back-off from BACKOFF_FIRST doubling up to BACKOFF_LAST
+# (with jitter) and `?after=<the last seq seen>`.
+QUIET_SECONDS = 10.0
+PONG_WITHIN = 5.0
+BACKOFF_FIRST, BACKOFF_LAST = 0.05, 2.0
+SEQ_KEY = '"seq":'
+RESET_PREFIX = '{"type":"reset"'
+PING = json.dumps({"type": "ping"})
 
-    def __init__(self, index):
+
+class Listener:
+    __slots__ = (
+        "index",
+        "url",
+        "received",
+        "duplicates",
+        "connected",
+        "other",
+        "latencies",
+        "last_seq",
+        "closes",
+        "resets",
+        "failed_reconnects",
+        "complete_at",
+    )
+
+    def __init__(self, index, url):
         self.index = index
+        self.url = url  # without ?after=
         self.received: set[str] = set()
         self.duplicates = 0
-        self.closed = False
+        self.connected = False
         self.other = 0  # messages that were not events of the current row
         self.latencies = None
+        self.last_seq: int | None = None  # where a reconnect resumes from
+        self.closes: list[str] = []  # why each of its connections ended
+        self.resets = 0  # `reset` answers: the log no longer held what it asked for
+        self.failed_reconnects = 0  # attempts that never opened (the host gone, say)
+        self.complete_at: float | None = None  # when it had every expected event (drain)
 
 
 class ListenGroup:
     def __init__(self, args):
         self.args = args
         self.prefix = args.prefix  # tracking ids of the current row start with this
-        self.listeners = [Listener(i) for i in range(args.sockets)]
+        self.listeners: list[Listener] = []
         self.latencies = array("d")
         self.deflate = []
         self.errors = []
         self.tasks = []
 
     def on_text(self, listener: Listener, text, now_ns: int):
-        # Compact JSON from the server: slice the tracking id out, no json.loads.
+        # Compact JSON from the server: slice the seq and the tracking id out, no json.loads.
+        at = text.find(SEQ_KEY)
+        if at >= 0:
+            at += len(SEQ_KEY)
+            end = at
+            while text[end].isdigit():
+                end += 1
+            # Every event moves the resume point, whatever row it belongs to; a
+            # reset (the log no longer holds what was asked) moves it too.
+            listener.last_seq = int(text[at:end])
+            if text.startswith(RESET_PREFIX):
+                listener.resets += 1
+                return
         start = text.find(TID_KEY)
         if start < 0:
             listener.other += 1
@@ -132,45 +176,107 @@ class ListenGroup:
         sent_ns = int(tid[tid.rfind("-") + 1 :])
         self.latencies.append((now_ns - sent_ns) / 1e6)
 
-    async def run_aiohttp(self, session, url, listener, opened):
+    def resume_url(self, listener: Listener) -> str:
+        if listener.last_seq is None:
+            return listener.url
+        return f"{listener.url}{'&' if '?' in listener.url else '?'}after={listener.last_seq}"
+
+    async def run_aiohttp(self, session, listener, opened) -> str:
+        """One connection, until it ends; why it ended."""
         async with session.ws_connect(
-            url, compress=15 if self.args.deflate else 0, max_msg_size=0, autoping=True, heartbeat=None
+            self.resume_url(listener),
+            compress=15 if self.args.deflate else 0,
+            max_msg_size=0,
+            autoping=True,
+            heartbeat=None,
         ) as ws:
-            self.deflate.append(bool(ws.compress))
-            opened.set_result(True)
+            if not opened.done():
+                self.deflate.append(bool(ws.compress))
+                opened.set_result(True)
+            listener.connected = True
             monotonic_ns = time.monotonic_ns
             on_text = self.on_text
-            async for msg in ws:
+            pinged = False
+            while True:
+                try:
+                    msg = await ws.receive(timeout=PONG_WITHIN if pinged else QUIET_SECONDS)
+                except TimeoutError:
+                    if pinged:
+                        return f"no answer to a ping within {PONG_WITHIN:g} s"
+                    await ws.send_str(PING)
+                    pinged = True
+                    continue
+                pinged = False
                 if msg.type == aiohttp.WSMsgType.TEXT:
                     on_text(listener, msg.data, monotonic_ns())
-                elif msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR):
-                    break
-        listener.closed = True
+                elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
+                    reason = msg.extra if msg.type == aiohttp.WSMsgType.CLOSE and msg.extra else ""
+                    return f"closed {ws.close_code} {reason}".strip()
+                elif msg.type == aiohttp.WSMsgType.ERROR:
+                    return f"error: {exception_kind(ws.exception() or msg.data)}"
 
-    async def run_websockets(self, url, listener, opened):
+    async def run_websockets(self, session, listener, opened) -> str:
+        """One connection, until it ends; why it ended."""
         import websockets
 
         async with websockets.connect(
-            url,
+            self.resume_url(listener),
             compression="deflate" if self.args.deflate else None,
             max_size=None,
             open_timeout=60,
             ping_interval=None,
             max_queue=None,
         ) as ws:
-            extensions = ws.response.headers.get("Sec-WebSocket-Extensions", "")
-            self.deflate.append("permessage-deflate" in extensions)
-            opened.set_result(True)
+            if not opened.done():
+                extensions = ws.response.headers.get("Sec-WebSocket-Extensions", "")
+                self.deflate.append("permessage-deflate" in extensions)
+                opened.set_result(True)
+            listener.connected = True
             monotonic_ns = time.monotonic_ns
             on_text = self.on_text
+            pinged = False
             try:
                 while True:
-                    # decode=False: bytes, no UTF-8 decoding; the slicing works the same.
-                    data = await ws.recv(decode=False)
+                    try:
+                        # decode=False: bytes, no UTF-8 decoding; the slicing works the same.
+                        data = await asyncio.wait_for(
+                            ws.recv(decode=False), timeout=PONG_WITHIN if pinged else QUIET_SECONDS
+                        )
+                    except TimeoutError:
+                        if pinged:
+                            return f"no answer to a ping within {PONG_WITHIN:g} s"
+                        await ws.send(PING)
+                        pinged = True
+                        continue
+                    pinged = False
                     on_text(listener, data.decode(), monotonic_ns())
-            except websockets.ConnectionClosed:
-                pass
-        listener.closed = True
+            except websockets.ConnectionClosed as closed:
+                received = closed.rcvd
+                return f"closed {received.code} {received.reason}".strip() if received else "closed 1006"
+
+    async def follow(self, session, listener: Listener, opened):
+        """Connections one after another, as docs/websocket.md asks of a client: each
+        one that ends is recorded, and the next resumes after the last seq seen."""
+        run = self.run_websockets if self.args.client == "websockets" else self.run_aiohttp
+        delay = BACKOFF_FIRST
+        while True:
+            try:
+                reason = await run(session, listener, opened)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not opened.done():
+                    raise  # the first connection failed: _connect_and_mark tries again
+                reason = f"error: {exception_kind(exc)}"
+            else:
+                delay = BACKOFF_FIRST
+            if listener.connected:
+                listener.closes.append(reason)
+            else:
+                listener.failed_reconnects += 1
+            listener.connected = False
+            await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, BACKOFF_LAST)
 
     async def main(self):
         raise_open_files_limit()
@@ -180,12 +286,10 @@ class ListenGroup:
             gate = asyncio.Semaphore(self.args.connect_concurrency)
             urls = self.args.url
             started = time.monotonic()
-            coros = []
             token = load_auth(self.args.auth)["viewer_token"]
             query = f"?token={token}" if token else ""
-            for listener in self.listeners:
-                url = urls[listener.index % len(urls)] + "/ws" + query
-                coros.append(self._connect_and_mark(session, url, listener, gate))
+            self.listeners = [Listener(i, urls[i % len(urls)] + "/ws" + query) for i in range(self.args.sockets)]
+            coros = [self._connect_and_mark(session, listener, gate) for listener in self.listeners]
             self.tasks = [t for t in await asyncio.gather(*coros) if t is not None]
             emit(
                 {
@@ -210,6 +314,13 @@ class ListenGroup:
                         listener.received = set()
                         listener.duplicates = 0
                         listener.other = 0
+                        listener.closes = []
+                        listener.resets = 0
+                        listener.failed_reconnects = 0
+                        listener.complete_at = None
+                        if command.get("seq") is not None and listener.last_seq is None:
+                            # No event seen yet: a reconnect resumes from the head the orchestrator read.
+                            listener.last_seq = command["seq"]
                     self.latencies = array("d")
                     self.lag = LagMonitor()
                     self.lag.start()
@@ -222,14 +333,11 @@ class ListenGroup:
                 task.cancel()
             await asyncio.gather(*self.tasks, return_exceptions=True)
 
-    async def _connect_and_mark(self, session, url, listener, gate):
+    async def _connect_and_mark(self, session, listener, gate):
         async with gate:
             for attempt in range(5):
                 opened = asyncio.get_running_loop().create_future()
-                if self.args.client == "websockets":
-                    task = asyncio.ensure_future(self.run_websockets(url, listener, opened))
-                else:
-                    task = asyncio.ensure_future(self.run_aiohttp(session, url, listener, opened))
+                task = asyncio.ensure_future(self.follow(session, listener, opened))
                 done, _ = await asyncio.wait({task, opened}, timeout=60, return_when=asyncio.FIRST_COMPLETED)
                 if opened in done:
                     return task
@@ -243,10 +351,16 @@ class ListenGroup:
             return None
 
     async def drain(self, expected: int, drain_seconds: float):
-        """Wait until every socket has every expected event, or the drain period ends."""
-        deadline = time.monotonic() + drain_seconds
-        while time.monotonic() < deadline:
-            if all(len(listener.received) >= expected or listener.closed for listener in self.listeners):
+        """Wait until every socket has every expected event (resuming from the log
+        after any reconnect), or the drain period ends; how long that took."""
+        started = time.monotonic()
+        deadline = started + drain_seconds
+        while True:
+            now = time.monotonic()
+            for listener in self.listeners:
+                if listener.complete_at is None and len(listener.received) >= expected:
+                    listener.complete_at = now
+            if all(listener.complete_at is not None for listener in self.listeners) or now >= deadline:
                 break
             await asyncio.sleep(0.05)
         wall = time.monotonic() - self.wall_start
@@ -254,6 +368,11 @@ class ListenGroup:
         with open(self.args.out, "wb") as out:
             self.latencies.tofile(out)
         received = [len(listener.received) for listener in self.listeners]
+        closes: dict[str, int] = {}
+        for listener in self.listeners:
+            for reason in listener.closes:
+                closes[reason] = closes.get(reason, 0) + 1
+        complete = [listener.complete_at for listener in self.listeners if listener.complete_at is not None]
         emit(
             {
                 "done": True,
@@ -262,8 +381,17 @@ class ListenGroup:
                 "missing": sum(max(0, expected - n) for n in received),
                 "extra": sum(max(0, n - expected) for n in received),
                 "duplicates": sum(listener.duplicates for listener in self.listeners),
-                "closed": sum(listener.closed for listener in self.listeners),
-                "sockets_complete": sum(n >= expected for n in received),
+                # Connections that ended during the row, by why; each was resumed.
+                "closed": sum(len(listener.closes) for listener in self.listeners),
+                "closes": closes,
+                "resets": sum(listener.resets for listener in self.listeners),
+                "failed_reconnects": sum(listener.failed_reconnects for listener in self.listeners),
+                "not_connected": sum(not listener.connected for listener in self.listeners),
+                "sockets_complete": len(complete),
+                # From the drain's start (the posting over) until the last socket had every event.
+                "caught_up_seconds": max(complete) - started
+                if len(complete) == len(self.listeners) and complete
+                else None,
                 "samples": len(self.latencies),
                 "cpu_seconds": cpu,
                 "wall_seconds": wall,
@@ -311,6 +439,20 @@ def load_pool(path, auth, with_plates=False):
     return parts
 
 
+def exception_kind(exc: BaseException) -> str:
+    """A client exception's kind for the summary: its class, what it wraps, its errno.
+    aiohttp's ServerDisconnectedError: the connection closed with no answer;
+    ClientOSError [ECONNRESET]: a reset; TimeoutError: no answer in time."""
+    kind = type(exc).__name__
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, BaseException) and type(cause) is not type(exc):
+        kind += f" <- {type(cause).__name__}"
+    number = getattr(exc, "errno", None) or getattr(cause, "errno", None)
+    if number in errno.errorcode:
+        kind += f" [{errno.errorcode[number]}]"
+    return kind
+
+
 def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -321,6 +463,10 @@ class Poster:
         self.latencies = array("d")
         self.statuses: dict[str, int] = {}
         self.errors: list[str] = []
+        # Every client exception by kind, and every refusal by status and by
+        # who answered it (a host, or the load balancer itself), with its Retry-After.
+        self.exceptions: dict[str, int] = {}
+        self.refusals: dict[str, int] = {}
         self.created = 0
         self.n = 0
         self.late = array("d")  # open loop: how late each send started, ms
@@ -349,8 +495,12 @@ class Poster:
             async with session.post(url + path, data=body, headers=headers) as response:
                 payload = await response.read()
                 status = response.status
+                if status not in (200, 201):
+                    self.count_refusal(status, response.headers)
         except Exception as exc:
             self.errors.append(f"{type(exc).__name__}: {exc}")
+            kind = exception_kind(exc)
+            self.exceptions[kind] = self.exceptions.get(kind, 0) + 1
             status = "exception"
             payload = b""
         self.latencies.append((time.monotonic() - started) * 1000)
@@ -363,6 +513,13 @@ class Poster:
         elif len(self.errors) < 5 and status != 201:
             self.errors.append(f"{status}: {payload[:200]!r}")
         return status
+
+    def count_refusal(self, status: int, headers):
+        # "status|host|Retry-After": HAProxy names the host that answered
+        # (X-Served-By); an answer without it came from the load balancer
+        # itself, or from a host asked directly.
+        key = f"{status}|{headers.get('X-Served-By', '')}|{headers.get('Retry-After', '')}"
+        self.refusals[key] = self.refusals.get(key, 0) + 1
 
     async def main(self):
         raise_open_files_limit()
@@ -410,6 +567,8 @@ class Poster:
                 "requests": len(self.latencies),
                 "created": self.created,
                 "statuses": self.statuses,
+                "exceptions": self.exceptions,
+                "refusals": self.refusals,
                 "errors": self.errors[:5],
                 "elapsed": elapsed,
                 "cpu_seconds": cpu,

@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from processes import BENCH, VENV_BIN, say, start_process, stop_process
+from bench_processes import BENCH, VENV_BIN, say, start_process, stop_process
 
 PROFILES = BENCH / "results" / "profiles"
 

@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
+from bench_processes import BENCH, ROOT
 from database import mysql, redis_version
 from load import ROWS
 from measures import target_check
-from processes import BENCH, ROOT
 
 HEADER = [
     "row",

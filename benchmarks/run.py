@@ -24,18 +24,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from database import (
-    DB_NAME,
-    bench_env,
-    bulk_load,
-    flush_redis_db9,
-    make_credentials,
-    recreate_database,
-    wait_for_services,
-)
-from load import ROWS, Gen, Load
-from measures import idle_record, pct, post_record, stats_record
-from processes import (
+from bench_processes import (
     BENCH,
     PYTHON,
     ROOT,
@@ -51,6 +40,17 @@ from processes import (
     tail,
     wait_for_quiet,
 )
+from database import (
+    DB_NAME,
+    bench_env,
+    bulk_load,
+    flush_redis_db9,
+    make_credentials,
+    recreate_database,
+    wait_for_services,
+)
+from load import ROWS, Gen, Load
+from measures import idle_record, pct, post_record, stats_record
 from profiling import Profiler
 from report import app_version, format_brief, raw_numbers, report, save
 

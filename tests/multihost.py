@@ -40,7 +40,13 @@ from processes import end_process, wait_until
 from redis_processes import MASTER_NAME, PASSWORD, SENTINEL_PASSWORD, SentinelCluster, sentinel_cluster
 from webhook_helpers import WorkerProcess
 
+from vehicle_monitor.admission import OVERLOADED_RETRY_AFTER_SECONDS as RETRY_AFTER
+
 PREFIX = "vmmh"
+OVERLOADED_BODY = (
+    '{"error":"overloaded","detail":"No application host could take this request in time; nothing was stored. '
+    'Retry after the seconds Retry-After gives."}'
+)
 # One path whatever TMPDIR says, so that every run on the machine waits on the same lock.
 LOCK_FILE = Path("/run" if Path("/run").is_dir() else tempfile.gettempdir()) / f"{PREFIX}.lock"
 CANDIDATE_NETWORKS = ("10.213.0.0/24", "10.214.0.0/24", "172.30.213.0/24", "192.168.213.0/24")
@@ -53,6 +59,15 @@ LB_PORT = 80
 # its sockets are closed, about a second after it stops answering.
 CHECK_INTERVAL_MS = 500
 FALL = 2
+# A check answered later than this counts as failed. A host at its CPU cap answers
+# /healthz on its event loop within a few hundred ms; the check's connect still
+# gives up after CHECK_INTERVAL_MS, so a host cut off is counted down as fast.
+CHECK_TIMEOUT_MS = 2000
+# Requests HAProxy has in progress at each host at most, below the host's own
+# HTTP_MAX_IN_FLIGHT; the rest wait in HAProxy's queue up to QUEUE_TIMEOUT_MS,
+# then get 503 with Retry-After (docs/operations.md, "When hosts are saturated").
+MAX_PER_HOST = 32
+QUEUE_TIMEOUT_MS = 2000
 CGROUP_V1 = Path("/sys/fs/cgroup")
 
 
@@ -153,7 +168,6 @@ class CpuCap:
     def __init__(self, name: str, cores: float):
         self.name = name
         self.v2 = self.unified()
-        quota = int(cores * self.PERIOD_US)
         if self.v2:
             # A child gets cpu.max only once its parent hands the controller down.
             subtree = CGROUP_V1 / "cgroup.subtree_control"
@@ -161,7 +175,6 @@ class CpuCap:
                 subtree.write_text("+cpu")
             self.groups = [CGROUP_V1 / name]
             self.groups[0].mkdir(exist_ok=True)
-            (self.groups[0] / "cpu.max").write_text(f"{quota} {self.PERIOD_US}")
         else:
             # cpu and cpuacct are often one hierarchy (cpu,cpuacct): one folder then.
             groups = [CGROUP_V1 / "cpu" / name, CGROUP_V1 / "cpuacct" / name]
@@ -169,6 +182,15 @@ class CpuCap:
                 group.mkdir(exist_ok=True)
             self.groups = list({group.resolve(): group for group in groups}.values())
             (self.groups[0] / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
+        self.set(cores)
+
+    def set(self, cores: float | None):
+        """Cap the group at `cores` (None: no cap, as much CPU as the machine gives)."""
+        if self.v2:
+            quota = "max" if cores is None else str(int(cores * self.PERIOD_US))
+            (self.groups[0] / "cpu.max").write_text(f"{quota} {self.PERIOD_US}")
+        else:
+            quota = -1 if cores is None else int(cores * self.PERIOD_US)
             (self.groups[0] / "cpu.cfs_quota_us").write_text(str(quota))
 
     def join_script(self) -> str:
@@ -270,6 +292,9 @@ class LoadBalancer:
 
     def config(self) -> str:
         servers = "\n".join(f"    server {name} {address} check" for name, address in self.backends.items())
+        tracking = "\n".join(
+            f"    server {name} {address} track application/{name}" for name, address in self.backends.items()
+        )
         return f"""global
     maxconn 5000
     stats socket {self.admin_socket} mode 600 level admin
@@ -279,6 +304,8 @@ defaults
     timeout connect 2s
     timeout client 30s
     timeout server 30s
+    # How long a request may wait in the queue for a host with room.
+    timeout queue {QUEUE_TIMEOUT_MS}ms
     # A WebSocket, once upgraded, may stay quiet between events for as long as it likes.
     timeout tunnel 1h
     timeout client-fin 2s
@@ -286,9 +313,14 @@ defaults
     retry-on conn-failure
     retries 2
     option redispatch 1
+    # HAProxy's own 503 (the queue timed out, or no host is up): JSON, as the
+    # application's errors are, and when to try again.
+    http-error status 503 content-type application/json string '{OVERLOADED_BODY}' hdr Retry-After {RETRY_AFTER}
 
 frontend web
     bind {self.place.host}:{LB_PORT}
+    # Sockets apart: an open socket would hold one of a host's MAX_PER_HOST places for hours.
+    use_backend sockets if {{ path_beg /ws }}
     default_backend application
 
 backend application
@@ -296,11 +328,19 @@ backend application
     option httpchk
     http-check send meth GET uri /healthz ver HTTP/1.1 hdr Host {self.place.host}
     http-check expect status 200
+    timeout check {CHECK_TIMEOUT_MS}ms
     # A host counted down is out of the rotation, and the sockets it held are
     # closed, so that their clients reconnect to a host that is up.
-    default-server inter {CHECK_INTERVAL_MS}ms fall {FALL} rise 2 on-marked-down shutdown-sessions
+    default-server inter {CHECK_INTERVAL_MS}ms fall {FALL} rise 2 on-marked-down shutdown-sessions maxconn {MAX_PER_HOST}
     http-response set-header X-Served-By %[srv_name]
 {servers}
+
+backend sockets
+    balance roundrobin
+    # Up, down and in maintenance as the application backend's checks say.
+    default-server on-marked-down shutdown-sessions
+    http-response set-header X-Served-By %[srv_name]
+{tracking}
 """
 
     def start(self):
@@ -331,12 +371,25 @@ backend application
 
     def states(self) -> dict[str, str]:
         """Each application host as HAProxy sees it: UP, DOWN, MAINT, ..."""
+        stats = self.application_stats()
+        return {name: stats[name]["status"] for name in self.backends if name in stats}
+
+    def application_stats(self) -> dict[str, dict[str, str]]:
+        """HAProxy's counters of the application backend: a row per host, and BACKEND's."""
         rows = csv.DictReader(io.StringIO(self.command("show stat").lstrip("# ")))
-        return {
-            row["svname"]: row["status"]
-            for row in rows
-            if row["pxname"] == "application" and row["svname"] in self.backends
-        }
+        return {row["svname"]: row for row in rows if row["pxname"] == "application"}
+
+    def check_downs(self) -> dict[str, int]:
+        """How many times so far HAProxy's checks counted each application host down."""
+        stats = self.application_stats()
+        return {name: int(stats[name]["chkdown"] or 0) for name in self.backends}
+
+    def in_progress(self) -> dict[str, int]:
+        """Requests each host has in progress now, and how many wait in the queue ("queued")."""
+        stats = self.application_stats()
+        counts = {name: int(stats[name]["scur"] or 0) for name in self.backends}
+        counts["queued"] = int(stats["BACKEND"]["qcur"] or 0)
+        return counts
 
     def wait_for(self, expected: dict[str, str], timeout: float = 30.0):
         wait_until(

@@ -7,7 +7,15 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from detections.operations.capacity import MEASURED, SECONDS_PER_DAY, Deployment, harness_prediction, model
+from detections.operations.capacity import (
+    MEASURED,
+    SECONDS_PER_DAY,
+    Deployment,
+    calibrated,
+    harness_prediction,
+    model,
+    socket_event_us,
+)
 
 SCALING_DOC = Path(__file__).resolve().parent.parent / "docs" / "scaling.md"
 
@@ -99,6 +107,37 @@ def test_two_half_core_hosts_are_predicted_to_ingest_twice_what_one_does():
     assert two.rate_per_host == pytest.approx(0.5 * 1000 / MEASURED.ingest_cpu_ms_per_detection)
 
 
+def test_a_figure_measured_here_replaces_the_committed_one_in_every_prediction():
+    inputs = calibrated(cpu_ms_per_detection=10.0, us_per_socket_event=40.0)
+    assert harness_prediction(inputs=inputs).rate == pytest.approx(2 * 0.5 * 1000 / 10.0)
+    assert model(Deployment(cameras=1000, viewers=0, retention_days=1), inputs).ingest_cores == pytest.approx(10.0)
+    with_sockets = harness_prediction(sockets_per_host=100, inputs=inputs)
+    per_event_ms = (100 * 40.0 + MEASURED.receive_cpu_us_per_feed_message + MEASURED.receive_cpu_us_per_event) / 1000
+    assert with_sockets.rate_per_host == pytest.approx(0.5 * 1000 / (10.0 + 2 * per_event_ms))
+    # What is not given stays as committed.
+    assert calibrated(cpu_ms_per_detection=10.0).delivered_cpu_us_per_socket_event == (
+        MEASURED.delivered_cpu_us_per_socket_event
+    )
+
+
+def test_the_cost_of_a_socket_is_what_sockets_added_per_detection_less_the_feeds_receive_shared_out():
+    receive_ms = (MEASURED.receive_cpu_us_per_feed_message + MEASURED.receive_cpu_us_per_event) / 1000
+    assert socket_event_us(ms_without=4.0, ms_with=4.0 + receive_ms + 2.5, sockets=100) == pytest.approx(25.0)
+    assert socket_event_us(ms_without=4.0, ms_with=3.9, sockets=100) == 0.0  # noise below the receive
+
+
+def test_the_command_predicts_the_harness_from_a_figure_measured_here():
+    out = run("--harness", "--cpu-ms-per-detection", "10", "--us-per-socket-event", "40")
+    lines = out.splitlines()
+    assert lines[0].startswith("2 hosts x 0.5 core, no sockets: 100 det/s (50.0 per host) at 10 ms/det; MariaDB")
+    expected = harness_prediction(
+        sockets_per_host=100, inputs=calibrated(cpu_ms_per_detection=10, us_per_socket_event=40)
+    )
+    assert lines[1].startswith(
+        f"2 hosts x 0.5 core, 100 sockets per host watching every camera: {expected.rate:,.0f} det/s"
+    )
+
+
 @pytest.mark.parametrize(
     "args, sentence",
     [
@@ -109,6 +148,8 @@ def test_two_half_core_hosts_are_predicted_to_ingest_twice_what_one_does():
         (["--cameras", "10", "--viewers", "1", "--cameras-per-viewer", "0"], "--cameras-per-viewer must be at least 1"),
         (["--cameras", "10", "--viewers", "1", "--usable-core", "1.5"], "--usable-core must be above 0"),
         (["--cameras", "10"], "Give --cameras and --viewers"),
+        (["--harness", "--cpu-ms-per-detection", "0"], "--cpu-ms-per-detection must be above 0"),
+        (["--harness", "--us-per-socket-event", "-1"], "--us-per-socket-event must be above 0"),
     ],
 )
 def test_bad_arguments_are_refused_with_a_sentence(args, sentence):

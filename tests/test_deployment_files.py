@@ -24,10 +24,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from django.conf import settings
 from django.core.management import get_commands, load_command_class
 from django.urls import resolve
 from uvicorn.main import main as uvicorn_main
 
+from vehicle_monitor.admission import OVERLOADED_RETRY_AFTER_SECONDS
 from vehicle_monitor.redis_clients import redis_location
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -413,6 +415,38 @@ def test_the_proxy_checks_the_replicas_readiness_and_tells_django_the_scheme(hap
     bind = next(line.split()[1] for line in monitor if line.startswith("bind "))
     uri = next(line.split()[1] for line in monitor if line.startswith("monitor-uri "))
     assert f"http://{bind}{uri}" in services["proxy"]["healthcheck"]["test"]
+
+
+def test_the_proxy_holds_fewer_requests_at_a_replica_than_it_takes_and_answers_the_rest_503_with_retry_after(
+    haproxy, app_env
+):
+    web = haproxy["backend web"]
+    default_server = next(line.split() for line in web if line.startswith("default-server "))
+    per_replica = int(default_server[default_server.index("maxconn") + 1])
+    # A replica refuses past HTTP_MAX_IN_FLIGHT; HAProxy must queue before that.
+    takes = int(app_env.get("HTTP_MAX_IN_FLIGHT", settings.HTTP_MAX_IN_FLIGHT))
+    assert per_replica < takes
+    timeouts = {
+        line.split()[1]: seconds(line.split()[2]) for line in haproxy["defaults"] if line.startswith("timeout ")
+    }
+    assert 0 < timeouts["queue"] < timeouts["client"]
+    error = next(line for line in haproxy["defaults"] if line.startswith("http-error status 503 "))
+    assert "content-type application/json" in error
+    assert error.endswith(f"hdr Retry-After {OVERLOADED_RETRY_AFTER_SECONDS}")
+    body = re.search(r"string '(.*)'", error).group(1)
+    assert json.loads(body)["error"] == "overloaded"
+
+
+def test_sockets_go_to_a_backend_of_their_own_with_the_same_replicas_and_checks_and_no_request_limit(haproxy):
+    assert "use_backend sockets if { path_beg /ws }" in haproxy["frontend public"]
+    web, sockets = haproxy["backend web"], haproxy["backend sockets"]
+    for prefix in ("server-template ", "option httpchk", "http-check ", "timeout check "):
+        assert [line for line in sockets if line.startswith(prefix)] == [
+            line for line in web if line.startswith(prefix)
+        ], prefix
+    default_server = next(line.split() for line in sockets if line.startswith("default-server "))
+    assert "maxconn" not in default_server and "check" in default_server
+    assert "balance leastconn" in sockets  # sockets live for hours: even them out by count
 
 
 def test_the_proxy_config_is_valid_for_haproxy(proxy_config, tmp_path):

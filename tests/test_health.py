@@ -148,6 +148,8 @@ def test_metrics_expose_every_series_by_name_and_type(server):
     assert families["vehicle_monitor_sockets_connected"] == "gauge"
     assert families["vehicle_monitor_events_published"] == "counter"
     assert families["vehicle_monitor_events_publish_failed"] == "counter"
+    assert families["vehicle_monitor_http_requests_in_flight"] == "gauge"
+    assert families["vehicle_monitor_http_requests_refused"] == "counter"
 
 
 def test_an_ingest_moves_the_ingested_latency_and_published_counters(server):

@@ -12,6 +12,7 @@ import httpx
 import multihost
 import pytest
 from conftest import b64, detection_body, image_bytes
+from django.conf import settings
 from multihost_clients import Camera
 from multihost_drills import (
     RECOVERY_DEADLINE,
@@ -21,7 +22,10 @@ from multihost_drills import (
     followers_on_both_hosts,
     head,
 )
+from overload_clients import ACTIONABLE, HeldRequest, flood
 from redis_processes import wait_for
+
+from vehicle_monitor.admission import OVERLOADED_RETRY_AFTER_SECONDS
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +132,83 @@ def test_media_written_on_one_host_is_served_and_deleted_by_the_other(hosts):
         deleted = on("app2", "DELETE", f"/api/detections/{record['id']}/", headers=staff)
         assert deleted.status_code == 204, deleted.text
         assert hosts.store.keys(hosts.bucket) == before
+
+
+@pytest.fixture
+def app1_alone(both_up):
+    """app2 out of the rotation (maintenance), as the benchmark's one-host phases have it."""
+    hosts = both_up
+    hosts.balancer.drain("app2")
+    hosts.balancer.wait_for({"app1": "UP", "app2": "MAINT"})
+    yield hosts
+    hosts.balancer.admit("app2")
+
+
+def test_haproxy_holds_at_most_its_share_of_requests_at_a_host_and_answers_the_queue_503_with_retry_after(
+    app1_alone,
+):
+    hosts = app1_alone
+    # The host's own limit is never what a client of the load balancer meets.
+    assert multihost.MAX_PER_HOST < settings.HTTP_MAX_IN_FLIGHT
+    downs = hosts.balancer.check_downs()
+    held = [HeldRequest(hosts.url, hosts.credentials.device) for _ in range(multihost.MAX_PER_HOST)]
+    try:
+        wait_for(
+            lambda: hosts.balancer.in_progress()["app1"] == multihost.MAX_PER_HOST,
+            f"HAProxy to have {multihost.MAX_PER_HOST} requests in progress at app1",
+            RECOVERY_DEADLINE,
+            interval=0.1,
+        )
+        # The host answers its probe beside them: HAProxy's checks keep it in the rotation.
+        assert httpx.get(f"{hosts.servers['app1'].base_url}/healthz", timeout=10).status_code == 200
+        with httpx.Client(base_url=hosts.url, timeout=RECOVERY_DEADLINE) as http:
+            queued = http.post(
+                "/api/detect",
+                json=detection_body(id="queued-too-long"),
+                headers={"Authorization": f"Token {hosts.credentials.device}"},
+            )
+        # HAProxy's own answer once the queue timeout passed: no host named, nothing stored.
+        assert queued.status_code == 503, queued.text
+        assert "X-Served-By" not in queued.headers
+        assert queued.json()["error"] == "overloaded"
+        assert queued.headers["Retry-After"] == str(OVERLOADED_RETRY_AFTER_SECONDS)
+        answers = [request.finish() for request in held]
+        assert [answer.status for answer in answers] == [201] * len(held), [a.body[:200] for a in answers]
+    finally:
+        for request in held:
+            request.abandon()
+    assert hosts.balancer.states()["app1"].startswith("UP")
+    assert hosts.balancer.check_downs() == downs, "the checks counted a busy host down"
+    assert not hosts.database.query("SELECT id FROM detections_detection WHERE tracking_id = 'queued-too-long'"), (
+        "a request HAProxy refused was stored"
+    )
+
+
+def test_a_host_at_its_cpu_cap_answers_a_flood_straight_or_through_haproxy_with_statuses_a_camera_can_act_on(
+    app1_alone,
+):
+    hosts = app1_alone
+    downs = hosts.balancer.check_downs()
+    # Straight to the host: three times its limit in flight; through HAProxy: eight times
+    # what HAProxy lets in at once, more than the host drains within the queue timeout.
+    for where, url, in_flight in (
+        ("app1 straight", hosts.servers["app1"].base_url, 3 * settings.HTTP_MAX_IN_FLIGHT),
+        ("through HAProxy", hosts.url, 8 * multihost.MAX_PER_HOST),
+    ):
+        result = flood(url, hosts.credentials.device, in_flight=in_flight, each=3)
+        print(f"{where}: {dict(result.statuses)}, {len(result.exceptions)} exceptions")
+        assert not result.exceptions, f"{where}: {result.exceptions[:5]}"
+        assert set(result.statuses) <= ACTIONABLE, f"{where}: {result.statuses}"
+        assert not result.without_retry_after, f"{where}: {result.without_retry_after[:5]}"
+        assert result.stored_ids, f"{where}: nothing stored"
+        stored = {
+            detection_id
+            for (detection_id,) in hosts.database.query(
+                "SELECT id FROM detections_detection WHERE id IN (" + ",".join(map(str, result.stored_ids)) + ")"
+            )
+        }
+        assert stored == set(result.stored_ids), f"{where}: answered 201 but not stored"
+    assert hosts.balancer.check_downs() == downs, "the checks counted a host at its CPU cap down"
 
 
 def test_losing_the_redis_primary_under_both_hosts_loses_nothing(hosts):

@@ -1,10 +1,17 @@
 """A client that drops off the network catches up with exactly what it missed."""
 
+import contextlib
 import json
+import socket
+from urllib.parse import urlencode, urlsplit
 
-from conftest import on_every_server
+import httpx
+from conftest import detection_body, on_every_server
 from feed_client import assert_nothing_else_queued, connect, receive, receive_events
+from prometheus_client.parser import text_string_to_metric_families
+from websockets.sync.client import connect as ws_connect
 
+from detections.feed.consumers import INBOX_LIMIT
 from detections.models import Event
 
 
@@ -101,3 +108,56 @@ def test_bad_resume_messages_get_an_error_and_the_socket_stays_open(server):
         ws.send(json.dumps({"type": "subscribe", "vehicle_types": ["spaceship"]}))
         assert receive(ws)["code"] == "invalid_message"
         assert_nothing_else_queued(ws)
+
+
+def test_a_client_that_stops_reading_gets_every_event_up_to_the_last_once_it_reads_again(server):
+    """Past the socket's inbox the server stops queueing live events for a client
+    that does not read; once it reads again it must get the rest from the log,
+    the last events included, although no later event comes to reveal the gap."""
+    first = head(server) + 1
+    with stalled_socket(server) as ws:
+        posted = 0
+        with server.device() as http:
+            # Well past what the kernel's buffers and the inbox hold between them.
+            while posted < 3 * INBOX_LIMIT:
+                bodies = [detection_body(id=f"stall-{posted + n}") for n in range(BATCH)]
+                response = http.post("/api/detections/batch/", json={"detections": bodies}, timeout=120)
+                assert response.status_code == 200 and response.json()["created"] == BATCH, response.text
+                posted += BATCH
+        last = head(server)
+        assert last == first + posted - 1
+        seqs = []
+        while not seqs or seqs[-1] < last:
+            message = receive(ws, timeout=30)
+            if "seq" in message:
+                seqs.append(message["seq"])
+        assert seqs == list(range(first, last + 1))
+        assert_nothing_else_queued(ws)
+    assert inbox_overflows(server) >= 1, "the client kept up: the test never filled the socket's inbox"
+
+
+BATCH = 500
+
+
+def inbox_overflows(server) -> float:
+    text = httpx.get(f"{server.base_url}/metrics", timeout=10).text
+    samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
+    return sum(s.value for s in samples if s.name == "vehicle_monitor_feed_inbox_overflows_total")
+
+
+def head(server) -> int:
+    with server.http(server.credentials.viewer) as viewer:
+        return viewer.get("/api/stats").json()["seq"]
+
+
+@contextlib.contextmanager
+def stalled_socket(server):
+    """A viewer's socket that reads nothing until the test does: a small receive
+    buffer, and a client queue of one message, so the server's sends back up."""
+    raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    address = urlsplit(server.ws_url)
+    raw.connect((address.hostname, address.port))
+    url = f"{server.ws_url}/ws?{urlencode({'token': server.credentials.viewer})}"
+    with ws_connect(url, sock=raw, max_queue=1, open_timeout=10) as ws:
+        yield ws

@@ -28,6 +28,7 @@ from detections.feed.consumers import SERVER_SEND
 from detections.feed.publisher import publisher
 from detections.feed.routing import websocket_urlpatterns
 from detections.feed.socket_auth import SocketOriginValidator, SocketTokenAuthMiddleware
+from vehicle_monitor.admission import InFlightLimit, ProbeRouter
 from vehicle_monitor.device_requests import DeviceRequestHandler, is_device_api_request
 from vehicle_monitor.http_threads import RequestThreadPool
 
@@ -69,18 +70,27 @@ class HttpRouter:
         return await chosen(scope, receive, send)
 
 
+lean_handler = DeviceRequestHandler()
 application = ServerLoop(
     ProtocolTypeRouter(
         {
-            # Requests run on long-lived threads, each keeping its database connection.
-            "http": RequestThreadPool(
-                HttpRouter(
-                    DeviceRequestHandler(),
-                    # Static files (the admin's, the dashboard's) come from the app folders,
-                    # so the service works with no collectstatic and no proxy in front.
-                    ASGIStaticFilesHandler(django_http_application),
+            # The probes on the loop, never refused; the other requests up to
+            # HTTP_MAX_IN_FLIGHT at once (vehicle_monitor/admission.py), on
+            # long-lived threads, each keeping its database connection.
+            "http": ProbeRouter(
+                lean_handler,
+                InFlightLimit(
+                    RequestThreadPool(
+                        HttpRouter(
+                            lean_handler,
+                            # Static files (the admin's, the dashboard's) come from the app folders,
+                            # so the service works with no collectstatic and no proxy in front.
+                            ASGIStaticFilesHandler(django_http_application),
+                        ),
+                        settings.HTTP_THREADS,
+                    ),
+                    settings.HTTP_MAX_IN_FLIGHT,
                 ),
-                settings.HTTP_THREADS,
             ),
             # Origin first (a browser on another site is turned away at the handshake),
             # then who is asking: the session cookie, else a viewer token.

@@ -19,6 +19,10 @@ connection of a request thread but to look up a key it has not seen lately,
 which does that hygiene itself (`detections.api.authentication`). request_finished is sent,
 by the response's close, on the loop, which holds no database connection.
 
+The probes (/healthz, /readyz) take this handler too, outside the request
+threads (vehicle_monitor/admission.py): their views are async, so a probe is
+answered on the loop and never waits for a thread that requests keep busy.
+
 Every other request takes the full stack of settings.MIDDLEWARE.
 """
 

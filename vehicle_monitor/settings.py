@@ -129,6 +129,11 @@ if env.str("DATABASE_TEST_NAME", default=""):
 # a reconnect, not an error. Connections per process: HTTP_THREADS + 2 (the
 # group commit's writer, detections/group_commit.py, and the sockets').
 HTTP_THREADS = env.int("HTTP_THREADS", default=2)
+# HTTP requests a server process has in progress at most; the next is answered
+# 503 with Retry-After at once (vehicle_monitor/admission.py). Above what the
+# load balancer sends each process (docs/deploy/haproxy.cfg's maxconn), which
+# queues the rest itself.
+HTTP_MAX_IN_FLIGHT = env.int("HTTP_MAX_IN_FLIGHT", default=64)
 _db["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=300)
 _db["CONN_HEALTH_CHECKS"] = True
 

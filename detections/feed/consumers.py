@@ -38,8 +38,9 @@ FLOOD_WINDOW_SECONDS = 60
 # Live events waiting to be sent to one socket. Every socket queues the same
 # message objects, so a long inbox costs pointers, not copies: together they
 # hold at most this many distinct events. A client that does not read stops
-# taking them past this; it gets what it missed from the log once it reads
-# again (the next event reveals the gap).
+# taking them past this; a catch-up is queued after the last instead, so once
+# it has sent what it had, it reads what it missed from the log, the newest
+# events included, whether or not another event comes to reveal the gap.
 INBOX_LIMIT = 2000
 # The scope key under which the server's own ASGI `send` reaches the consumer
 # (vehicle_monitor/asgi.py); without it (another ASGI stack) events take the
@@ -67,7 +68,9 @@ class DetectionFeedConsumer(AsyncWebsocketConsumer):
         # socket of the public feed.
         self.readable_kinds = await _readable_kinds(self.scope.get("user"))
         self.kinds = self.readable_kinds
-        self.inbox: asyncio.Queue = asyncio.Queue(maxsize=INBOX_LIMIT)
+        # At most INBOX_LIMIT events and one catch-up (`offer`).
+        self.inbox: asyncio.Queue = asyncio.Queue()
+        self.overflowed = False
         # Held while events are delivered, so that live delivery and a replay
         # (`resume`) never interleave.
         self.delivering = asyncio.Lock()
@@ -194,10 +197,13 @@ class DetectionFeedConsumer(AsyncWebsocketConsumer):
 
     def offer(self, message: dict):
         """Called by the broadcaster for every live event."""
-        try:
+        if self.inbox.qsize() < INBOX_LIMIT:
             self.inbox.put_nowait(message)
-        except asyncio.QueueFull:
-            pass  # the client is not reading; the next event it gets reveals the gap
+        elif not self.overflowed:
+            # The client is not reading: no more live events for it, one catch-up instead.
+            self.overflowed = True
+            self.inbox.put_nowait(CATCH_UP)
+            metrics.FEED_INBOX_OVERFLOWS.inc()
 
     def backlog(self) -> int:
         """Live events waiting to be sent to this socket."""
@@ -223,6 +229,8 @@ class DetectionFeedConsumer(AsyncWebsocketConsumer):
 
     async def feed_event(self, message: dict):
         if message is CATCH_UP:
+            # The inbox is empty behind it: live events queue again while the log is read.
+            self.overflowed = False
             await self.catch_up()
             return
         seq = message["seq"]

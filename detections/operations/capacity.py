@@ -6,7 +6,7 @@ the `capacity` command and docs/scaling.md print the same numbers.
 """
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 SECONDS_PER_DAY = 86_400
 # VehicleType's choices: the hourly counters hold at most one row per camera, type and hour.
@@ -99,6 +99,33 @@ class MeasuredInputs:
 
 
 MEASURED = MeasuredInputs()
+
+
+def calibrated(
+    *,
+    cpu_ms_per_detection: float | None = None,
+    us_per_socket_event: float | None = None,
+    inputs: MeasuredInputs = MEASURED,
+) -> MeasuredInputs:
+    """The inputs with figures measured on the machine to be sized, and at the time,
+    in place of the committed ones: the same code measured on one machine ran
+    twice as fast one afternoon as that morning, and three times slower another
+    day (docs/scaling.md), so a prediction is only as good as the minute its
+    inputs come from."""
+    changes = {}
+    if cpu_ms_per_detection is not None:
+        changes["ingest_cpu_ms_per_detection"] = changes["ingest_cpu_ms_per_detection_best"] = cpu_ms_per_detection
+    if us_per_socket_event is not None:
+        changes["delivered_cpu_us_per_socket_event"] = us_per_socket_event
+    return replace(inputs, **changes)
+
+
+def socket_event_us(*, ms_without: float, ms_with: float, sockets: int, inputs: MeasuredInputs = MEASURED) -> float:
+    """CPU per socket and event sent, from one process's CPU per detection without
+    sockets and with `sockets` that each receive every event: what the sockets
+    added, less the feed's own receive (the model counts that apart), shared out."""
+    added_us = (ms_with - ms_without) * 1000 - inputs.receive_cpu_us_per_feed_message - inputs.receive_cpu_us_per_event
+    return max(0.0, added_us / sockets)
 
 
 @dataclass(frozen=True)

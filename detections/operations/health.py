@@ -15,10 +15,11 @@ import asyncio
 import logging
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
-from django.db import connection
+from django.db import close_old_connections, connection
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 
@@ -31,15 +32,23 @@ logger = logging.getLogger(__name__)
 # hangs is as unready as one that refuses.
 CHECK_TIMEOUT = 2.0
 READY_MESSAGE_TYPE = "readyz.ping"
+# The readiness check's query runs on a thread of its own, with its own
+# connection: on a thread that requests keep busy it would queue behind them,
+# and a host busy at its limit would look unready and be taken out of the
+# rotation for being busy (docs/operations.md, "When hosts are saturated").
+_probe_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="probe")
 
 
-def healthz(request):
-    """The process is up and serving (no dependency is checked here)."""
+async def healthz(request):
+    """The process is up and serving (no dependency is checked here). Async: under
+    the server it is answered on the event loop (vehicle_monitor/admission.py)."""
     return JsonResponse({"status": "ok"})
 
 
 def check_database():
     """One trivial query on this thread's connection."""
+    # What a request's start does: drop a connection that failed or outlived CONN_MAX_AGE.
+    close_old_connections()
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
@@ -91,7 +100,11 @@ def _first_line(exc: Exception) -> str:
 @never_cache
 async def readyz(request):
     """200 {"status": "ready", "checks": {...}} or 503 {"status": "unready", ...}."""
-    probes = {"database": sync_to_async(check_database), "channel_layer": check_channel_layer}
+    loop = asyncio.get_running_loop()
+    probes = {
+        "database": lambda: loop.run_in_executor(_probe_thread, check_database),
+        "channel_layer": check_channel_layer,
+    }
     store = storage.object_store()
     if store is not None:
         # Off the request threads: a store that hangs must not hold one of them.

@@ -56,6 +56,20 @@ SOCKETS_CONNECTED = Gauge(
     # In multiprocess mode: the sum over the processes that are alive.
     multiprocess_mode="livesum",
 )
+REQUESTS_IN_FLIGHT = Gauge(
+    "vehicle_monitor_http_requests_in_flight",
+    "HTTP requests in progress, out of HTTP_MAX_IN_FLIGHT per process (probes and /metrics not counted).",
+    multiprocess_mode="livesum",
+)
+REQUESTS_REFUSED = Counter(
+    "vehicle_monitor_http_requests_refused",
+    "HTTP requests answered 503 at once, by reason (overloaded: HTTP_MAX_IN_FLIGHT were in progress).",
+    ["reason"],
+)
+FEED_INBOX_OVERFLOWS = Counter(
+    "vehicle_monitor_feed_inbox_overflows",
+    "Times a socket fell INBOX_LIMIT live events behind (a client not reading): it then reads them from the log.",
+)
 EVENTS_PUBLISHED = Counter(
     "vehicle_monitor_events_published",
     "Events sent to the channel layer.",

@@ -5,9 +5,12 @@
     .venv/bin/python manage.py capacity --grid --retention-days 30             # 100-10,000 cameras x 10-20,000 viewers
     .venv/bin/python manage.py capacity --grid --retention-days 30 --markdown  # the table in docs/scaling.md
     .venv/bin/python manage.py capacity --harness                              # two hosts of half a core each
+    .venv/bin/python manage.py capacity --harness --cpu-ms-per-detection 9.5   # with a figure measured here
 
 Nothing is read from the database or the settings: the inputs are the constants of
-detections/operations/capacity.py, each with the benchmark row it comes from.
+detections/operations/capacity.py, each with the benchmark row it comes from, unless
+--cpu-ms-per-detection and --us-per-socket-event give figures measured on the
+machine to be sized (benchmarks/scale_out.py measures both in its own run).
 """
 
 from django.core.management.base import BaseCommand, CommandError
@@ -71,10 +74,26 @@ class Command(BaseCommand):
         )
         parser.add_argument("--markdown", action="store_true", help="with --grid: one markdown table")
         parser.add_argument("--harness", action="store_true", help="the prediction for two capped hosts")
+        parser.add_argument(
+            "--cpu-ms-per-detection",
+            type=float,
+            help="server CPU per detection measured on the machine to size (default: the committed figure)",
+        )
+        parser.add_argument(
+            "--us-per-socket-event",
+            type=float,
+            help="server CPU per socket and event sent, measured likewise (default: the committed figure)",
+        )
 
     def handle(self, *args, **options):
+        for name in ("cpu_ms_per_detection", "us_per_socket_event"):
+            if options[name] is not None and not options[name] > 0:
+                raise CommandError(f"--{name.replace('_', '-')} must be above 0.")
+        inputs = capacity.calibrated(
+            cpu_ms_per_detection=options["cpu_ms_per_detection"], us_per_socket_event=options["us_per_socket_event"]
+        )
         if options["harness"]:
-            self.print_harness()
+            self.print_harness(inputs, measured_here=options["cpu_ms_per_detection"] is not None)
             return
         if options["grid"]:
             deployments = [self.deployment(options, c, v) for c in GRID_CAMERAS for v in GRID_VIEWERS]
@@ -82,7 +101,7 @@ class Command(BaseCommand):
             if options["cameras"] is None or options["viewers"] is None:
                 raise CommandError("Give --cameras and --viewers, or --grid for the nine standard scenarios.")
             deployments = [self.deployment(options, options["cameras"], options["viewers"])]
-        results = [capacity.model(deployment) for deployment in deployments]
+        results = [capacity.model(deployment, inputs) for deployment in deployments]
         if options["markdown"]:
             self.stdout.write(markdown_table(results))
             return
@@ -107,17 +126,23 @@ class Command(BaseCommand):
             raise CommandError(" ".join(problems))
         return deployment
 
-    def print_harness(self):
+    def print_harness(self, inputs: capacity.MeasuredInputs, *, measured_here: bool):
         for sockets in (0, 100):
-            prediction = capacity.harness_prediction(sockets_per_host=sockets)
-            best = capacity.harness_prediction(
-                sockets_per_host=sockets, cpu_ms_per_detection=capacity.MEASURED.ingest_cpu_ms_per_detection_best
-            )
+            prediction = capacity.harness_prediction(sockets_per_host=sockets, inputs=inputs)
             audience = f"{sockets} sockets per host watching every camera" if sockets else "no sockets"
+            # The committed figures are a range over several runs; a figure measured here is one.
+            best = ""
+            if not measured_here:
+                other = capacity.harness_prediction(
+                    sockets_per_host=sockets,
+                    cpu_ms_per_detection=inputs.ingest_cpu_ms_per_detection_best,
+                    inputs=inputs,
+                )
+                best = f", {other.rate:,.0f} at {other.cpu_ms_per_detection:g}"
             self.stdout.write(
                 f"{prediction.hosts} hosts x {prediction.cores_per_host:g} core, {audience}: "
                 f"{prediction.rate:,.0f} det/s ({prediction.rate_per_host:,.1f} per host) at "
-                f"{prediction.cpu_ms_per_detection:g} ms/det, {best.rate:,.0f} at {best.cpu_ms_per_detection:g}; "
+                f"{prediction.cpu_ms_per_detection:g} ms/det{best}; "
                 f"MariaDB {prediction.database_cores * 100:.0f}% and Redis {prediction.redis_cores * 100:.0f}% of a core"
             )
 
