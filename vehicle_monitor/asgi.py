@@ -30,6 +30,7 @@ from detections.feed.routing import websocket_urlpatterns
 from detections.feed.socket_auth import SocketOriginValidator, SocketTokenAuthMiddleware
 from vehicle_monitor.device_requests import DeviceRequestHandler, is_device_api_request
 from vehicle_monitor.http_threads import RequestThreadPool
+from vehicle_monitor.request_bodies import BodyLimit
 
 
 class ServerLoop:
@@ -72,15 +73,18 @@ class HttpRouter:
 application = ServerLoop(
     ProtocolTypeRouter(
         {
-            # Requests run on long-lived threads, each keeping its database connection.
-            "http": RequestThreadPool(
-                HttpRouter(
-                    DeviceRequestHandler(),
-                    # Static files (the admin's, the dashboard's) come from the app folders,
-                    # so the service works with no collectstatic and no proxy in front.
-                    ASGIStaticFilesHandler(django_http_application),
-                ),
-                settings.HTTP_THREADS,
+            # Bodies are bounded (and anonymous writes refused) before any is read;
+            # then requests run on long-lived threads, each keeping its database connection.
+            "http": BodyLimit(
+                RequestThreadPool(
+                    HttpRouter(
+                        DeviceRequestHandler(),
+                        # Static files (the admin's, the dashboard's) come from the app folders,
+                        # so the service works with no collectstatic and no proxy in front.
+                        ASGIStaticFilesHandler(django_http_application),
+                    ),
+                    settings.HTTP_THREADS,
+                )
             ),
             # Origin first (a browser on another site is turned away at the handshake),
             # then who is asking: the session cookie, else a viewer token.

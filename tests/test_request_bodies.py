@@ -1,0 +1,143 @@
+"""Request bodies on the production server (vehicle_monitor/request_bodies.py):
+bounded before they are read, so no client fills the server's disk."""
+
+import json
+import os
+import selectors
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+from conftest import ServerProcess, detection_body
+from processes import wait_until
+
+GIB = 1 << 30
+PIECE = bytes(1 << 20)  # sent 1024 times: the gigabyte is made as it goes, never stored
+
+
+class TempFileWatch:
+    """The bytes a server process holds in files under its temp dir (open ones,
+    deleted ones included: a spooled body is an unlinked file), sampled
+    continuously from /proc while a test runs, and the most seen."""
+
+    def __init__(self, pid: int, folder: Path):
+        self.pid, self.folder = pid, str(folder)
+        self.most = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def held(self) -> int:
+        total = 0
+        fds = Path(f"/proc/{self.pid}/fd")
+        for fd in fds.iterdir():
+            try:
+                if os.readlink(fd).startswith(self.folder + "/"):
+                    total += os.stat(fd).st_size
+            except FileNotFoundError:  # closed meanwhile
+                continue
+        return total
+
+    def _sample(self):
+        while not self._stop.is_set():
+            self.most = max(self.most, self.held())
+            self._stop.wait(0.005)  # a sampling pace; nothing waits on it
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._stop.set()
+        self._thread.join()
+
+
+def post_a_gigabyte(server: ServerProcess, headers: dict, *, chunked: bool) -> tuple[int, dict]:
+    """POST /api/detect with a 1 GiB body, sent with a Content-Length or chunked,
+    reading while sending: the answer is taken as soon as it comes, and sending
+    stops there (or when the server closes). Returns its status and JSON body."""
+    connection = socket.create_connection((server.place.host, server.port), timeout=30)
+    head = ["POST /api/detect HTTP/1.1", f"Host: {server.place.host}", "Content-Type: application/json"]
+    head += [f"{name}: {value}" for name, value in headers.items()]
+    head.append("Transfer-Encoding: chunked" if chunked else f"Content-Length: {GIB}")
+    connection.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
+    connection.setblocking(False)
+    selector = selectors.DefaultSelector()
+    selector.register(connection, selectors.EVENT_READ | selectors.EVENT_WRITE)
+    answer, pending, sent = b"", b"", 0
+    try:
+        while not answered_in_full(answer):
+            events = selector.select(timeout=30)
+            assert events, f"neither an answer nor room to send within 30 s ({sent} bytes sent)"
+            ready = events[0][1]
+            if ready & selectors.EVENT_READ:
+                received = connection.recv(65536)
+                assert received, f"closed without an answer after {sent} bytes sent"
+                answer += received
+            elif ready & selectors.EVENT_WRITE:
+                if not pending:
+                    if sent == GIB:  # all sent: only the answer is left to wait for
+                        pending = b"0\r\n\r\n" if chunked else b""
+                        selector.modify(connection, selectors.EVENT_READ)
+                    else:
+                        pending = f"{len(PIECE):x}\r\n".encode() + PIECE + b"\r\n" if chunked else PIECE
+                        sent += len(PIECE)
+                try:
+                    pending = pending[connection.send(pending) :]
+                except (BrokenPipeError, ConnectionResetError):
+                    # The server answered and closed: what it said is waiting to be read.
+                    selector.modify(connection, selectors.EVENT_READ)
+    finally:
+        selector.close()
+        connection.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+def answered_in_full(answer: bytes) -> bool:
+    head, separator, body = answer.partition(b"\r\n\r\n")
+    if not separator:
+        return False
+    lengths = [line.split(b":", 1)[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")]
+    return len(body) >= int(lengths[0])
+
+
+@pytest.fixture
+def server_with_its_own_temp_dir(transactional_db, _media_root, credentials, tmp_path):
+    """The production server, writing its temporary files to a folder of this test's."""
+    temp_dir = tmp_path / "server-tmp"
+    temp_dir.mkdir()
+    with ServerProcess(_media_root, credentials, {"TMPDIR": str(temp_dir)}) as process:
+        process.temp_dir = temp_dir
+        yield process
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+@pytest.mark.parametrize(
+    "who, status, error",
+    [
+        ("anonymous", 401, "not_authenticated"),
+        ("device", 413, "request_too_large"),
+    ],
+)
+def test_a_gigabyte_is_refused_before_it_reaches_the_disk(server_with_its_own_temp_dir, who, status, error, chunked):
+    server = server_with_its_own_temp_dir
+    headers = {"Authorization": f"Token {server.credentials.device}"} if who == "device" else {}
+
+    with TempFileWatch(server.process.pid, server.temp_dir) as watch:
+        answer = post_a_gigabyte(server, headers, chunked=chunked)
+        # The server drops what it spooled once it has answered.
+        wait_until(watch.held, 0, "the server's temporary files")
+
+    assert answer[0] == status and answer[1]["error"] == error, answer
+    limit = 32 * 1024 * 1024  # MAX_REQUEST_BYTES' default, which the server runs with
+    # A chunked body is spooled (past FILE_UPLOAD_MAX_MEMORY_SIZE, to disk) up
+    # to the limit, then dropped; an announced length over it, or no
+    # credentials, is refused before a byte is read.
+    bound = limit + len(PIECE) if (who, chunked) == ("device", True) else 0
+    print(f"temporary files held at most: {watch.most} bytes")
+    assert watch.most <= bound
+    assert list(server.temp_dir.iterdir()) == []
+    # The server goes on serving.
+    with server.device() as client:
+        assert client.post("/api/detect", json=detection_body()).status_code == 201
