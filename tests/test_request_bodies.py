@@ -1,5 +1,6 @@
 """Request bodies on the production server (vehicle_monitor/request_bodies.py):
-bounded before they are read, so no client fills the server's disk."""
+bounded before they are read, so no client fills the server's disk; read in
+full when they come chunked, there and on daphne."""
 
 import json
 import os
@@ -8,9 +9,13 @@ import socket
 import threading
 from pathlib import Path
 
+import httpx
 import pytest
-from conftest import ServerProcess, detection_body
+from alert_helpers import token_with
+from conftest import ServerProcess, detection_body, image_bytes, on_every_server
 from processes import wait_until
+
+from detections.models import Detection
 
 GIB = 1 << 30
 PIECE = bytes(1 << 20)  # sent 1024 times: the gigabyte is made as it goes, never stored
@@ -141,3 +146,50 @@ def test_a_gigabyte_is_refused_before_it_reaches_the_disk(server_with_its_own_te
     # The server goes on serving.
     with server.device() as client:
         assert client.post("/api/detect", json=detection_body()).status_code == 201
+
+
+# --- Chunked bodies -----------------------------------------------------------------------------
+
+
+def in_pieces(body: bytes, size: int = 1000):
+    """A body as an iterator: httpx sends it chunked, with no Content-Length."""
+    for start in range(0, len(body), size):
+        yield body[start : start + size]
+
+
+def post_chunked(client: httpx.Client, path: str, body: bytes, content_type: str) -> httpx.Response:
+    response = client.post(path, content=in_pieces(body), headers={"Content-Type": content_type})
+    assert response.request.headers["transfer-encoding"] == "chunked"
+    assert "content-length" not in response.request.headers
+    return response
+
+
+@on_every_server
+def test_a_chunked_detection_is_stored(server):
+    with server.device() as client:
+        response = post_chunked(client, "/api/detect", json.dumps(detection_body()).encode(), "application/json")
+
+    assert response.status_code == 201, response.text
+    assert Detection.objects.get(pk=response.json()["id"]).tracking_id == "trk-0042"
+
+
+@on_every_server
+def test_a_chunked_multipart_detection_is_stored_with_its_image(server):
+    fields = {name: value for name, value in detection_body().items() if name not in ("vehicle_img", "bbox")}
+    form = httpx.Request("POST", "/", data=fields, files={"vehicle_img": ("car.png", image_bytes("PNG"), "image/png")})
+    with server.device() as client:
+        response = post_chunked(client, "/api/detect", form.read(), form.headers["content-type"])
+
+    assert response.status_code == 201, response.text
+    assert Detection.objects.get(pk=response.json()["id"]).image.name.endswith(".png")
+
+
+@on_every_server
+def test_a_chunked_csv_import_is_read(server, stolen):
+    csv = b"plate,note\n34 ABC 123,reported stolen\n35 KLM 900,\n"
+    with server.http(token_with("manager", "manage_watchlists")) as client:
+        response = post_chunked(client, f"/api/watchlists/{stolen.pk}/plates/import/", csv, "text/csv")
+
+    assert response.status_code == 200, response.text
+    assert response.json()["added"] == 2
+    assert sorted(stolen.entries.values_list("plate", flat=True)) == ["34 ABC 123", "35 KLM 900"]

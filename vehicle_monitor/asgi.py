@@ -7,15 +7,16 @@ docker-compose.yml's `web` service runs it in production; `daphne` and
 import asyncio
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vehicle_monitor.settings")
 
 from vehicle_monitor import daphne_patches
 
 daphne_patches.install()  # no token in the access log; no form parsing by Twisted
-# Set up Django (apps, models) before importing anything that uses the ORM.
-django_http_application = get_asgi_application()
+# Set up Django (apps, models) before importing anything that uses the ORM
+# (what django.core.asgi.get_asgi_application does, for a handler of our own).
+django.setup(set_prefix=False)
 
 from channels.auth import AuthMiddlewareStack
 from channels.routing import ProtocolTypeRouter, URLRouter
@@ -30,7 +31,7 @@ from detections.feed.routing import websocket_urlpatterns
 from detections.feed.socket_auth import SocketOriginValidator, SocketTokenAuthMiddleware
 from vehicle_monitor.device_requests import DeviceRequestHandler, is_device_api_request
 from vehicle_monitor.http_threads import RequestThreadPool
-from vehicle_monitor.request_bodies import BodyLimit
+from vehicle_monitor.request_bodies import BodyLimit, RequestHandler
 
 
 class ServerLoop:
@@ -81,7 +82,7 @@ application = ServerLoop(
                         DeviceRequestHandler(),
                         # Static files (the admin's, the dashboard's) come from the app folders,
                         # so the service works with no collectstatic and no proxy in front.
-                        ASGIStaticFilesHandler(django_http_application),
+                        ASGIStaticFilesHandler(RequestHandler()),
                     ),
                     settings.HTTP_THREADS,
                 )

@@ -1,4 +1,4 @@
-"""Request bodies: bounded before they are read.
+"""Request bodies: bounded before they are read, and read whole however they came.
 
 Django's ASGI handler reads a request's whole body into a temporary file (on
 disk past FILE_UPLOAD_MAX_MEMORY_SIZE) before any middleware, view,
@@ -17,11 +17,18 @@ instead, before any of its body is read:
   went away, so what it spooled so far is dropped and nothing more is.
 
 Either answer closes the connection, so the server stops reading the body too.
+
+`RequestHandler` is Django's handler for the rest. A chunked body comes with no
+Content-Length, which Django's request, and DRF (which reads no body without
+one), take for an empty body; once the body is read its length is known, and
+the handler tells the request.
 """
 
 import json
+import os
 
 from django.conf import settings
+from django.core.handlers.asgi import ASGIHandler
 from django.http.cookie import parse_cookie
 from rest_framework.exceptions import NotAuthenticated
 
@@ -127,3 +134,16 @@ async def send_error(send, status: int, code: str, detail: str, extra_headers=()
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+class RequestHandler(ASGIHandler):
+    """Django's ASGI handler; a request whose body came without a Content-Length
+    is given the length of what was read."""
+
+    def create_request(self, scope, body_file):
+        if not any(name == b"content-length" for name, _ in scope["headers"]):
+            length = body_file.seek(0, os.SEEK_END)
+            body_file.seek(0)
+            if length:
+                scope = {**scope, "headers": [*scope["headers"], (b"content-length", str(length).encode())]}
+        return super().create_request(scope, body_file)
