@@ -117,9 +117,13 @@ def too_large(limit: int) -> tuple:
     return 413, "request_too_large", f"The request body is larger than {limit} bytes (MAX_REQUEST_BYTES)."
 
 
+def error_body(code: str, detail: str) -> bytes:
+    return json.dumps({"error": code, "detail": detail}).encode()
+
+
 async def send_error(send, status: int, code: str, detail: str, extra_headers=()):
     """A JSON error answered before the body was read, on a connection then closed."""
-    body = json.dumps({"error": code, "detail": detail}).encode()
+    body = error_body(code, detail)
     await send(
         {
             "type": "http.response.start",
