@@ -15,7 +15,7 @@ from alert_helpers import token_with
 from conftest import ServerProcess, detection_body, image_bytes, on_every_server
 from processes import wait_until
 
-from detections.models import Detection
+from detections.models import Detection, Watchlist
 
 GIB = 1 << 30
 PIECE = bytes(1 << 20)  # sent 1024 times: the gigabyte is made as it goes, never stored
@@ -200,3 +200,83 @@ def test_a_chunked_csv_import_is_read(server, stolen):
     assert response.status_code == 200, response.text
     assert response.json()["added"] == 2
     assert sorted(stolen.entries.values_list("plate", flat=True)) == ["34 ABC 123", "35 KLM 900"]
+
+
+# --- Charsets -------------------------------------------------------------------------------------
+
+# Named by a client, none of them a charset a body can be read in: unknown names,
+# Python's bytes-to-bytes codecs, and codecs that fail on most bytes.
+UNREADABLE_CHARSETS = ["no-such-charset", "rot13", "hex", "base64", "zlib", "bz2", "uu", "quopri", "undefined"]
+UNREADABLE_CHARSETS += ["idna", "punycode", "ansi", ""]
+
+
+def charset_requests(watchlist_id: int, charset: str) -> list[tuple[str, str, bytes]]:
+    """(path, Content-Type, body): a CSV import, a watch-list as JSON, as a form
+    and as multipart, each naming `charset`."""
+    form = httpx.Request("POST", "/", data={"name": "a list"}, files={"unused": ("x.txt", b"x", "text/plain")})
+    boundary = form.headers["content-type"].split("boundary=")[1]
+    return [
+        (f"/api/watchlists/{watchlist_id}/plates/import/", "text/csv", b"plate,note\n34ABC123,x\n"),
+        ("/api/watchlists/", "application/json", b'{"name": "a list"}'),
+        ("/api/watchlists/", "application/x-www-form-urlencoded", b"name=a+list"),
+        ("/api/watchlists/", f"multipart/form-data; boundary={boundary}", form.read()),
+    ]
+
+
+def test_a_body_in_a_charset_the_server_cannot_read_is_a_415_before_it_is_read(server, stolen):
+    with server.http(token_with("manager", "manage_watchlists")) as client:
+        for charset in UNREADABLE_CHARSETS:
+            for path, content_type, body in charset_requests(stolen.pk, charset):
+                headers = {"Content-Type": f"{content_type}; charset={charset}"}
+                response = client.post(path, content=body, headers=headers)
+                assert response.status_code == 415, (headers, response.text)
+                assert response.json()["error"] == "unsupported_media_type", (headers, response.text)
+                # Sent chunked, it is refused all the same.
+                response = client.post(path, content=in_pieces(body), headers=headers)
+                assert response.status_code == 415, (headers, response.text)
+
+    assert Watchlist.objects.count() == 1 and not stolen.entries.exists()
+
+
+@pytest.mark.parametrize("charset", ["utf-8", "UTF-8", "latin-1", "iso-8859-9", "cp1254", "utf-16"])
+def test_a_body_in_a_charset_the_server_reads_is_decoded_in_it(server, stolen, charset):
+    with server.http(token_with("manager", "manage_watchlists")) as client:
+        response = client.post(
+            f"/api/watchlists/{stolen.pk}/plates/import/",
+            content="plate,note\n34ABC123,çay Müller\n".encode(charset),
+            headers={"Content-Type": f"text/csv; charset={charset}"},
+        )
+
+    assert response.status_code == 200, response.text
+    assert stolen.entries.get().note == "çay Müller"
+
+
+@pytest.mark.parametrize("charset", ["rot13", "hex", "base64", "undefined", "idna", "punycode"])
+def test_the_csv_import_itself_answers_a_charset_it_cannot_decode_with_a_400(manager, stolen, charset):
+    """Without the server's gate in front (the test client calls Django directly),
+    the CSV parser refuses the charset itself: never a 500."""
+    response = manager.post(
+        f"/api/watchlists/{stolen.pk}/plates/import/",
+        "plate,note\n34ABC123,çalıntı\n".encode(),
+        content_type=f"text/csv; charset={charset}",
+    )
+
+    assert response.status_code == 400, response.content
+    assert response.json()["error"] == "malformed_request"
+    assert not stolen.entries.exists()
+
+
+# --- The API docs page --------------------------------------------------------------------------
+
+
+def test_the_api_docs_page_answers_options_for_every_identity(server):
+    manager = token_with("manager", "manage_watchlists")
+    credentials = server.credentials
+    for secret in (None, credentials.viewer, credentials.staff, credentials.device, manager):
+        with server.http(secret) as client:
+            response = client.options("/api/docs/")
+
+        assert response.status_code == 200, (secret, response.text)
+        assert response.headers["content-type"] == "application/json"
+        assert "GET" in response.headers["allow"]
+        assert response.json()["renders"] == ["text/html"]

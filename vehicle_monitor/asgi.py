@@ -31,7 +31,7 @@ from detections.feed.routing import websocket_urlpatterns
 from detections.feed.socket_auth import SocketOriginValidator, SocketTokenAuthMiddleware
 from vehicle_monitor.device_requests import DeviceRequestHandler, is_device_api_request
 from vehicle_monitor.http_threads import RequestThreadPool
-from vehicle_monitor.request_bodies import BodyLimit, RequestHandler
+from vehicle_monitor.request_bodies import BodyGate, RequestHandler
 
 
 class ServerLoop:
@@ -74,9 +74,10 @@ class HttpRouter:
 application = ServerLoop(
     ProtocolTypeRouter(
         {
-            # Bodies are bounded (and anonymous writes refused) before any is read;
-            # then requests run on long-lived threads, each keeping its database connection.
-            "http": BodyLimit(
+            # Bodies are bounded and checked (anonymous writes refused) before any
+            # is read; then requests run on long-lived threads, each keeping its
+            # database connection.
+            "http": BodyGate(
                 RequestThreadPool(
                     HttpRouter(
                         DeviceRequestHandler(),

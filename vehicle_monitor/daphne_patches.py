@@ -9,7 +9,7 @@ the application before it creates its access logger or takes a request).
    `parsePOSTFormSubmission` is twisted.web.http.Request's own switch for this.
 3. A body is held to MAX_REQUEST_BYTES as it arrives. Twisted writes every body
    to a temporary file before the application sees the request, so the
-   application's own limit (request_bodies.BodyLimit) would come after the
+   application's own limit (request_bodies.BodyGate) would come after the
    disk was filled: a Content-Length over the limit is answered 413 at once, a
    chunked body as soon as it passes the limit, and the connection is closed.
 """

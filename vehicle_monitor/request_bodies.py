@@ -1,22 +1,24 @@
-"""Request bodies: bounded before they are read, and read whole however they came.
+"""Request bodies: bounded and checked before they are read, and read whole however they came.
 
 Django's ASGI handler reads a request's whole body into a temporary file (on
 disk past FILE_UPLOAD_MAX_MEMORY_SIZE) before any middleware, view,
 authentication or size check runs; DATA_UPLOAD_MAX_MEMORY_SIZE is checked
 after that, and only against the Content-Length a client announced. Left
 alone, an anonymous client makes the server write a body of any size to disk
-before it is answered 401 or 413. `BodyLimit` stands in front of every HTTP request
+before it is answered 401 or 413. `BodyGate` stands in front of every HTTP request
 instead, before any of its body is read:
 
 - an anonymous POST, PUT, PATCH or DELETE to /api/ is answered 401 at once:
   every write there needs a device key, a token or a session;
 - a Content-Length over MAX_REQUEST_BYTES (DATA_UPLOAD_MAX_MEMORY_SIZE) is
   answered 413 at once;
+- a body in a charset it cannot be read in is answered 415 at once (see
+  `readable_charset`);
 - a body without a Content-Length (chunked) is counted as it arrives, and
   answered 413 as soon as it passes the limit: the handler is told the client
   went away, so what it spooled so far is dropped and nothing more is.
 
-Either answer closes the connection, so the server stops reading the body too.
+Each answer closes the connection, so the server stops reading the body too.
 
 `RequestHandler` is Django's handler for the rest. A chunked body comes with no
 Content-Length, which Django's request, and DRF (which reads no body without
@@ -24,12 +26,14 @@ one), take for an empty body; once the body is read its length is known, and
 the handler tells the request.
 """
 
+import functools
 import json
 import os
 
 from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
 from django.http.cookie import parse_cookie
+from django.utils.http import parse_header_parameters
 from rest_framework.exceptions import NotAuthenticated
 
 # Methods that change something: never open to anonymous callers on /api/.
@@ -38,7 +42,7 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 AUTHENTICATE_SCHEME = b"Token"
 
 
-class BodyLimit:
+class BodyGate:
     """ASGI middleware for the "http" protocol: refuses what must not be read
     before reading it, and stops a body at MAX_REQUEST_BYTES."""
 
@@ -58,6 +62,14 @@ class BodyLimit:
         announced = content_length(scope)
         if announced is not None and announced > limit:
             return await send_error(send, *too_large(limit))
+        charset = body_charset(scope, announced)
+        if charset is not None and not readable_charset(charset):
+            return await send_error(
+                send,
+                415,
+                "unsupported_media_type",
+                f"The body's charset '{charset}' is not one this server reads; send UTF-8.",
+            )
 
         received = 0
         refused = response_started = False
@@ -111,6 +123,39 @@ def content_length(scope) -> int | None:
             except ValueError:
                 return None
     return None
+
+
+def body_charset(scope, announced: int | None) -> str | None:
+    """The charset the Content-Type names for a body the request carries (one
+    with a length other than 0, or chunked), parsed as Django parses it."""
+    if announced == 0:
+        return None
+    content_type = chunked = None
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            content_type = value.decode("latin-1")
+        elif name == b"transfer-encoding":
+            chunked = True
+    if content_type is None or (announced is None and not chunked):
+        return None
+    return parse_header_parameters(content_type)[1].get("charset")
+
+
+# Every byte value. A body's charset must be a text encoding that decodes any
+# bytes, replacing what it cannot map, as Django decodes forms: Python also
+# knows bytes-to-bytes codecs (base64, hex, zlib, rot13 ...) that decode no
+# text, and a few (idna, punycode, undefined) that fail on most bytes whatever
+# the error handler.
+EVERY_BYTE = bytes(range(256))
+
+
+@functools.lru_cache(maxsize=128)
+def readable_charset(charset: str) -> bool:
+    try:
+        EVERY_BYTE.decode(charset, "replace")
+    except (LookupError, ValueError):  # unknown, not a text encoding, or failing (UnicodeError)
+        return False
+    return True
 
 
 def too_large(limit: int) -> tuple:
