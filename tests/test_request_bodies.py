@@ -69,34 +69,45 @@ def post_a_gigabyte(server: ServerProcess, headers: dict, *, chunked: bool) -> t
     connection.setblocking(False)
     selector = selectors.DefaultSelector()
     selector.register(connection, selectors.EVENT_READ | selectors.EVENT_WRITE)
-    answer, pending, sent = b"", b"", 0
+    frames, answer, pending, sent = body_frames(chunked), b"", b"", 0
     try:
         while not answered_in_full(answer):
             events = selector.select(timeout=30)
             assert events, f"neither an answer nor room to send within 30 s ({sent} bytes sent)"
-            ready = events[0][1]
-            if ready & selectors.EVENT_READ:
-                received = connection.recv(65536)
-                assert received, f"closed without an answer after {sent} bytes sent"
-                answer += received
-            elif ready & selectors.EVENT_WRITE:
-                if not pending:
-                    if sent == GIB:  # all sent: only the answer is left to wait for
-                        pending = b"0\r\n\r\n" if chunked else b""
-                        selector.modify(connection, selectors.EVENT_READ)
-                    else:
-                        pending = f"{len(PIECE):x}\r\n".encode() + PIECE + b"\r\n" if chunked else PIECE
-                        sent += len(PIECE)
+            if events[0][1] & selectors.EVENT_READ:
                 try:
-                    pending = pending[connection.send(pending) :]
-                except (BrokenPipeError, ConnectionResetError):
-                    # The server answered and closed: what it said is waiting to be read.
+                    received = connection.recv(65536)
+                except ConnectionResetError:
+                    break  # what the server said before it reset is all there is
+                if not received:
+                    break
+                answer += received
+                continue
+            if not pending:
+                pending = next(frames, b"")
+                sent += len(pending)
+                if not pending:  # all sent: only the answer is left to wait for
                     selector.modify(connection, selectors.EVENT_READ)
+                    continue
+            try:
+                pending = pending[connection.send(pending) :]
+            except (BrokenPipeError, ConnectionResetError):
+                # The server answered and closed: what it said is waiting to be read.
+                selector.modify(connection, selectors.EVENT_READ)
     finally:
         selector.close()
         connection.close()
+    assert answered_in_full(answer), f"no whole answer after {sent} bytes sent: {answer!r}"
     head, _, body = answer.partition(b"\r\n\r\n")
     return int(head.split()[1]), json.loads(body)
+
+
+def body_frames(chunked: bool):
+    """The gigabyte as it goes on the wire, a mebibyte at a time."""
+    for _ in range(GIB // len(PIECE)):
+        yield f"{len(PIECE):x}\r\n".encode() + PIECE + b"\r\n" if chunked else PIECE
+    if chunked:
+        yield b"0\r\n\r\n"
 
 
 def answered_in_full(answer: bytes) -> bool:
