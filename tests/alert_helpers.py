@@ -14,11 +14,16 @@ _seqs = count(1_000_000)
 RAISED = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
 
-def client_with(username: str, *codenames: str):
-    """An API client of a new user holding exactly these permissions."""
+def token_with(username: str, *codenames: str) -> str:
+    """The API token of a new user holding exactly these permissions."""
     user = User.objects.create_user(username)
     user.user_permissions.add(*Permission.objects.filter(content_type__app_label="detections", codename__in=codenames))
-    return api_client(Token.objects.create(user=user).key)
+    return Token.objects.create(user=user).key
+
+
+def client_with(username: str, *codenames: str):
+    """An API client of a new user holding exactly these permissions."""
+    return api_client(token_with(username, *codenames))
 
 
 def store_alert(detection_id: int = 1, *, rule=None, watchlist=None, minutes: int = 0, **fields) -> Alert:

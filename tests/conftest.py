@@ -12,6 +12,7 @@ import io
 import json
 import os
 import random
+import secrets
 import socket
 import subprocess
 import sys
@@ -378,6 +379,7 @@ class ServerProcess:
         self.credentials = credentials
         self.base_url = f"http://{place.host}:{self.port}"
         self.ws_url = f"ws://{place.host}:{self.port}"
+        self.metrics_token = secrets.token_urlsafe()
         env = {
             **os.environ,
             "DATABASE_URL": database_url(),
@@ -393,6 +395,8 @@ class ServerProcess:
             # drives the page with (a test of the default passes "false").
             "DASHBOARD_TEST_HOOKS": "true",
             "PYTHONUNBUFFERED": "1",
+            # What Prometheus brings to /metrics (`metrics`).
+            "METRICS_TOKEN": self.metrics_token,
             **(extra_env or {}),
         }
         self.output: list[str] = []
@@ -447,6 +451,11 @@ class ServerProcess:
     def http(self, secret: str | None = None) -> httpx.Client:
         headers = Credentials.header(secret) if secret else {}
         return httpx.Client(base_url=self.base_url, timeout=10, headers=headers)
+
+    def metrics(self) -> httpx.Response:
+        """GET /metrics as Prometheus scrapes it, with the process's METRICS_TOKEN."""
+        headers = {"Authorization": f"Bearer {self.metrics_token}"}
+        return httpx.get(f"{self.base_url}/metrics", headers=headers, timeout=10)
 
     def device(self) -> httpx.Client:
         """An edge unit's client (device key bound to gate-1, gate-2, yard)."""

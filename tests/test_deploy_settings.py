@@ -77,6 +77,13 @@ def test_with_debug_off_the_settings_refuse_to_load_without_a_secret_key(secret_
     assert "DJANGO_SECRET_KEY" in result.stderr, result.stderr
 
 
+def test_a_metrics_network_that_is_no_network_stops_the_settings_saying_which():
+    result = manage("check", METRICS_ALLOWED_NETWORKS="10.0.0.0/8,not-a-network")
+
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert "ImproperlyConfigured: METRICS_ALLOWED_NETWORKS: 'not-a-network'" in result.stderr, result.stderr
+
+
 def assert_not_the_debug_page(response):
     for marker in DEBUG_PAGE_MARKERS:
         assert marker not in response.text, (marker, response.text[:2000])

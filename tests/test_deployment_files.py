@@ -10,6 +10,7 @@ import os
 import re
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -20,6 +21,7 @@ from urllib.parse import urlsplit
 import environ
 import pytest
 import yaml
+from conftest import free_port
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -27,6 +29,7 @@ from cryptography.x509.oid import NameOID
 from django.conf import settings
 from django.core.management import get_commands, load_command_class
 from django.urls import resolve
+from processes import end_process, wait_until
 from uvicorn.main import main as uvicorn_main
 
 from vehicle_monitor.admission import OVERLOADED_RETRY_AFTER_SECONDS
@@ -449,12 +452,17 @@ def test_sockets_go_to_a_backend_of_their_own_with_the_same_replicas_and_checks_
     assert "balance leastconn" in sockets  # sockets live for hours: even them out by count
 
 
-def test_the_proxy_config_is_valid_for_haproxy(proxy_config, tmp_path):
-    """`haproxy -c` where HAProxy is installed, with a throw-away certificate in
-    place of the mounted one (checking resolves no name: init-addr none)."""
+@pytest.fixture(scope="module")
+def haproxy_binary() -> str:
     binary = shutil.which("haproxy")
     if binary is None:
         pytest.fail("haproxy is not installed: scripts/bootstrap.sh --dev installs it")
+    return binary
+
+
+def test_the_proxy_config_is_valid_for_haproxy(proxy_config, haproxy_binary, tmp_path):
+    """`haproxy -c` where HAProxy is installed, with a throw-away certificate in
+    place of the mounted one (checking resolves no name: init-addr none)."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
     now = datetime.now(UTC)
@@ -476,10 +484,58 @@ def test_the_proxy_config_is_valid_for_haproxy(proxy_config, tmp_path):
     config = tmp_path / "haproxy.cfg"
     config.write_text(proxy_config.read_text().replace("/usr/local/etc/haproxy/certs/site.pem", str(pem)))
 
-    result = subprocess.run([binary, "-c", "-f", str(config)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([haproxy_binary, "-c", "-f", str(config)], capture_output=True, text=True, timeout=60)
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Configuration file is valid" in result.stdout + result.stderr
+
+
+def test_the_proxy_refuses_a_body_over_the_apps_own_limit_before_passing_it_on(haproxy, haproxy_binary, tmp_path):
+    """The public frontend's body rule, run by HAProxy in front of no server: an
+    announced length over MAX_REQUEST_BYTES is a JSON 413 from the proxy itself;
+    one at the limit is passed on (here to nowhere: a 503)."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    rule = next(line for line in haproxy["frontend public"] if "req.hdr_val(content-length)" in line)
+    assert rule.endswith(f"gt {limit} }}"), rule
+    port = free_port()
+    config = tmp_path / "haproxy.cfg"
+    config.write_text(
+        "defaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n"
+        f"frontend public\n  bind 127.0.0.1:{port}\n  {rule}\n  default_backend nowhere\n"
+        "backend nowhere\n"
+    )
+    proxy = subprocess.Popen(
+        [haproxy_binary, "-db", "-f", str(config)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        wait_until(lambda: accepts_connections(port), True, "HAProxy")
+        over = status_and_body(port, f"POST /api/detect HTTP/1.1\r\nHost: x\r\nContent-Length: {limit + 1}\r\n\r\n")
+        at_limit = status_and_body(port, f"POST /api/detect HTTP/1.1\r\nHost: x\r\nContent-Length: {limit}\r\n\r\n")
+    finally:
+        end_process(proxy)
+
+    assert over[0] == 413 and json.loads(over[1])["error"] == "request_too_large", over
+    assert at_limit[0] == 503, at_limit
+
+
+def accepts_connections(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+def status_and_body(port: int, request: str) -> tuple[int, bytes]:
+    """Sends a request's head (no body), reads the answer to the end."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        connection.sendall(request.encode())
+        connection.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
 
 
 def compose_binary() -> Path:

@@ -24,7 +24,7 @@ GROUP_SIZE_SUM = re.compile(r"^vehicle_monitor_ingest_group_size_sum (\S+)$", re
 
 def groups_committed(server) -> tuple[int, int]:
     """(transactions, detections) the server's group commit has written so far."""
-    text = httpx.get(f"{server.base_url}/metrics", timeout=10).text
+    text = server.metrics().text
     return int(float(GROUP_SIZE_COUNT.search(text).group(1))), int(float(GROUP_SIZE_SUM.search(text).group(1)))
 
 

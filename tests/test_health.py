@@ -1,6 +1,6 @@
 """Health and metrics: /healthz says the process is up; /readyz says whether the
 database and the channel layer answer, and which does not; /metrics gives
-Prometheus the ingest, socket and publish counters. The outage tests stop,
+Prometheus the ingest, socket and publish counters, and nobody else. The outage tests stop,
 start and hang a MariaDB and a Redis of their own (the `drill` fixture), never
 the machine's."""
 
@@ -11,6 +11,8 @@ import pytest
 from conftest import ServerProcess, detection_body
 from feed_client import connect, receive
 from prometheus_client.parser import text_string_to_metric_families
+
+from vehicle_monitor.networks import parse_networks
 
 
 def requires_redis_layer():
@@ -113,7 +115,7 @@ def test_readyz_reports_a_hanging_redis_within_the_check_timeout(drill):
 
 def scrape(server) -> dict[tuple[str, tuple], float]:
     """Every sample on /metrics: (name, sorted labels) -> value."""
-    response = httpx.get(f"{server.base_url}/metrics", timeout=10)
+    response = server.metrics()
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain; version=")
     return {
@@ -139,7 +141,7 @@ def eventually(read, expected, timeout=10.0):
 
 
 def test_metrics_expose_every_series_by_name_and_type(server):
-    text = httpx.get(f"{server.base_url}/metrics", timeout=10).text
+    text = server.metrics().text
 
     families = {family.name: family.type for family in text_string_to_metric_families(text)}
 
@@ -231,3 +233,96 @@ def test_in_multiprocess_mode_any_process_shows_the_sum_over_the_host(server, tm
             assert value(scrape(process), ingested, camera="gate-2", vehicle_type="van") == 3
         with connect(first):
             assert value(scrape(second), "vehicle_monitor_sockets_connected") == 1
+
+
+# --- Who may read /metrics --------------------------------------------------------------------------
+# (`db`: a scrape counts the webhook messages in the database.)
+
+
+def test_metrics_are_not_served_while_no_setting_says_to_whom(db, client, settings):
+    settings.METRICS_TOKEN, settings.METRICS_ALLOWED_NETWORKS = "", []
+
+    response = client.get("/metrics", HTTP_AUTHORIZATION="Bearer anything")
+
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
+    assert "METRICS_TOKEN" in response.json()["detail"]
+
+
+def test_in_debug_metrics_are_served_while_no_setting_says_to_whom(db, client, settings):
+    settings.METRICS_TOKEN, settings.METRICS_ALLOWED_NETWORKS, settings.DEBUG = "", [], True
+
+    assert client.get("/metrics").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "authorization, status, error",
+    [
+        (None, 401, "not_authenticated"),
+        ("Bearer", 401, "not_authenticated"),
+        ("Bearer wrong-token", 401, "authentication_failed"),
+        ("Bearer s3cret-tokenX", 401, "authentication_failed"),
+        ("Token s3cret-token", 401, "authentication_failed"),
+        ("Bearer s3cret-token", 200, None),
+        ("bearer s3cret-token", 200, None),
+    ],
+)
+def test_metrics_need_the_bearer_token_when_one_is_set(db, client, settings, authorization, status, error):
+    settings.METRICS_TOKEN, settings.METRICS_ALLOWED_NETWORKS = "s3cret-token", []
+    headers = {"HTTP_AUTHORIZATION": authorization} if authorization else {}
+
+    response = client.get("/metrics", **headers)
+
+    assert response.status_code == status, response.content
+    if error:
+        assert response.json()["error"] == error
+        assert response["WWW-Authenticate"] == 'Bearer realm="metrics"'
+    else:
+        assert response["Content-Type"].startswith("text/plain; version=")
+
+
+@pytest.mark.parametrize(
+    "networks, client_address, status",
+    [
+        (["127.0.0.0/8"], "127.0.0.1", 200),
+        (["10.0.0.0/8", "192.168.1.7"], "192.168.1.7", 200),
+        # An IPv4 scraper seen through a dual-stack socket.
+        (["10.0.0.0/8"], "::ffff:10.1.2.3", 200),
+        (["2001:db8::/32"], "2001:db8::1", 200),
+        (["10.0.0.0/8"], "127.0.0.1", 403),
+        (["10.0.0.0/8"], "", 403),
+    ],
+)
+def test_metrics_are_served_to_the_allowed_networks_only(db, client, settings, networks, client_address, status):
+    settings.METRICS_TOKEN = ""
+    settings.METRICS_ALLOWED_NETWORKS = parse_networks("METRICS_ALLOWED_NETWORKS", networks)
+
+    response = client.get("/metrics", REMOTE_ADDR=client_address)
+
+    assert response.status_code == status, response.content
+    if status == 403:
+        assert response.json()["error"] == "permission_denied"
+
+
+def test_with_both_settings_a_scraper_needs_the_allowed_network_or_the_token(db, client, settings):
+    settings.METRICS_TOKEN = "s3cret-token"
+    settings.METRICS_ALLOWED_NETWORKS = parse_networks("METRICS_ALLOWED_NETWORKS", ["10.0.0.0/8"])
+
+    assert client.get("/metrics", REMOTE_ADDR="10.0.0.5").status_code == 200
+    assert client.get("/metrics", REMOTE_ADDR="203.0.113.9").status_code == 401
+    assert (
+        client.get("/metrics", REMOTE_ADDR="203.0.113.9", HTTP_AUTHORIZATION="Bearer s3cret-token").status_code == 200
+    )
+
+
+def test_the_production_server_serves_metrics_with_its_token_only(server):
+    assert server.metrics().status_code == 200
+    assert httpx.get(f"{server.base_url}/metrics", timeout=10).status_code == 401
+
+
+def test_the_production_server_without_a_metrics_setting_answers_404(transactional_db, _media_root, credentials):
+    with ServerProcess(_media_root, credentials, {"METRICS_TOKEN": ""}) as server:
+        response = server.metrics()
+
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"

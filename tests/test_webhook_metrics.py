@@ -12,7 +12,7 @@ from detections.webhooks import outbox
 
 
 def families(server) -> list:
-    return list(text_string_to_metric_families(httpx.get(f"{server.base_url}/metrics", timeout=10).text))
+    return list(text_string_to_metric_families(server.metrics().text))
 
 
 def webhook_queue(server) -> dict[tuple[str, str], float]:

@@ -7,15 +7,16 @@ docker-compose.yml's `web` service runs it in production; `daphne` and
 import asyncio
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vehicle_monitor.settings")
 
 from vehicle_monitor import daphne_patches
 
 daphne_patches.install()  # no token in the access log; no form parsing by Twisted
-# Set up Django (apps, models) before importing anything that uses the ORM.
-django_http_application = get_asgi_application()
+# Set up Django (apps, models) before importing anything that uses the ORM
+# (what django.core.asgi.get_asgi_application does, for a handler of our own).
+django.setup(set_prefix=False)
 
 from channels.auth import AuthMiddlewareStack
 from channels.routing import ProtocolTypeRouter, URLRouter
@@ -31,6 +32,7 @@ from detections.feed.socket_auth import SocketOriginValidator, SocketTokenAuthMi
 from vehicle_monitor.admission import InFlightLimit, ProbeRouter
 from vehicle_monitor.device_requests import DeviceRequestHandler, is_device_api_request
 from vehicle_monitor.http_threads import RequestThreadPool
+from vehicle_monitor.request_bodies import BodyGate, RequestHandler
 
 
 class ServerLoop:
@@ -75,19 +77,23 @@ application = ServerLoop(
     ProtocolTypeRouter(
         {
             # The probes on the loop, never refused; the other requests up to
-            # HTTP_MAX_IN_FLIGHT at once (vehicle_monitor/admission.py), on
-            # long-lived threads, each keeping its database connection.
+            # HTTP_MAX_IN_FLIGHT at once (vehicle_monitor/admission.py), their bodies
+            # bounded and checked (anonymous writes refused) before any is read
+            # (vehicle_monitor/request_bodies.py), on long-lived threads, each
+            # keeping its database connection.
             "http": ProbeRouter(
                 lean_handler,
                 InFlightLimit(
-                    RequestThreadPool(
-                        HttpRouter(
-                            lean_handler,
-                            # Static files (the admin's, the dashboard's) come from the app folders,
-                            # so the service works with no collectstatic and no proxy in front.
-                            ASGIStaticFilesHandler(django_http_application),
-                        ),
-                        settings.HTTP_THREADS,
+                    BodyGate(
+                        RequestThreadPool(
+                            HttpRouter(
+                                lean_handler,
+                                # Static files (the admin's, the dashboard's) come from the app folders,
+                                # so the service works with no collectstatic and no proxy in front.
+                                ASGIStaticFilesHandler(RequestHandler()),
+                            ),
+                            settings.HTTP_THREADS,
+                        )
                     ),
                     settings.HTTP_MAX_IN_FLIGHT,
                 ),

@@ -27,13 +27,14 @@ Every other request takes the full stack of settings.MIDDLEWARE.
 """
 
 from django.core.exceptions import RequestAborted
-from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.core.handlers.asgi import get_script_prefix
 from django.core.handlers.exception import convert_exception_to_response
 from django.middleware.security import SecurityMiddleware
 from django.urls import set_script_prefix
 
 from detections.core.access import AUTH_KEYWORDS
 from detections.core.device_keys import DEVICE_KEY_PREFIX
+from vehicle_monitor.request_bodies import RequestHandler
 
 # "token vmk_", "bearer vmk_": how an Authorization header with a device key starts.
 DEVICE_KEY_SCHEMES = tuple(keyword + b" " + DEVICE_KEY_PREFIX.encode() for keyword in AUTH_KEYWORDS)
@@ -63,9 +64,10 @@ def device_security_middleware(get_response):
     return middleware
 
 
-class DeviceRequestHandler(ASGIHandler):
-    """Django's ASGI handler with `device_security_middleware` as its only
-    middleware, and no thread hop of its own."""
+class DeviceRequestHandler(RequestHandler):
+    """Django's ASGI handler (ours, which tells a chunked body's length) with
+    `device_security_middleware` as its only middleware, and no thread hop of
+    its own."""
 
     async def handle(self, scope, receive, send):
         # ASGIHandler.handle without request_started and without a task that

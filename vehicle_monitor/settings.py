@@ -12,6 +12,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from vehicle_monitor.networks import parse_networks
 from vehicle_monitor.redis_clients import redis_location
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -395,6 +396,12 @@ X_FRAME_OPTIONS = "DENY"
 # Probes and scrapers talk plain HTTP to each process, without the proxy's
 # X-Forwarded-Proto: answer them instead of redirecting to https.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+# /metrics names the cameras and the alert rules: it is served to a scraper
+# that sends `Authorization: Bearer <METRICS_TOKEN>` or comes from one of
+# METRICS_ALLOWED_NETWORKS (CIDRs, comma-separated). With neither set it is a
+# 404, unless DEBUG is on.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = parse_networks("METRICS_ALLOWED_NETWORKS", env.list("METRICS_ALLOWED_NETWORKS", default=[]))
 
 # --- Logging -------------------------------------------------------------------------
 

@@ -1,10 +1,12 @@
 """OpenAPI helpers (drf-spectacular): how the schema names our authentication
 schemes (imported by the app config so that the extensions are registered),
-and the error body every endpoint documents."""
+the error body every endpoint documents, and the interactive docs page."""
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import inline_serializer
+from drf_spectacular.views import SpectacularSwaggerView
 from rest_framework import serializers
+from rest_framework.renderers import JSONRenderer
 
 ERROR_BODY = inline_serializer(
     "Error",
@@ -38,3 +40,14 @@ class ViewerTokenScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "description": "A viewer's user token: `Authorization: Token <40 hex digits>` (or `Bearer ...`).",
         }
+
+
+class ApiDocsView(SpectacularSwaggerView):
+    """/api/docs/: Swagger UI, an HTML page rendered from a template. OPTIONS
+    answers what it answers on every API path (the view's name, what it
+    renders and parses) in JSON, which that template renderer cannot render."""
+
+    def get_renderers(self):
+        if self.request.method == "OPTIONS":
+            return [JSONRenderer()]
+        return super().get_renderers()

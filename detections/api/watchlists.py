@@ -50,7 +50,8 @@ class NumberedPages(PageNumberPagination):
 
 class CsvParser(parsers.BaseParser):
     """A text/csv body as text, in its charset (UTF-8 by default, a byte-order
-    mark dropped), held to DATA_UPLOAD_MAX_MEMORY_SIZE."""
+    mark dropped; a charset DRF does not decode is a 400), held to
+    DATA_UPLOAD_MAX_MEMORY_SIZE."""
 
     media_type = "text/csv"
 
@@ -59,12 +60,12 @@ class CsvParser(parsers.BaseParser):
         raw = stream.read(limit + 1) if stream is not None else b""
         if len(raw) > limit:
             raise RequestTooLarge(f"The CSV is larger than {limit} bytes; import it in parts.")
-        encoding = (parser_context or {}).get("encoding") or settings.DEFAULT_CHARSET
+        encoding = parsers.get_encoding(parser_context or {})
         if codecs.lookup(encoding).name == "utf-8":
             encoding = "utf-8-sig"
         try:
             return raw.decode(encoding)
-        except UnicodeDecodeError as problem:
+        except UnicodeError as problem:  # some codecs (punycode, idna) fail with no position
             raise exceptions.ParseError(f"The CSV is not valid {encoding} text: {problem}.") from None
 
 

@@ -7,24 +7,28 @@
   stops sending traffic while this answers 503, and resumes when it is 200.
 - /metrics: Prometheus metrics (see `metrics`).
 
-None of them needs credentials: they reveal no detection. Restrict /metrics at
-the proxy if camera names are private (docs/operations.md).
+/healthz and /readyz need no credentials: they reveal nothing but whether the
+process and its dependencies answer. /metrics names the cameras and the alert
+rules, so it is served only to what settings name (`metrics_refusal`).
 """
 
 import asyncio
 import logging
+import secrets
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import close_old_connections, connection
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 
 from detections.core import storage
 from detections.operations import metrics
+from vehicle_monitor.networks import address_in
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +124,42 @@ async def readyz(request):
 
 @never_cache
 def metrics_view(request):
-    """Prometheus' text format."""
+    """Prometheus' text format, to a scraper the settings name."""
+    refusal = metrics_refusal(request)
+    if refusal is not None:
+        return refusal
     payload, content_type = metrics.exposition()
     return HttpResponse(payload, content_type=content_type)
+
+
+def metrics_refusal(request) -> JsonResponse | None:
+    """None for a request that may read the metrics: one from
+    METRICS_ALLOWED_NETWORKS, or with `Authorization: Bearer <METRICS_TOKEN>`.
+    With neither setting, nobody may (a 404), unless DEBUG is on."""
+    token, networks = settings.METRICS_TOKEN, settings.METRICS_ALLOWED_NETWORKS
+    if not token and not networks:
+        if settings.DEBUG:
+            return None
+        return JsonResponse(
+            {"error": "not_found", "detail": "Metrics are not served: set METRICS_TOKEN or METRICS_ALLOWED_NETWORKS."},
+            status=404,
+        )
+    if networks and address_in(request.META.get("REMOTE_ADDR", ""), networks):
+        return None
+    if not token:
+        return JsonResponse(
+            {"error": "permission_denied", "detail": "Metrics are served to METRICS_ALLOWED_NETWORKS only."},
+            status=403,
+        )
+    scheme, _, given = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+    if scheme.lower() == "bearer" and secrets.compare_digest(given.strip().encode("latin-1"), token.encode()):
+        return None
+    response = JsonResponse(
+        {
+            "error": "not_authenticated" if not given else "authentication_failed",
+            "detail": "Metrics need 'Authorization: Bearer <METRICS_TOKEN>'.",
+        },
+        status=401,
+    )
+    response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+    return response

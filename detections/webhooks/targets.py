@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
+
+from vehicle_monitor.networks import Network, parse_networks
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -137,12 +138,5 @@ def refused_kind(address: IPAddress) -> str | None:
     return None
 
 
-def allowed_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    try:
-        return [
-            ipaddress.ip_network(cidr.strip(), strict=False)
-            for cidr in settings.WEBHOOK_ALLOWED_NETWORKS
-            if cidr.strip()
-        ]
-    except ValueError as bad:
-        raise ImproperlyConfigured(f"WEBHOOK_ALLOWED_NETWORKS: {bad}") from None
+def allowed_networks() -> list[Network]:
+    return parse_networks("WEBHOOK_ALLOWED_NETWORKS", settings.WEBHOOK_ALLOWED_NETWORKS)
