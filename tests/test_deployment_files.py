@@ -527,10 +527,11 @@ def accepts_connections(port: int) -> bool:
 
 
 def status_and_body(port: int, request: str) -> tuple[int, bytes]:
-    """Sends a request's head (no body), reads the answer to the end."""
+    """Sends a request's head (no body), reads the answer to the end. The line
+    stays open for writing: a client that half-closes may be taken for one that
+    gave up, and answered with nothing."""
     with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
-        connection.sendall(request.encode())
-        connection.shutdown(socket.SHUT_WR)
+        connection.sendall(request.replace("\r\n\r\n", "\r\nConnection: close\r\n\r\n").encode())
         answer = b""
         while chunk := connection.recv(65536):
             answer += chunk
