@@ -85,6 +85,21 @@ IMPORT_RESULT = inline_serializer(
         ),
     },
 )
+IMPORT_REFUSED = inline_serializer(
+    "PlateImportRefused",
+    {
+        "error": serializers.CharField(),
+        "detail": serializers.CharField(),
+        "errors": inline_serializer(
+            "PlateImportLineError",
+            {
+                "line": serializers.IntegerField(help_text="the header is line 1"),
+                "detail": serializers.CharField(),
+            },
+            many=True,
+        ),
+    },
+)
 WATCHLIST_IN_USE = inline_serializer(
     "WatchlistInUse",
     {
@@ -194,16 +209,22 @@ class WatchlistPlatesViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, vi
                 OpenApiTypes.STR,
                 enum=[mode.value for mode in imports.Mode],
                 default=imports.Mode.MERGE.value,
-                description="merge: add new plates, update the note and expiry of listed ones; "
-                "replace: also remove the entries the file does not name",
+                description="merge: add new plates, update the note and expiry of listed ones, "
+                "leaving bad lines out; replace: also remove the entries the file does not name, "
+                "all or nothing (any bad line is a 422 and changes nothing)",
             ),
         ],
-        responses={200: IMPORT_RESULT, **{code: ERROR_BODY for code in (400, 401, 403, 404, 409, 413, 415)}},
+        responses={
+            200: IMPORT_RESULT,
+            422: OpenApiResponse(IMPORT_REFUSED, description="replace only: the file has bad lines; nothing changed"),
+            **{code: ERROR_BODY for code in (400, 401, 403, 404, 409, 413, 415)},
+        },
     )
     @action(detail=False, methods=["post"], url_path="import", parser_classes=[CsvParser])
     def import_csv(self, request, watchlist_id):
         """A header row `plate,note,expires_at`, then one entry a line; bad lines
-        are reported by line number (the header is line 1) and the rest imported."""
+        are reported by line number (the header is line 1) and, in a merge, the
+        rest imported."""
         try:
             mode = imports.Mode(request.query_params.get("mode", imports.Mode.MERGE))
         except ValueError:
@@ -215,6 +236,10 @@ class WatchlistPlatesViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, vi
             return Response(imports.import_csv(self.watchlist, text, mode))
         except imports.InvalidCsv as invalid:
             return error_response(status.HTTP_400_BAD_REQUEST, "invalid_csv", str(invalid))
+        except imports.ReplaceRefused as refused:
+            response = error_response(status.HTTP_422_UNPROCESSABLE_ENTITY, "import_refused", str(refused))
+            response.data["errors"] = refused.errors
+            return response
         except imports.ImportConflict as conflict:
             return error_response(status.HTTP_409_CONFLICT, "plate_conflict", str(conflict))
 
