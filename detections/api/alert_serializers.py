@@ -7,7 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from detections.alerts import conditions, entries
-from detections.api.serializers import VEHICLE_TYPES
+from detections.api.serializers import VEHICLE_TYPES, ApiModelSerializer
 from detections.core.formats import format_time
 from detections.models import Alert, AlertRule, Watchlist, WatchlistEntry
 
@@ -52,7 +52,7 @@ def _checked_name(value: str) -> str:
     return value
 
 
-class WatchlistSerializer(serializers.ModelSerializer):
+class WatchlistSerializer(ApiModelSerializer):
     plate_count = serializers.SerializerMethodField(help_text="entries on the list, expired ones included")
     created_at = UtcTimeField(read_only=True)
     updated_at = UtcTimeField(read_only=True)
@@ -70,7 +70,7 @@ class WatchlistSerializer(serializers.ModelSerializer):
         return annotated if annotated is not None else watchlist.entries.count()
 
 
-class WatchlistEntrySerializer(serializers.ModelSerializer):
+class WatchlistEntrySerializer(ApiModelSerializer):
     """One plate of a list. `plate_normalized` is what matching compares."""
 
     plate = serializers.CharField(max_length=entries.PLATE_MAX_LENGTH, help_text="as staff typed it")
@@ -112,7 +112,7 @@ class ScheduleField(serializers.JSONField):
         return _checked(conditions.checked_schedule, super().to_internal_value(data))
 
 
-class AlertRuleSerializer(serializers.ModelSerializer):
+class AlertRuleSerializer(ApiModelSerializer):
     watchlist = serializers.PrimaryKeyRelatedField(
         queryset=Watchlist.objects.all(), allow_null=True, required=False, help_text="absent: every detection"
     )
@@ -159,7 +159,7 @@ class AlertRuleSerializer(serializers.ModelSerializer):
         return _checked(conditions.checked_vehicle_types, value)
 
 
-class AlertSerializer(serializers.ModelSerializer):
+class AlertSerializer(ApiModelSerializer):
     """An alert as stored. The view passes `existing_detection_ids` (one query
     a page) so that `detection` says `"deleted": true` once its detection is gone."""
 

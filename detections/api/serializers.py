@@ -7,10 +7,12 @@ No side effects here: the ingest serializer turns a request body into a
 from datetime import UTC, timedelta
 
 from django.conf import settings
+from django.db import models
 from django.http import QueryDict
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.fields import empty
 
 from detections.core import images, writes
 from detections.core.formats import file_url, format_time
@@ -20,6 +22,24 @@ VEHICLE_TYPES = [choice.value for choice in VehicleType]
 
 # Legacy units send `id` and `vehicle_img`; the aliases read better in new code.
 FIELD_ALIASES = {"tracking_id": "id", "image": "vehicle_img"}
+
+
+class FormBooleanField(serializers.BooleanField):
+    """A boolean that a form or multipart body may leave out as a JSON one may,
+    its default then applying. DRF reads an absent field of a form as an
+    unticked checkbox, false, which would make every list, rule or webhook
+    created from a form inactive."""
+
+    default_empty_html = empty
+
+
+class ApiModelSerializer(serializers.ModelSerializer):
+    """The API's model serializers: a model's booleans as `FormBooleanField`."""
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.BooleanField: FormBooleanField,
+    }
 
 
 @extend_schema_field({"type": "string", "enum": VEHICLE_TYPES, "description": "any letter case is accepted"})
@@ -188,7 +208,7 @@ def _printable(value: str, name: str) -> str:
     return value
 
 
-class DetectionSerializer(serializers.ModelSerializer):
+class DetectionSerializer(ApiModelSerializer):
     """A stored detection as the REST API shows it (image URLs, never base64)."""
 
     camera = serializers.CharField(source="camera.name")

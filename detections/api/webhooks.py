@@ -26,6 +26,7 @@ from rest_framework.routers import SimpleRouter
 from detections.api.errors import error_response
 from detections.api.permissions import CanManageWebhooks
 from detections.api.schema import ERROR_BODY
+from detections.api.serializers import ApiModelSerializer
 from detections.core.formats import format_time
 from detections.models import Camera, MessageStatus, WebhookAttempt, WebhookEndpoint, WebhookEvent, WebhookMessage
 from detections.webhooks import queue, secrets, targets
@@ -41,7 +42,7 @@ class UtcTimeField(serializers.DateTimeField):
         return format_time(value) if value else None
 
 
-class WebhookEndpointSerializer(serializers.ModelSerializer):
+class WebhookEndpointSerializer(ApiModelSerializer):
     url = serializers.CharField(
         max_length=WebhookEndpoint._meta.get_field("url").max_length,
         help_text="http or https; its host must resolve to public addresses or to WEBHOOK_ALLOWED_NETWORKS",
@@ -105,7 +106,7 @@ class WebhookEndpointWithSecretSerializer(WebhookEndpointSerializer):
         fields = [*WebhookEndpointSerializer.Meta.fields, "secret"]
 
 
-class WebhookAttemptSerializer(serializers.ModelSerializer):
+class WebhookAttemptSerializer(ApiModelSerializer):
     attempted_at = UtcTimeField()
     status_code = serializers.IntegerField(read_only=True, allow_null=True, help_text="null: no HTTP answer")
     error = serializers.CharField(read_only=True, help_text="what went wrong without an HTTP answer (or empty)")
@@ -115,7 +116,7 @@ class WebhookAttemptSerializer(serializers.ModelSerializer):
         fields = ["attempted_at", "status_code", "error", "latency_ms"]
 
 
-class WebhookMessageSerializer(serializers.ModelSerializer):
+class WebhookMessageSerializer(ApiModelSerializer):
     created_at = UtcTimeField()
     first_attempt_at = UtcTimeField()
     delivered_at = UtcTimeField()
