@@ -22,8 +22,9 @@ from detections.api.authentication import camera_for_device
 from detections.api.errors import error_response, validation_body
 from detections.api.filters import DetectionFilter
 from detections.api.permissions import CanDelete, CanView, IsDevice
+from detections.api.queries import QuerySerializer, QueryTimeField
 from detections.api.schema import ERROR_BODY
-from detections.api.serializers import DetectionIngestSerializer, DetectionSerializer, DetectionTimeField
+from detections.api.serializers import DetectionIngestSerializer, DetectionSerializer
 from detections.core import counters, stats, storage, writes
 from detections.core.group_commit import group_commit
 from detections.models import Detection, VehicleType
@@ -34,7 +35,7 @@ MAX_IDEMPOTENCY_KEY_LENGTH = 255
 INGEST_RESPONSES = {
     201: DetectionSerializer,
     200: OpenApiResponse(DetectionSerializer, description="The same detection was stored before"),
-    **{code: ERROR_BODY for code in (400, 401, 403, 413, 415, 422, 429, 503)},
+    422: OpenApiResponse(ERROR_BODY, description="The Idempotency-Key was used with another detection"),
 }
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
@@ -178,8 +179,9 @@ class DetectionViewSet(
         writes.detection_delete(detection=instance)
 
     @extend_schema(
-        request=inline_serializer("Batch", {"detections": DetectionIngestSerializer(many=True)}),
-        responses={200: BATCH_RESULT, **{code: ERROR_BODY for code in (400, 401, 403, 413, 415, 429, 503)}},
+        # JSON only: a form cannot carry a list of objects.
+        request={"application/json": inline_serializer("Batch", {"detections": DetectionIngestSerializer(many=True)})},
+        responses={200: BATCH_RESULT},
     )
     @action(detail=False, methods=["post"], url_path="batch")
     def batch(self, request):
@@ -216,7 +218,6 @@ class LegacyDeleteView(APIView):
             200: inline_serializer(
                 "LegacyDeleted", {"message": serializers.CharField(), "new_count": serializers.IntegerField()}
             ),
-            **{code: ERROR_BODY for code in (401, 403, 404)},
         }
     )
     def delete(self, request, pk: int):
@@ -225,9 +226,9 @@ class LegacyDeleteView(APIView):
         return Response({"message": f"Detection {pk} deleted.", "new_count": new_count})
 
 
-class StatsQuerySerializer(serializers.Serializer):
-    since = DetectionTimeField(required=False)
-    until = DetectionTimeField(required=False)
+class StatsQuerySerializer(QuerySerializer):
+    since = QueryTimeField(required=False)
+    until = QueryTimeField(required=False)
     camera = serializers.CharField(required=False, max_length=100)
     vehicle_type = serializers.ChoiceField(choices=VehicleType.values, required=False)
     bucket = serializers.ChoiceField(choices=stats.BUCKETS, default="hour")
@@ -268,7 +269,6 @@ class StatsView(APIView):
                     "series": serializers.DictField(),
                 },
             ),
-            **{code: ERROR_BODY for code in (400, 401, 403)},
         },
     )
     def get(self, request):
