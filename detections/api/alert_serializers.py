@@ -90,8 +90,18 @@ class WatchlistSerializer(ApiModelSerializer):
 class WatchlistEntrySerializer(ApiModelSerializer):
     """One plate of a list. `plate_normalized` is what matching compares."""
 
-    plate = serializers.CharField(max_length=entries.PLATE_MAX_LENGTH, help_text="as staff typed it")
-    note = serializers.CharField(max_length=entries.NOTE_MAX_LENGTH, required=False, allow_blank=True, default="")
+    plate = StrictCharField(
+        max_length=entries.PLATE_MAX_LENGTH,
+        help_text="as staff typed it: printable, with a letter or a digit (a 400 otherwise); "
+        "the same normalised plate as another entry of the list is a 409",
+    )
+    note = StrictCharField(
+        max_length=entries.NOTE_MAX_LENGTH,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="one line of printable text",
+    )
     expires_at = ExpiryField(
         required=False, allow_null=True, default=None, help_text="never matches from this time on; null: never expires"
     )

@@ -31,6 +31,17 @@ class EditsFilter(django_filters.TypedChoiceFilter):
     """A number of edits, 0-2 (an integer in the schema, not a model field's type)."""
 
 
+@extend_schema_field(
+    {
+        "type": "string",
+        # Something besides the separators a normal form drops, and no NUL.
+        "pattern": "^[^\\x00]*[^\\s.\\x00-][^\\x00]*$",
+    }
+)
+class PlateLikeFilter(django_filters.CharFilter):
+    pass
+
+
 class DetectionFilter(ApiFilterSet):
     """Filters of GET /api/detections/ (protocol.md, Statistics and history)."""
 
@@ -40,7 +51,7 @@ class DetectionFilter(ApiFilterSet):
     until = TimeFilter(field_name="detected_at", lookup_expr="lt")
     tracking_id = django_filters.CharFilter()
     plate = django_filters.CharFilter()
-    plate_like = django_filters.CharFilter(
+    plate_like = PlateLikeFilter(
         method="filter_plate_like",
         help_text="plates within max_edits edits of this one, compared in their normal form "
         "(upper case, no spaces, dashes or dots, O/Q->0, I->1, Z->2, S->5, B->8)",

@@ -14,6 +14,7 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
+from rest_framework.validators import UniqueValidator
 
 ERROR_BODY = inline_serializer(
     "Error",
@@ -57,12 +58,14 @@ ERRORS = {
     403: "Credentials of the wrong kind, or without the permission the operation needs",
     404: "No such record, or no such page (a cursor or page number that is not one of ours)",
     413: "The body is too large (`MAX_REQUEST_BYTES`, or a snapshot's or a batch's limit)",
+    409: "A value that must be unique is another record's (`error` is `unique`, `field` names it)",
     415: "A content type the operation does not read",
     429: "Over the device key's rate; `Retry-After` says when to try again",
     503: "The database (or the media store) is unavailable; nothing was stored. `Retry-After` says when to try again",
 }
 
 
+NO_NUL = "^[^\\x00]*$"
 # A path parameter routed by `lookup_value_regex = "[0-9]+"`, as the generator writes it.
 DIGITS = {"type": "string", "pattern": "^[0-9]+$"}
 
@@ -77,8 +80,11 @@ class ApiSchema(AutoSchema):
         if operation is None:
             return None
         for parameter in operation.get("parameters", []):
-            if parameter["in"] == "query" and parameter["schema"].get("type") == "string":
-                parameter["schema"].setdefault("minLength", 1)
+            schema = parameter["schema"]
+            if parameter["in"] == "query" and schema.get("type") == "string":
+                schema.setdefault("minLength", 1)
+                if "enum" not in schema and "format" not in schema:
+                    schema.setdefault("pattern", NO_NUL)  # Django's form fields refuse it
             if parameter["in"] == "path" and parameter["schema"] == DIGITS:
                 parameter["schema"] = {"type": "integer", "minimum": 0}  # an id, as the route's regex has it
         responses = operation["responses"]
@@ -99,11 +105,20 @@ class ApiSchema(AutoSchema):
             codes.append(404)
         if "requestBody" in operation:
             codes += [413, 415]
+            if self._has_unique_field():
+                codes.append(409)
         if self.view.get_throttles() and any(
             getattr(permission, "admits_devices", False) for permission in permissions
         ):
             codes.append(429)
         return [*codes, 503]
+
+    def _has_unique_field(self) -> bool:
+        serializer = self.get_request_serializer()
+        fields = getattr(serializer, "fields", {}) if isinstance(serializer, serializers.BaseSerializer) else {}
+        return any(
+            isinstance(validator, UniqueValidator) for field in fields.values() for validator in field.validators
+        )
 
     def map_parsers(self):
         """The body's media types: the view's `documented_media_types` where it

@@ -11,7 +11,13 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.views.static import serve
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import exceptions, mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.renderers import JSONRenderer
@@ -81,8 +87,25 @@ async def ingest_response(request) -> Response:
     )
 
 
+@extend_schema_field(
+    {
+        # Any value: an item that is no detection is an error of its own result, not of the batch.
+        "anyOf": [{"$ref": "#/components/schemas/DetectionIngestRequest"}, {}],
+        "description": "a detection as POST /api/detections/ takes it; an item that is not one "
+        "is reported as an error in its result, and the others are stored",
+    }
+)
+class BatchItemField(serializers.JSONField):
+    pass
+
+
 class BatchSerializer(serializers.Serializer):
-    detections = serializers.ListField(child=serializers.JSONField(), allow_empty=False)
+    detections = serializers.ListField(
+        child=BatchItemField(allow_null=True),  # null too: an error of its own result
+        allow_empty=False,
+        min_length=1,  # for the schema; an empty list is refused as "empty" first
+        help_text="at most BATCH_MAX_ITEMS (500) items; more is a 413",
+    )
 
     def validate_detections(self, items):
         if len(items) > settings.BATCH_MAX_ITEMS:
@@ -180,7 +203,7 @@ class DetectionViewSet(
 
     @extend_schema(
         # JSON only: a form cannot carry a list of objects.
-        request={"application/json": inline_serializer("Batch", {"detections": DetectionIngestSerializer(many=True)})},
+        request={"application/json": BatchSerializer},
         responses={200: BATCH_RESULT},
     )
     @action(detail=False, methods=["post"], url_path="batch")

@@ -28,7 +28,7 @@ from detections.api.pagination import StrictCursor
 from detections.api.permissions import CanManageWebhooks
 from detections.api.queries import QuerySerializer
 from detections.api.schema import ERROR_BODY
-from detections.api.serializers import ApiModelSerializer
+from detections.api.serializers import ApiModelSerializer, StrictCharField
 from detections.core.formats import format_time
 from detections.models import Camera, MessageStatus, WebhookAttempt, WebhookEndpoint, WebhookEvent, WebhookMessage
 from detections.webhooks import queue, secrets, targets
@@ -45,7 +45,7 @@ class UtcTimeField(serializers.DateTimeField):
 
 
 class WebhookEndpointSerializer(ApiModelSerializer):
-    url = serializers.CharField(
+    url = StrictCharField(
         max_length=WebhookEndpoint._meta.get_field("url").max_length,
         help_text="http or https; its host must resolve to public addresses or to WEBHOOK_ALLOWED_NETWORKS",
     )
@@ -56,9 +56,9 @@ class WebhookEndpointSerializer(ApiModelSerializer):
         help_text="the event types it receives (at least one)",
     )
     cameras = serializers.ListField(
-        child=serializers.CharField(max_length=Camera._meta.get_field("name").max_length),
+        child=StrictCharField(max_length=Camera._meta.get_field("name").max_length),
         required=False,
-        help_text="camera names; empty: every camera",
+        help_text="names of existing cameras (another name is a 400); empty: every camera",
     )
     disabled_reason = serializers.CharField(
         read_only=True, help_text="why the service turned it off (it answered 410 Gone); empty otherwise"
