@@ -5,6 +5,7 @@ Either way `page_size` is an integer from 1 to 500, and any other value is a
 
 from datetime import datetime
 
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination, PageNumberPagination
 
@@ -29,6 +30,19 @@ class StrictPageSize:
 
 
 class StrictCursor(StrictPageSize):
+    @classmethod
+    def parameters(cls) -> list[OpenApiParameter]:
+        """The schema's parameters, for an action that pages by hand (no list
+        view, so the schema generator does not see the paginator)."""
+        return [
+            OpenApiParameter("cursor", {"type": "string", "minLength": 1}, description="the next or previous page"),
+            OpenApiParameter(
+                "page_size",
+                {"type": "integer", "minimum": 1, "maximum": cls.max_page_size},
+                description=f"items a page (default {cls.page_size})",
+            ),
+        ]
+
     def decode_cursor(self, request):
         if request.query_params.get(self.cursor_query_param) == "":
             raise ValidationError({self.cursor_query_param: [BLANK]}, code="blank")

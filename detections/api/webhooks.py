@@ -178,16 +178,6 @@ MESSAGE_PAGE = inline_serializer(
         "results": WebhookMessageSerializer(many=True),
     },
 )
-# The paginator is used by hand in the action (no list view), so the schema
-# generator does not see it: its parameters are spelled out.
-MESSAGE_PAGE_PARAMETERS = [
-    OpenApiParameter("cursor", {"type": "string", "minLength": 1}, description="the next or previous page's cursor"),
-    OpenApiParameter(
-        "page_size",
-        {"type": "integer", "minimum": 1, "maximum": MessageCursorPagination.max_page_size},
-        description=f"messages a page (default {MessageCursorPagination.page_size})",
-    ),
-]
 MESSAGE_ID = OpenApiParameter("message_id", str, OpenApiParameter.PATH, description="msg_...: the webhook-id")
 
 
@@ -235,7 +225,7 @@ class WebhookEndpointViewSet(viewsets.ModelViewSet):
 
     @extend_schema(
         summary="The endpoint's messages, newest first, with every attempt",
-        parameters=[MessageQuerySerializer, *MESSAGE_PAGE_PARAMETERS],
+        parameters=[MessageQuerySerializer, *MessageCursorPagination.parameters()],
         responses={200: MESSAGE_PAGE},
     )
     @action(detail=True, methods=["get"], url_path="messages")
