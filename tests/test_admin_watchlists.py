@@ -91,9 +91,8 @@ def test_an_entry_added_in_the_admin_gets_its_normal_form_and_a_look_alike_is_re
     assert WatchlistEntry.objects.count() == 1
 
 
-IMPORT_CSV = (
-    "plate,note,expires_at\n34 ABC 123,now stolen,\n35KLM900,,\nbad-plate-that-is-far-too-long-to-be-a-plate,,\n"
-)
+IMPORT_CSV = "plate,note,expires_at\n34 ABC 123,now stolen,\n35KLM900,,\n"
+BAD_LINE = "bad-plate-that-is-far-too-long-to-be-a-plate,,\n"
 
 
 def test_the_import_is_previewed_then_confirmed(admin_client, stolen):
@@ -110,9 +109,9 @@ def test_the_import_is_previewed_then_confirmed(admin_client, stolen):
     assert preview.status_code == 200, preview.content
     summary = preview.context["preview"]
     assert (summary["added"], summary["updated"], summary["removed"]) == (1, 1, 1)
-    assert [error["line"] for error in summary["errors"]] == [4]
+    assert (summary["errors"], summary["refused"]) == ([], False)
     page = preview.content.decode()
-    assert 'class="removed">1<' in page and 'class="line">4<' in page
+    assert 'class="removed">1<' in page and 'name="_confirm"' in page
     assert set(stolen.entries.values_list("plate_normalized", flat=True)) == {"34A8C123", "06XY277"}  # not yet
 
     confirmed = admin_client.post(
@@ -122,9 +121,38 @@ def test_the_import_is_previewed_then_confirmed(admin_client, stolen):
     assert confirmed.redirect_chain[-1][0] == reverse("admin:detections_watchlist_change", args=[stolen.pk])
     assert set(stolen.entries.values_list("plate_normalized", flat=True)) == {"34A8C123", "35KLM900"}
     assert stolen.entries.get(plate_normalized="34A8C123").note == "now stolen"
+    assert page_messages(confirmed) == ["Imported into stolen vehicles: 1 added, 1 updated, 1 removed."]
+
+
+def test_a_merge_skips_bad_lines_and_says_how_many(admin_client, stolen):
+    confirmed = admin_client.post(
+        reverse("admin:detections_watchlist_import", args=[stolen.pk]),
+        {"csv_text": IMPORT_CSV + BAD_LINE, "mode": "merge", "_confirm": "Confirm"},
+        follow=True,
+    )
+
     assert page_messages(confirmed) == [
-        "Imported into stolen vehicles: 1 added, 1 updated, 1 removed; 1 bad line(s) skipped."
+        "Imported into stolen vehicles: 2 added, 0 updated, 0 removed; 1 bad line(s) skipped."
     ]
+
+
+def test_a_replace_with_a_bad_line_is_refused_and_changes_nothing(admin_client, stolen):
+    add_entries(stolen, "34ABC123", "06XYZ77")
+    import_url = reverse("admin:detections_watchlist_import", args=[stolen.pk])
+    form = {"csv_text": IMPORT_CSV + BAD_LINE, "mode": "replace"}
+
+    preview = admin_client.post(import_url, {**form, "_preview": "Preview"})
+
+    assert preview.context["preview"]["refused"] is True
+    page = preview.content.decode()
+    assert 'id="import-refused"' in page and 'class="line">4<' in page
+    assert 'name="_confirm"' not in page
+
+    confirmed = admin_client.post(import_url, {**form, "_confirm": "Confirm"})
+
+    assert confirmed.status_code == 200
+    assert "a replace changes nothing unless every line is good" in confirmed.content.decode()
+    assert set(stolen.entries.values_list("plate_normalized", flat=True)) == {"34A8C123", "06XY277"}
 
 
 def test_an_import_without_its_header_is_refused_on_the_form(admin_client, stolen):

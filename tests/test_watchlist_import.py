@@ -1,6 +1,7 @@
 """POST /api/watchlists/{id}/plates/import/: thousands of plates from CSV in
 one request, merged into the list or replacing it; bad lines reported by line
-number and the rest imported (protocol.md, "Watch-lists and alerts")."""
+number and, in a merge, the rest imported, while a replace with a bad line
+changes nothing (protocol.md, "Watch-lists and alerts")."""
 
 import time
 from datetime import UTC, datetime
@@ -76,7 +77,7 @@ def test_bad_lines_are_reported_by_line_number_and_the_rest_imported(manager, st
         "---,no plate,\n"  # 3
         "\n"  # 4: blank lines are skipped
         "35KLM900,,next week\n"  # 5
-        '"06 XYZ 77","a note, quoted\nover two lines",\n'  # 6-7: a note is one line
+        '"06 XYZ 77","a note, quoted\nover two lines",\n'  # 6 and 7: a quote must close on its line
         "34 A8C 123,the same as line 2,\n"  # 8
         "41AB1,,,surplus\n"  # 9
         "07ABC01,,2026-01-01T00:00:00+02:00\n"  # 10
@@ -85,13 +86,14 @@ def test_bad_lines_are_reported_by_line_number_and_the_rest_imported(manager, st
 
     outcome = imported(manager, stolen, text)
 
-    assert [error["line"] for error in outcome["errors"]] == [3, 5, 6, 8, 9]
+    assert [error["line"] for error in outcome["errors"]] == [3, 5, 6, 7, 8, 9]
     details = [error["detail"] for error in outcome["errors"]]
     assert details[0].startswith("plate:")
     assert details[1].startswith("expires_at:")
-    assert details[2].startswith("note:")
-    assert "line 2" in details[3]
-    assert "4 fields" in details[4]
+    assert details[2].startswith("not CSV: a quote on this line is not closed")
+    assert details[3].startswith("not CSV: a quote on this line is not closed")
+    assert "line 2" in details[4]
+    assert "4 fields" in details[5]
     assert (outcome["added"], outcome["updated"], outcome["removed"]) == (3, 0, 0)
     assert listed(stolen) == {
         "34A8C123": ("34ABC123", "good", None),
@@ -100,13 +102,66 @@ def test_bad_lines_are_reported_by_line_number_and_the_rest_imported(manager, st
     }
 
 
-def test_replace_keeps_an_entry_whose_line_is_bad(manager, stolen):
+STRAY_QUOTE = 'plate,note\n12 AB 3,"stolen\n34 ABC 123,keep\n77 NEW 777,keep\n'
+
+
+def test_a_quote_left_open_is_an_error_of_its_line_and_the_lines_after_it_are_read(manager, stolen):
+    outcome = imported(manager, stolen, STRAY_QUOTE, "merge")
+
+    assert [error["line"] for error in outcome["errors"]] == [2]
+    assert "quote" in outcome["errors"][0]["detail"]
+    assert set(listed(stolen)) == {"34A8C123", "77NEW777"}
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        pytest.param("34ABC123,stolen,not a date", id="a bad expiry"),
+        pytest.param('12 AB 3,"stolen', id="a quote left open"),
+        pytest.param('"34ABC123"x,stolen', id="text after a closing quote"),
+        pytest.param("34ABC123,stolen,,surplus", id="a field too many"),
+    ],
+)
+def test_a_replace_with_a_bad_line_is_a_422_listing_every_error_and_changes_nothing(manager, stolen, line):
     stolen.entries.create(plate="34ABC123", plate_normalized="34A8C123", note="stolen")
+    stolen.entries.create(plate="06XYZ77", plate_normalized="06XY277", note="unpaid")
+    before = listed(stolen)
+    revision = config.revision()
 
-    outcome = imported(manager, stolen, "plate,note,expires_at\n34ABC123,stolen,not a date\n", "replace")
+    response = post_csv(manager, stolen, f"plate,note,expires_at\n35KLM900,new,\n{line}\n---,,\n", "replace")
 
-    assert (outcome["removed"], [error["line"] for error in outcome["errors"]]) == (0, [2])
-    assert listed(stolen) == {"34A8C123": ("34ABC123", "stolen", None)}
+    assert response.status_code == 422, response.content
+    body = response.json()
+    assert body["error"] == "import_refused"
+    assert "2 lines are bad" in body["detail"]
+    assert [error["line"] for error in body["errors"]] == [3, 4]
+    assert listed(stolen) == before
+    assert config.revision() == revision
+
+
+def test_the_stray_quote_of_a_replace_does_not_empty_the_list(manager, stolen):
+    stolen.entries.create(plate="34ABC123", plate_normalized="34A8C123", note="keep")
+    stolen.entries.create(plate="99XYZ99", plate_normalized="99XY299", note="stolen")
+
+    response = post_csv(manager, stolen, STRAY_QUOTE, "replace")
+
+    assert response.status_code == 422, response.content
+    assert response.json()["errors"] == [{"line": 2, "detail": response.json()["errors"][0]["detail"]}]
+    assert set(listed(stolen)) == {"34A8C123", "99XY299"}
+
+
+def test_a_header_with_a_quote_left_open_is_a_400(manager, stolen):
+    response = post_csv(manager, stolen, 'plate,"note\n34ABC123,x"\n', "replace")
+
+    assert response.status_code == 400, response.content
+    assert response.json()["error"] == "invalid_csv"
+
+
+def test_lines_end_as_an_editor_ends_them(manager, stolen):
+    outcome = imported(manager, stolen, "plate,note\r\n34ABC123,a\r\n---,b\r06XYZ77,c\n", "merge")
+
+    assert [error["line"] for error in outcome["errors"]] == [3]
+    assert set(listed(stolen)) == {"34A8C123", "06XY277"}
 
 
 def test_the_header_may_name_fewer_columns_in_any_order_and_carry_a_byte_order_mark(manager, stolen):

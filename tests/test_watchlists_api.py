@@ -108,7 +108,6 @@ def test_a_watchlist_is_not_replaced_with_put(manager, stolen):
         pytest.param({"name": "x", "match": "sometimes"}, "match", id="match neither exact nor fuzzy"),
         pytest.param({"name": "x", "max_edits": 3}, "max_edits", id="max_edits above 2"),
         pytest.param({"name": "x", "max_edits": -1}, "max_edits", id="max_edits below 0"),
-        pytest.param({"name": "stolen vehicles"}, "name", id="a name taken"),
         pytest.param({"name": "  "}, "name", id="a blank name"),
         pytest.param({}, "name", id="no name"),
     ],
@@ -118,6 +117,14 @@ def test_a_bad_watchlist_is_a_400_naming_the_field(manager, stolen, body, field)
 
     assert response.status_code == 400, response.content
     assert response.json()["field"] == field
+    assert Watchlist.objects.count() == 1
+
+
+def test_a_name_another_list_has_is_a_409(manager, stolen):
+    response = manager.post("/api/watchlists/", {"name": "stolen vehicles"}, format="json")
+
+    assert response.status_code == 409, response.content
+    assert (response.json()["error"], response.json()["field"]) == ("unique", "name")
     assert Watchlist.objects.count() == 1
 
 

@@ -95,14 +95,41 @@ def test_registering_answers_201_with_the_secret_once_and_stores_it_encrypted(ma
         "https://user:password@gate.example/hook",
         "http://gate.example:0/",
         "not a url",
+        "http://[2002:7f00:1::]/",  # 6to4 of 127.0.0.1
+        "http://[64:ff9b::a9fe:a9fe]/",  # NAT64 of 169.254.169.254
+        "https://gate.example/hook\r\nX-Injected: 1",
+        "https://gate.example/a\nb",
+        "https://gate.example/a b",
+        "https://gate.example/a\tb",
+        "https://gate.example/a\x00b",
+        "https://gate.example/a\x7fb",
+        "https://gate.example/a\u2028b",
     ],
 )
 def test_registration_refuses_what_is_not_a_public_http_target(manager, url):
     response = register(manager, url=url)
 
     assert response.status_code == 400, response.content
-    assert response.json()["field"] == "url" and response.json()["error"] in ("refused_target", "max_length")
+    assert response.json()["field"] == "url"
+    assert response.json()["error"] in ("refused_target", "max_length", "null_characters_not_allowed")
     assert not WebhookEndpoint.objects.exists()
+
+
+@pytest.mark.parametrize("url", ["https://gate.example/a\r\nb", "https://gate.example/a b"])
+def test_a_url_with_a_control_character_or_a_space_is_a_400_naming_the_field(manager, url):
+    response = register(manager, url=url)
+
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert (body["field"], body["error"]) == ("url", "refused_target")
+    assert "spaces or control characters" in body["detail"]
+
+
+def test_surrounding_space_is_trimmed_as_in_every_text_field(manager):
+    response = register(manager, url="  https://gate.example/hook \n")
+
+    assert response.status_code == 201, response.content
+    assert WebhookEndpoint.objects.get().url == "https://gate.example/hook"
 
 
 def test_a_network_listed_in_webhook_allowed_networks_may_be_registered(manager, settings):

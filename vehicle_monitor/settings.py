@@ -337,7 +337,7 @@ REST_FRAMEWORK = {
     # Each view names who may use it; anything that forgets is read-only for viewers.
     "DEFAULT_PERMISSION_CLASSES": ["detections.api.permissions.CanView"],
     "DEFAULT_THROTTLE_CLASSES": ["detections.api.throttling.DeviceRateThrottle"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "detections.api.schema.ApiSchema",
 }
 
 SPECTACULAR_SETTINGS = {

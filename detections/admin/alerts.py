@@ -115,7 +115,7 @@ class WatchlistAdmin(admin.ModelAdmin):
                 if "_confirm" in request.POST:
                     return self._imported(request, watchlist, imports.import_csv(watchlist, text, mode))
                 preview = imports.preview(watchlist, text, mode)
-            except (imports.InvalidCsv, imports.ImportConflict) as problem:
+            except (imports.InvalidCsv, imports.ImportConflict, imports.ReplaceRefused) as problem:
                 form.add_error(None, str(problem))
             else:
                 form = PlateImportForm(initial={"csv_text": text, "mode": mode.value}, confirming=True)

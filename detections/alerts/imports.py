@@ -9,10 +9,15 @@
 `apply` writes the difference in a few bulk statements. The admin's preview is
 `parse` and `plan` without `apply`.
 
+Every entry is one line, and each line is read on its own: no field may hold a
+line break (plates and notes are one line), so a quote left open is an error
+of its line and cannot swallow the lines after it.
+
 Merge adds the plates the list lacks and updates the note and expiry of those
-it has (the same normalised plate); replace also removes the entries the file
-does not name. A bad line whose plate could still be read keeps its entry: a
-typo in a date must not take a stolen car off the list.
+it has (the same normalised plate), leaving bad lines out. Replace also
+removes the entries the file does not name, so it is all or nothing: with any
+bad line it changes nothing (`ReplaceRefused`), since a line it could not read
+might hold a stolen car that would otherwise come off the list.
 """
 
 import csv
@@ -39,6 +44,18 @@ class InvalidCsv(ValueError):
     """The file as a whole cannot be read (no header): nothing is imported."""
 
 
+class ReplaceRefused(Exception):
+    """A replace whose file has bad lines: nothing is imported."""
+
+    def __init__(self, errors: list[dict]):
+        self.errors = errors
+        lines = "line is" if len(errors) == 1 else "lines are"
+        super().__init__(
+            f"{len(errors)} {lines} bad, and a replace changes nothing unless every line is good; "
+            "fix them, or merge to import the good lines."
+        )
+
+
 class ImportConflict(Exception):
     """Two plates the code tells apart are one to the database (its collation
     ignores accents): nothing is imported."""
@@ -57,13 +74,13 @@ class Row:
 class ParsedCsv:
     rows: dict[str, Row] = field(default_factory=dict)  # by normalised plate
     errors: list[dict] = field(default_factory=list)  # {"line": N, "detail": "..."}
-    # Normalised plates of bad lines: replace leaves their entries alone.
-    plates_of_bad_lines: set[str] = field(default_factory=set)
 
-    def reject(self, line: int, detail: str, plate: str = ""):
+    def reject(self, line: int, detail: str):
         self.errors.append({"line": line, "detail": detail})
-        if plate.strip():
-            self.plates_of_bad_lines.add(normalize(plate))
+
+    def refused_in(self, mode: Mode) -> bool:
+        """A replace with bad lines changes nothing."""
+        return mode == Mode.REPLACE and bool(self.errors)
 
 
 @dataclass
@@ -84,31 +101,42 @@ class ImportPlan:
 
 
 def parse(text: str) -> ParsedCsv:
-    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
-    columns = _header(reader)
+    lines = iter(io.StringIO(text.removeprefix("\ufeff"), newline=""))
+    columns = _header(next(lines, ""))
     parsed = ParsedCsv()
-    last_line = 1
-    while True:
-        # A record's first line: csv counts the lines a quoted field spans too.
-        line = last_line + 1
+    for line, raw in enumerate(lines, start=2):
         try:
-            record = next(reader)
-        except StopIteration:
-            return parsed
-        except csv.Error as problem:
-            parsed.reject(line, f"not CSV: {problem}.")
-            record = None
-        last_line = reader.line_num
-        if record is not None and any(value.strip() for value in record):
+            record = _record(raw)
+        except ValueError as problem:
+            parsed.reject(line, f"not CSV: {problem}")
+            continue
+        if any(value.strip() for value in record):
             _read_record(parsed, line, columns, record)
+    return parsed
 
 
-def _header(reader) -> list[str]:
+def _record(line: str) -> list[str]:
+    """One line's fields; ValueError when its quotes are not as CSV has them.
+    An odd number of quotes means one is left open or stands inside a field
+    that does not start with one; strict csv finds the rest (text after a
+    closing quote)."""
+    if line.count('"') % 2:
+        raise ValueError(
+            'a quote on this line is not closed (every entry is one line; quote a whole field, "like, this", '
+            'and double a quote inside one: "a ""b"" c").'
+        )
+    try:
+        return next(csv.reader([line], strict=True), [])
+    except csv.Error as problem:
+        raise ValueError(f"{problem}.") from None
+
+
+def _header(line: str) -> list[str]:
     expected = ",".join(COLUMNS)
     try:
-        first = next(reader, [])
-    except csv.Error as problem:
-        raise InvalidCsv(f"The first line must be the header {expected}: {problem}.") from None
+        first = _record(line)
+    except ValueError as problem:
+        raise InvalidCsv(f"The first line must be the header {expected}: {problem}") from None
     columns = [name.strip().lower() for name in first]
     if "plate" not in columns or not set(columns) <= set(COLUMNS) or len(set(columns)) != len(columns):
         raise InvalidCsv(f"The first line must be the header {expected}; it is '{','.join(first)[:100]}'.")
@@ -117,7 +145,7 @@ def _header(reader) -> list[str]:
 
 def _read_record(parsed: ParsedCsv, line: int, columns: list[str], record: list[str]):
     if len(record) > len(columns):
-        parsed.reject(line, f"{len(record)} fields; the header has {len(columns)}.", record[columns.index("plate")])
+        parsed.reject(line, f"{len(record)} fields; the header has {len(columns)}.")
         return
     values = dict(zip(columns, record, strict=False))
     raw_plate = values.get("plate", "")
@@ -129,17 +157,17 @@ def _read_record(parsed: ParsedCsv, line: int, columns: list[str], record: list[
     try:
         note = entries.checked_note(values.get("note", ""))
     except ValueError as problem:
-        parsed.reject(line, f"note: {problem}", plate)
+        parsed.reject(line, f"note: {problem}")
         return
     try:
         expires_at = entries.parse_expiry(values.get("expires_at", ""))
     except ValueError as problem:
-        parsed.reject(line, f"expires_at: {problem}", plate)
+        parsed.reject(line, f"expires_at: {problem}")
         return
     normalized = normalize(plate)
     earlier = parsed.rows.get(normalized)
     if earlier is not None:
-        parsed.reject(line, f"plate: '{plate}' is the same plate as '{earlier.plate}' on line {earlier.line}.", plate)
+        parsed.reject(line, f"plate: '{plate}' is the same plate as '{earlier.plate}' on line {earlier.line}.")
         return
     parsed.rows[normalized] = Row(line, plate, normalized, note, expires_at)
 
@@ -161,8 +189,7 @@ def plan(watchlist: Watchlist, parsed: ParsedCsv, mode: Mode) -> ImportPlan:
             to_update.append(row)
     to_remove = []
     if mode == Mode.REPLACE:
-        kept = parsed.rows.keys() | parsed.plates_of_bad_lines
-        to_remove = [pk for normalized, (pk, _, _) in stored.items() if normalized not in kept]
+        to_remove = [pk for normalized, (pk, _, _) in stored.items() if normalized not in parsed.rows]
     return ImportPlan(watchlist, to_add, to_update, to_remove, parsed.errors)
 
 
@@ -189,8 +216,11 @@ def apply(plan: ImportPlan) -> None:
 
 
 def import_csv(watchlist: Watchlist, text: str, mode: Mode) -> dict:
-    """Parse, plan and apply in one transaction: {"added", "updated", "removed", "errors"}."""
+    """Parse, plan and apply in one transaction: {"added", "updated", "removed",
+    "errors"}; ReplaceRefused, and nothing written, for a replace with bad lines."""
     parsed = parse(text)
+    if parsed.refused_in(mode):
+        raise ReplaceRefused(parsed.errors)
     try:
         with transaction.atomic():
             entries.lock_entries_of(watchlist)
@@ -204,5 +234,7 @@ def import_csv(watchlist: Watchlist, text: str, mode: Mode) -> dict:
 
 
 def preview(watchlist: Watchlist, text: str, mode: Mode) -> dict:
-    """What `import_csv` would do now, without doing it."""
-    return plan(watchlist, parse(text), mode).summary()
+    """What `import_csv` would do now, without doing it; `refused` when it would
+    change nothing (a replace with bad lines)."""
+    parsed = parse(text)
+    return {**plan(watchlist, parsed, mode).summary(), "refused": parsed.refused_in(mode)}

@@ -7,7 +7,13 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from detections.alerts import conditions, entries
-from detections.api.serializers import VEHICLE_TYPES
+from detections.api.serializers import (
+    VEHICLE_TYPES,
+    ApiModelSerializer,
+    StrictCharField,
+    StrictFloatField,
+    any_case_pattern,
+)
 from detections.core.formats import format_time
 from detections.models import Alert, AlertRule, Watchlist, WatchlistEntry
 
@@ -22,8 +28,26 @@ def _checked(check, value):
 
 @extend_schema_field({"type": "string", "format": "date-time", "nullable": True})
 class UtcTimeField(serializers.Field):
-    """Written as every time of the API is (`format_time`); read as an entry's
-    expiry is (`entries.parse_expiry`: UTC without an offset, a date is its midnight)."""
+    """Written as every time of the API is (`format_time`)."""
+
+    def to_representation(self, value):
+        return format_time(value)
+
+
+@extend_schema_field(
+    {
+        "anyOf": [
+            {"type": "string", "format": "date-time"},
+            {"type": "string", "format": "date"},
+            {"type": "string", "maxLength": 0},
+        ],
+        "nullable": True,
+        "description": "ISO 8601, UTC without an offset; a date is its midnight UTC; empty or null: never; "
+        "the years 1001 to 9998 (a 400 otherwise)",
+    }
+)
+class ExpiryField(UtcTimeField):
+    """Read as an entry's expiry is everywhere (`entries.parse_expiry`)."""
 
     default_error_messages = {"invalid": "expected an ISO 8601 time as text."}
 
@@ -32,17 +56,9 @@ class UtcTimeField(serializers.Field):
             self.fail("invalid")
         return _checked(entries.parse_expiry, data)
 
-    def to_representation(self, value):
-        return format_time(value)
 
-
-class StrictCharField(serializers.CharField):
-    """Text only: DRF's CharField would take 7 for "7"."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
+# What the schema cannot say about a name, said in its description.
+NAME_HELP = "printable text, not only spaces (a 400 otherwise); unique: the name of another {what} is a 409 `unique`"
 
 
 def _checked_name(value: str) -> str:
@@ -52,7 +68,7 @@ def _checked_name(value: str) -> str:
     return value
 
 
-class WatchlistSerializer(serializers.ModelSerializer):
+class WatchlistSerializer(ApiModelSerializer):
     plate_count = serializers.SerializerMethodField(help_text="entries on the list, expired ones included")
     created_at = UtcTimeField(read_only=True)
     updated_at = UtcTimeField(read_only=True)
@@ -60,6 +76,7 @@ class WatchlistSerializer(serializers.ModelSerializer):
     class Meta:
         model = Watchlist
         fields = ["id", "name", "match", "max_edits", "active", "plate_count", "created_at", "updated_at"]
+        extra_kwargs = {"name": {"help_text": NAME_HELP.format(what="list")}}
 
     def validate_name(self, value):
         return _checked_name(value)
@@ -70,12 +87,22 @@ class WatchlistSerializer(serializers.ModelSerializer):
         return annotated if annotated is not None else watchlist.entries.count()
 
 
-class WatchlistEntrySerializer(serializers.ModelSerializer):
+class WatchlistEntrySerializer(ApiModelSerializer):
     """One plate of a list. `plate_normalized` is what matching compares."""
 
-    plate = serializers.CharField(max_length=entries.PLATE_MAX_LENGTH, help_text="as staff typed it")
-    note = serializers.CharField(max_length=entries.NOTE_MAX_LENGTH, required=False, allow_blank=True, default="")
-    expires_at = UtcTimeField(
+    plate = StrictCharField(
+        max_length=entries.PLATE_MAX_LENGTH,
+        help_text="as staff typed it: printable, with a letter or a digit (a 400 otherwise); "
+        "the same normalised plate as another entry of the list is a 409",
+    )
+    note = StrictCharField(
+        max_length=entries.NOTE_MAX_LENGTH,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="one line of printable text",
+    )
+    expires_at = ExpiryField(
         required=False, allow_null=True, default=None, help_text="never matches from this time on; null: never expires"
     )
     created_at = UtcTimeField(read_only=True)
@@ -96,6 +123,7 @@ class WatchlistEntrySerializer(serializers.ModelSerializer):
     {
         "type": "object",
         "nullable": True,
+        "additionalProperties": False,
         "required": ["days", "from", "to"],
         "properties": {
             "days": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 6}, "minItems": 1},
@@ -103,8 +131,9 @@ class WatchlistEntrySerializer(serializers.ModelSerializer):
             "to": {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"},
             "tz": {"type": "string", "default": "UTC"},
         },
-        "description": "days 0 = Monday; a window whose `to` is earlier than its `from` passes midnight "
-        "and belongs to the day it starts; times in `tz` (an IANA name)",
+        "description": "days 0 = Monday; `from` and `to` must differ (a 400 otherwise; leave the schedule "
+        "out to watch at every hour), and a window whose `to` is earlier than its `from` passes midnight "
+        "and belongs to the day it starts; times in `tz`, an IANA time zone name (another name is a 400)",
     }
 )
 class ScheduleField(serializers.JSONField):
@@ -112,7 +141,13 @@ class ScheduleField(serializers.JSONField):
         return _checked(conditions.checked_schedule, super().to_internal_value(data))
 
 
-class AlertRuleSerializer(serializers.ModelSerializer):
+@extend_schema_field({"type": "string", "pattern": any_case_pattern(VEHICLE_TYPES)})
+class VehicleTypeName(StrictCharField):
+    """A vehicle type in any letter case, checked with the rule's other
+    conditions (`conditions.checked_vehicle_types`)."""
+
+
+class AlertRuleSerializer(ApiModelSerializer):
     watchlist = serializers.PrimaryKeyRelatedField(
         queryset=Watchlist.objects.all(), allow_null=True, required=False, help_text="absent: every detection"
     )
@@ -121,14 +156,12 @@ class AlertRuleSerializer(serializers.ModelSerializer):
         required=False,
         help_text="camera names; empty: every camera",
     )
-    # Plain strings to the schema (one enum of vehicle types is named there already);
-    # checked by `conditions.checked_vehicle_types`, any letter case accepted.
     vehicle_types = serializers.ListField(
-        child=StrictCharField(max_length=32),
+        child=VehicleTypeName(max_length=32),
         required=False,
         help_text="any of " + ", ".join(VEHICLE_TYPES) + "; empty: every type",
     )
-    min_confidence = serializers.FloatField(min_value=0, max_value=1, required=False, allow_null=True)
+    min_confidence = StrictFloatField(min_value=0, max_value=1, required=False, allow_null=True)
     schedule = ScheduleField(required=False, allow_null=True)
     created_at = UtcTimeField(read_only=True)
     updated_at = UtcTimeField(read_only=True)
@@ -148,6 +181,7 @@ class AlertRuleSerializer(serializers.ModelSerializer):
             "created_at",
             "updated_at",
         ]
+        extra_kwargs = {"name": {"help_text": NAME_HELP.format(what="rule")}}
 
     def validate_name(self, value):
         return _checked_name(value)
@@ -159,7 +193,7 @@ class AlertRuleSerializer(serializers.ModelSerializer):
         return _checked(conditions.checked_vehicle_types, value)
 
 
-class AlertSerializer(serializers.ModelSerializer):
+class AlertSerializer(ApiModelSerializer):
     """An alert as stored. The view passes `existing_detection_ids` (one query
     a page) so that `detection` says `"deleted": true` once its detection is gone."""
 

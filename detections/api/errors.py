@@ -62,6 +62,9 @@ def json_exception_handler(exc, context):
         response.data = validation_body(exc.detail)
         if response.data["error"] in TOO_LARGE_CODES:
             response.status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+        elif _all_codes(exc.get_codes()) == {"unique"}:
+            # Only a name another record has: the body is right, the state is in the way.
+            response.status_code = status.HTTP_409_CONFLICT
     else:
         response.data = {"error": _code_of(exc), "detail": _text(exc.detail)}
     return response
@@ -88,6 +91,14 @@ def validation_body(detail) -> dict:
             body["detail"] = f"{field}: {first}"
     body["errors"] = detail
     return body
+
+
+def _all_codes(codes) -> set[str]:
+    if isinstance(codes, dict):
+        return set().union(*map(_all_codes, codes.values())) if codes else set()
+    if isinstance(codes, list):
+        return set().union(*map(_all_codes, codes)) if codes else set()
+    return {codes}
 
 
 def _first_error(detail, field=None):

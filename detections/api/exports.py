@@ -8,7 +8,6 @@ from rest_framework.negotiation import BaseContentNegotiation
 
 from detections.api.filters import DetectionFilter
 from detections.api.permissions import CanView
-from detections.api.schema import ERROR_BODY
 from detections.models import Detection, VehicleType
 from detections.operations.exports import COLUMNS, csv_response
 
@@ -53,7 +52,6 @@ class DetectionExportView(GenericAPIView):
                 OpenApiTypes.STR,
                 description="CSV, oldest first, columns: " + ", ".join(COLUMNS) + ". Streamed.",
             ),
-            **{code: ERROR_BODY for code in (400, 401, 403)},
         },
     )
     def get(self, request):

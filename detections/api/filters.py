@@ -1,41 +1,57 @@
 import django_filters
-from django import forms
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework.exceptions import ValidationError
 
 from detections.alerts.plates import normalize, plate_like
-from detections.core.formats import EARLIEST, LATEST
+from detections.api.queries import NoBlankValues, clamped
 from detections.models import Detection, VehicleType
 
 
-class BoundedIsoDateTimeField(django_filters.fields.IsoDateTimeField):
+class ClampedIsoDateTimeField(django_filters.fields.IsoDateTimeField):
     def clean(self, value):
-        moment = super().clean(value)
-        if moment is not None and not EARLIEST <= moment <= LATEST:
-            raise forms.ValidationError("Enter a time between the years 1001 and 9998.", code="out_of_range")
-        return moment
+        return clamped(super().clean(value))
 
 
-class BoundedIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
-    field_class = BoundedIsoDateTimeField
+class TimeFilter(django_filters.IsoDateTimeFilter):
+    """An ISO 8601 time bound (UTC without an offset), clamped to the times the database holds."""
+
+    field_class = ClampedIsoDateTimeField
 
 
-@extend_schema_field(OpenApiTypes.INT)
+class ApiFilterSet(django_filters.FilterSet):
+    """A filter set whose filters, given, must hold a value (`?until=` is a 400)."""
+
+    def get_form_class(self):
+        form = super().get_form_class()
+        return type(form.__name__, (NoBlankValues, form), {})
+
+
+@extend_schema_field({"type": "integer", "minimum": 0, "maximum": 2})
 class EditsFilter(django_filters.TypedChoiceFilter):
     """A number of edits, 0-2 (an integer in the schema, not a model field's type)."""
 
 
-class DetectionFilter(django_filters.FilterSet):
+@extend_schema_field(
+    {
+        "type": "string",
+        # Something besides the separators a normal form drops, and no NUL.
+        "pattern": "^[^\\x00]*[^\\s.\\x00-][^\\x00]*$",
+    }
+)
+class PlateLikeFilter(django_filters.CharFilter):
+    pass
+
+
+class DetectionFilter(ApiFilterSet):
     """Filters of GET /api/detections/ (protocol.md, Statistics and history)."""
 
     camera = django_filters.CharFilter(field_name="camera__name")
     vehicle_type = django_filters.ChoiceFilter(choices=VehicleType.choices)
-    since = BoundedIsoDateTimeFilter(field_name="detected_at", lookup_expr="gte")
-    until = BoundedIsoDateTimeFilter(field_name="detected_at", lookup_expr="lt")
+    since = TimeFilter(field_name="detected_at", lookup_expr="gte")
+    until = TimeFilter(field_name="detected_at", lookup_expr="lt")
     tracking_id = django_filters.CharFilter()
     plate = django_filters.CharFilter()
-    plate_like = django_filters.CharFilter(
+    plate_like = PlateLikeFilter(
         method="filter_plate_like",
         help_text="plates within max_edits edits of this one, compared in their normal form "
         "(upper case, no spaces, dashes or dots, O/Q->0, I->1, Z->2, S->5, B->8)",

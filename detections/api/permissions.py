@@ -14,6 +14,7 @@ from detections.core.access import Device, is_viewer, may_view, may_view_alerts,
 
 class IsDevice(BasePermission):
     message = "Only an edge unit's device key may post detections."
+    admits_devices = True  # so its requests count against the key's rate (a 429 in the schema)
 
     def has_permission(self, request, view):
         return isinstance(request.user, Device)
@@ -21,6 +22,7 @@ class IsDevice(BasePermission):
 
 class CanView(BasePermission):
     message = "Reading needs a viewer account (a user token or a session)."
+    admits_devices = True  # with PUBLIC_FEED
 
     def has_permission(self, request, view):
         return request.method in SAFE_METHODS and may_view(request.user)

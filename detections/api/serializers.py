@@ -4,13 +4,16 @@ No side effects here: the ingest serializer turns a request body into a
 `writes.NewDetection`, nothing more.
 """
 
+from contextvars import ContextVar
 from datetime import UTC, timedelta
 
 from django.conf import settings
+from django.db import models
 from django.http import QueryDict
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.fields import empty
 
 from detections.core import images, writes
 from detections.core.formats import file_url, format_time
@@ -22,7 +25,98 @@ VEHICLE_TYPES = [choice.value for choice in VehicleType]
 FIELD_ALIASES = {"tracking_id": "id", "image": "vehicle_img"}
 
 
-@extend_schema_field({"type": "string", "enum": VEHICLE_TYPES, "description": "any letter case is accepted"})
+# Whether the body being validated is a form (multipart or urlencoded), whose
+# values are all text, rather than JSON, whose values have the types the
+# schema gives them. Set by `TypedBody` for the fields under it.
+_form_body: ContextVar[bool] = ContextVar("form_body", default=False)
+
+
+def in_form_body() -> bool:
+    """Whether the field being validated is a form's (text) rather than JSON's."""
+    return _form_body.get()
+
+
+class TypedBody:
+    """A serializer whose fields hold JSON values to the types the schema
+    gives them (DRF alone takes "7" or 7.0 for an integer, false for a number,
+    0 for a boolean), while a form's text is still read as before."""
+
+    def to_internal_value(self, data):
+        token = _form_body.set(hasattr(data, "getlist"))
+        try:
+            return super().to_internal_value(data)
+        finally:
+            _form_body.reset(token)
+
+
+class StrictCharField(serializers.CharField):
+    """Text: DRF's CharField would take 7 for "7"."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    def to_internal_value(self, data):
+        if not in_form_body() and (isinstance(data, bool) or not isinstance(data, int)):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictFloatField(serializers.FloatField):
+    def to_internal_value(self, data):
+        if not in_form_body() and (isinstance(data, bool) or not isinstance(data, (int, float))):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class FormBooleanField(serializers.BooleanField):
+    """A boolean: true or false in JSON; in a form, which a form or multipart
+    body may leave out as a JSON one may, its default then applying. DRF reads
+    an absent field of a form as an unticked checkbox, false, which would make
+    every list, rule or webhook created from a form inactive."""
+
+    default_empty_html = empty
+
+    def to_internal_value(self, data):
+        if not in_form_body() and not isinstance(data, bool):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class ApiModelSerializer(TypedBody, serializers.ModelSerializer):
+    """The API's model serializers: a model's fields hold their JSON types
+    (`TypedBody`), its booleans as `FormBooleanField`."""
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.BooleanField: FormBooleanField,
+        models.CharField: StrictCharField,
+        models.TextField: StrictCharField,
+        models.IntegerField: StrictIntegerField,
+        models.BigIntegerField: StrictIntegerField,
+        models.PositiveIntegerField: StrictIntegerField,
+        models.PositiveSmallIntegerField: StrictIntegerField,
+        models.SmallIntegerField: StrictIntegerField,
+        models.FloatField: StrictFloatField,
+    }
+
+
+def any_case_pattern(words) -> str:
+    """A pattern (ECMA 262, which has no flag for it) matching any of `words` in any letter case."""
+    spelled = ("".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in word) for word in words)
+    return f"^({'|'.join(spelled)})$"
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "pattern": any_case_pattern(VEHICLE_TYPES),
+        "description": "one of " + ", ".join(VEHICLE_TYPES) + ", in any letter case",
+    }
+)
 class VehicleTypeField(serializers.CharField):
     default_error_messages = {
         "invalid_choice": "'{input}' is not a vehicle type; accepted: " + ", ".join(VEHICLE_TYPES) + "."
@@ -82,23 +176,33 @@ class DetectionTimeField(serializers.DateTimeField):
 
 
 class BBoxField(serializers.ListField):
-    child = serializers.FloatField(min_value=0, max_value=1_000_000)
+    child = StrictFloatField(min_value=0, max_value=1_000_000)
 
     def __init__(self, **kwargs):
         super().__init__(min_length=4, max_length=4, **kwargs)
 
 
-class DetectionIngestSerializer(serializers.Serializer):
+@extend_schema_field(
+    {
+        "oneOf": [{"type": "string", "minLength": 1, "maxLength": 100}, {"type": "number"}],
+        "description": "the edge tracker's id (a number is stored as its text)",
+    }
+)
+class TrackingIdField(serializers.CharField):
+    """Text, or a number stored as its text (trackers that count send 42)."""
+
+
+class DetectionIngestSerializer(TypedBody, serializers.Serializer):
     """The body of POST /api/detect and POST /api/detections/ (protocol.md, Ingest)."""
 
-    id = serializers.CharField(max_length=100)
+    id = TrackingIdField(max_length=100)
     vehicle_type = VehicleTypeField(max_length=32)
     vehicle_img = SnapshotField(required=False, allow_null=True)
     time = DetectionTimeField()
-    camera = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
-    confidence = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=1)
+    camera = StrictCharField(max_length=100, required=False, allow_blank=True, default="")
+    confidence = StrictFloatField(required=False, allow_null=True, min_value=0, max_value=1)
     bbox = BBoxField(required=False, allow_null=True)
-    plate = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
+    plate = StrictCharField(max_length=32, required=False, allow_blank=True, default="")
     direction = serializers.ChoiceField(
         choices=Direction.choices,
         required=False,
@@ -188,7 +292,7 @@ def _printable(value: str, name: str) -> str:
     return value
 
 
-class DetectionSerializer(serializers.ModelSerializer):
+class DetectionSerializer(ApiModelSerializer):
     """A stored detection as the REST API shows it (image URLs, never base64)."""
 
     camera = serializers.CharField(source="camera.name")

@@ -17,8 +17,11 @@ from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
 from detections.alerts.plates import normalize
+from detections.api.pagination import StrictCursor
 from detections.api.permissions import CanManageSites, CanViewVisits
+from detections.api.queries import QuerySerializer, QueryTimeField
 from detections.api.schema import ERROR_BODY
+from detections.api.serializers import ApiModelSerializer
 from detections.core.formats import EARLIEST, LATEST, format_time
 from detections.models import Camera
 from detections.sites import edits, payloads, queries
@@ -46,6 +49,8 @@ class TimeField(serializers.DateTimeField):
 @extend_schema_field(
     {
         "type": "array",
+        "minItems": 1,
+        "description": "cameras that exist, each named once (a 400 otherwise)",
         "items": {
             "type": "object",
             "required": ["camera", "role"],
@@ -90,15 +95,7 @@ class CameraRolesField(serializers.Field):
         ]
 
 
-class QueryTimeField(TimeField):
-    def to_internal_value(self, value):
-        moment = super().to_internal_value(value)
-        if not EARLIEST <= moment <= LATEST:
-            raise serializers.ValidationError("Enter a time between the years 1001 and 9998.", code="out_of_range")
-        return moment
-
-
-class WindowSerializer(serializers.Serializer):
+class WindowSerializer(QuerySerializer):
     since = QueryTimeField(required=False)
     until = QueryTimeField(required=False)
 
@@ -140,13 +137,11 @@ BUCKET_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 MAX_BUCKETS = 10_000
 
 
-class VisitCursorPagination(CursorPagination):
+class VisitCursorPagination(StrictCursor, CursorPagination):
     """Newest entry first (an entry_missed visit by its exit), stable pages, no COUNT(*)."""
 
     ordering = ("-anchor_at", "-id")
     page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 500
 
     def decode_cursor(self, request):
         cursor = super().decode_cursor(request)
@@ -217,7 +212,7 @@ DWELL = inline_serializer(
 )
 
 
-class SiteSerializer(serializers.ModelSerializer):
+class SiteSerializer(ApiModelSerializer):
     cameras = CameraRolesField(help_text="the site's cameras, each with its role: entry, exit or both")
     tz = serializers.CharField(max_length=64, required=False, default="UTC", help_text="an IANA time zone")
     capacity = serializers.IntegerField(min_value=0, required=False, allow_null=True)
@@ -280,6 +275,7 @@ class SiteSerializer(serializers.ModelSerializer):
     destroy=extend_schema(summary="Delete a site and its visits", responses={204: None, **ERRORS}),
 )
 class SiteViewSet(viewsets.ModelViewSet):
+    documented_media_types = ["application/json"]  # forms are read too (schema.ApiSchema.map_parsers)
     queryset = Site.objects.order_by("name")
     serializer_class = SiteSerializer
     permission_classes = [CanManageSites]
@@ -294,7 +290,7 @@ class SiteViewSet(viewsets.ModelViewSet):
 
     @extend_schema(
         summary="The site's visits, newest entry first",
-        parameters=[VisitQuerySerializer],
+        parameters=[VisitQuerySerializer, *VisitCursorPagination.parameters()],
         responses={200: VISIT_PAGE, **ERRORS},
     )
     @action(detail=True, methods=["get"])

@@ -11,7 +11,13 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.views.static import serve
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import exceptions, mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.renderers import JSONRenderer
@@ -22,8 +28,9 @@ from detections.api.authentication import camera_for_device
 from detections.api.errors import error_response, validation_body
 from detections.api.filters import DetectionFilter
 from detections.api.permissions import CanDelete, CanView, IsDevice
+from detections.api.queries import QuerySerializer, QueryTimeField
 from detections.api.schema import ERROR_BODY
-from detections.api.serializers import DetectionIngestSerializer, DetectionSerializer, DetectionTimeField
+from detections.api.serializers import DetectionIngestSerializer, DetectionSerializer
 from detections.core import counters, stats, storage, writes
 from detections.core.group_commit import group_commit
 from detections.models import Detection, VehicleType
@@ -34,7 +41,7 @@ MAX_IDEMPOTENCY_KEY_LENGTH = 255
 INGEST_RESPONSES = {
     201: DetectionSerializer,
     200: OpenApiResponse(DetectionSerializer, description="The same detection was stored before"),
-    **{code: ERROR_BODY for code in (400, 401, 403, 413, 415, 422, 429, 503)},
+    422: OpenApiResponse(ERROR_BODY, description="The Idempotency-Key was used with another detection"),
 }
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
@@ -80,8 +87,25 @@ async def ingest_response(request) -> Response:
     )
 
 
+@extend_schema_field(
+    {
+        # Any value: an item that is no detection is an error of its own result, not of the batch.
+        "anyOf": [{"$ref": "#/components/schemas/DetectionIngestRequest"}, {}],
+        "description": "a detection as POST /api/detections/ takes it; an item that is not one "
+        "is reported as an error in its result, and the others are stored",
+    }
+)
+class BatchItemField(serializers.JSONField):
+    pass
+
+
 class BatchSerializer(serializers.Serializer):
-    detections = serializers.ListField(child=serializers.JSONField(), allow_empty=False)
+    detections = serializers.ListField(
+        child=BatchItemField(allow_null=True),  # null too: an error of its own result
+        allow_empty=False,
+        min_length=1,  # for the schema; an empty list is refused as "empty" first
+        help_text="at most BATCH_MAX_ITEMS (500) items; more is a 413",
+    )
 
     def validate_detections(self, items):
         if len(items) > settings.BATCH_MAX_ITEMS:
@@ -178,8 +202,9 @@ class DetectionViewSet(
         writes.detection_delete(detection=instance)
 
     @extend_schema(
-        request=inline_serializer("Batch", {"detections": DetectionIngestSerializer(many=True)}),
-        responses={200: BATCH_RESULT, **{code: ERROR_BODY for code in (400, 401, 403, 413, 415, 429, 503)}},
+        # JSON only: a form cannot carry a list of objects.
+        request={"application/json": BatchSerializer},
+        responses={200: BATCH_RESULT},
     )
     @action(detail=False, methods=["post"], url_path="batch")
     def batch(self, request):
@@ -216,7 +241,6 @@ class LegacyDeleteView(APIView):
             200: inline_serializer(
                 "LegacyDeleted", {"message": serializers.CharField(), "new_count": serializers.IntegerField()}
             ),
-            **{code: ERROR_BODY for code in (401, 403, 404)},
         }
     )
     def delete(self, request, pk: int):
@@ -225,9 +249,9 @@ class LegacyDeleteView(APIView):
         return Response({"message": f"Detection {pk} deleted.", "new_count": new_count})
 
 
-class StatsQuerySerializer(serializers.Serializer):
-    since = DetectionTimeField(required=False)
-    until = DetectionTimeField(required=False)
+class StatsQuerySerializer(QuerySerializer):
+    since = QueryTimeField(required=False)
+    until = QueryTimeField(required=False)
     camera = serializers.CharField(required=False, max_length=100)
     vehicle_type = serializers.ChoiceField(choices=VehicleType.values, required=False)
     bucket = serializers.ChoiceField(choices=stats.BUCKETS, default="hour")
@@ -268,7 +292,6 @@ class StatsView(APIView):
                     "series": serializers.DictField(),
                 },
             ),
-            **{code: ERROR_BODY for code in (400, 401, 403)},
         },
     )
     def get(self, request):

@@ -23,13 +23,13 @@ from drf_spectacular.utils import (
 )
 from rest_framework import exceptions, mixins, parsers, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
 from detections.alerts import entries, imports
 from detections.api.alert_serializers import AlertRuleSerializer, WatchlistEntrySerializer, WatchlistSerializer
 from detections.api.errors import error_response
+from detections.api.pagination import NumberedPages
 from detections.api.parsers import RequestTooLarge
 from detections.api.permissions import CanManageWatchlists
 from detections.api.schema import ERROR_BODY
@@ -37,15 +37,6 @@ from detections.models import AlertRule, Watchlist, WatchlistEntry
 
 # Every method but PUT: a list or rule is changed field by field with PATCH.
 METHODS = ["get", "post", "patch", "delete", "head", "options"]
-ERRORS = {code: ERROR_BODY for code in (400, 401, 403, 404)}
-
-
-class NumberedPages(PageNumberPagination):
-    """Lists, plates and rules are counted in hundreds or thousands, not
-    millions: numbered pages with a count (`?page=2&page_size=100`)."""
-
-    page_size_query_param = "page_size"
-    max_page_size = 500
 
 
 class CsvParser(parsers.BaseParser):
@@ -85,6 +76,21 @@ IMPORT_RESULT = inline_serializer(
         ),
     },
 )
+IMPORT_REFUSED = inline_serializer(
+    "PlateImportRefused",
+    {
+        "error": serializers.CharField(),
+        "detail": serializers.CharField(),
+        "errors": inline_serializer(
+            "PlateImportLineError",
+            {
+                "line": serializers.IntegerField(help_text="the header is line 1"),
+                "detail": serializers.CharField(),
+            },
+            many=True,
+        ),
+    },
+)
 WATCHLIST_IN_USE = inline_serializer(
     "WatchlistInUse",
     {
@@ -106,15 +112,11 @@ PLATE_ALREADY_LISTED = inline_serializer(
 )
 
 
-@extend_schema_view(
-    list=extend_schema(responses={200: WatchlistSerializer(many=True), **ERRORS}),
-    create=extend_schema(responses={201: WatchlistSerializer, **ERRORS}),
-    retrieve=extend_schema(responses={200: WatchlistSerializer, **ERRORS}),
-    partial_update=extend_schema(responses={200: WatchlistSerializer, **ERRORS}),
-    destroy=extend_schema(responses={204: None, 409: WATCHLIST_IN_USE, **ERRORS}),
-)
+@extend_schema_view(destroy=extend_schema(responses={204: None, 409: WATCHLIST_IN_USE}))
 class WatchlistViewSet(viewsets.ModelViewSet):
     """/api/watchlists/: lists of plates to watch for."""
+
+    documented_media_types = ["application/json"]  # forms are read too (schema.ApiSchema.map_parsers)
 
     queryset = Watchlist.objects.annotate(plate_count=Count("entries")).order_by("name")
     serializer_class = WatchlistSerializer
@@ -145,11 +147,13 @@ ENTRY_ID = OpenApiParameter("entry_id", OpenApiTypes.INT, OpenApiParameter.PATH)
 
 
 @extend_schema_view(
-    list=extend_schema(parameters=[WATCHLIST_ID], responses={200: WatchlistEntrySerializer(many=True), **ERRORS}),
-    destroy=extend_schema(parameters=[WATCHLIST_ID, ENTRY_ID], responses={204: None, **ERRORS}),
+    list=extend_schema(parameters=[WATCHLIST_ID]),
+    destroy=extend_schema(parameters=[WATCHLIST_ID, ENTRY_ID]),
 )
 class WatchlistPlatesViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
     """/api/watchlists/{watchlist_id}/plates/: a list's entries, alphabetical by normalised plate."""
+
+    documented_media_types = ["application/json"]  # forms are read too; the import documents text/csv
 
     serializer_class = WatchlistEntrySerializer
     permission_classes = [CanManageWatchlists]
@@ -171,7 +175,6 @@ class WatchlistPlatesViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, vi
         responses={
             201: WatchlistEntrySerializer,
             409: OpenApiResponse(PLATE_ALREADY_LISTED, description="The same normalised plate is on the list"),
-            **ERRORS,
         },
     )
     def create(self, request, watchlist_id):
@@ -194,16 +197,22 @@ class WatchlistPlatesViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, vi
                 OpenApiTypes.STR,
                 enum=[mode.value for mode in imports.Mode],
                 default=imports.Mode.MERGE.value,
-                description="merge: add new plates, update the note and expiry of listed ones; "
-                "replace: also remove the entries the file does not name",
+                description="merge: add new plates, update the note and expiry of listed ones, "
+                "leaving bad lines out; replace: also remove the entries the file does not name, "
+                "all or nothing (any bad line is a 422 and changes nothing)",
             ),
         ],
-        responses={200: IMPORT_RESULT, **{code: ERROR_BODY for code in (400, 401, 403, 404, 409, 413, 415)}},
+        responses={
+            200: IMPORT_RESULT,
+            422: OpenApiResponse(IMPORT_REFUSED, description="replace only: the file has bad lines; nothing changed"),
+            409: OpenApiResponse(ERROR_BODY, description="Two plates of the file are one to the database"),
+        },
     )
     @action(detail=False, methods=["post"], url_path="import", parser_classes=[CsvParser])
     def import_csv(self, request, watchlist_id):
         """A header row `plate,note,expires_at`, then one entry a line; bad lines
-        are reported by line number (the header is line 1) and the rest imported."""
+        are reported by line number (the header is line 1) and, in a merge, the
+        rest imported."""
         try:
             mode = imports.Mode(request.query_params.get("mode", imports.Mode.MERGE))
         except ValueError:
@@ -215,19 +224,18 @@ class WatchlistPlatesViewSet(mixins.ListModelMixin, mixins.DestroyModelMixin, vi
             return Response(imports.import_csv(self.watchlist, text, mode))
         except imports.InvalidCsv as invalid:
             return error_response(status.HTTP_400_BAD_REQUEST, "invalid_csv", str(invalid))
+        except imports.ReplaceRefused as refused:
+            response = error_response(status.HTTP_422_UNPROCESSABLE_ENTITY, "import_refused", str(refused))
+            response.data["errors"] = refused.errors
+            return response
         except imports.ImportConflict as conflict:
             return error_response(status.HTTP_409_CONFLICT, "plate_conflict", str(conflict))
 
 
-@extend_schema_view(
-    list=extend_schema(responses={200: AlertRuleSerializer(many=True), **ERRORS}),
-    create=extend_schema(responses={201: AlertRuleSerializer, **ERRORS}),
-    retrieve=extend_schema(responses={200: AlertRuleSerializer, **ERRORS}),
-    partial_update=extend_schema(responses={200: AlertRuleSerializer, **ERRORS}),
-    destroy=extend_schema(responses={204: None, **ERRORS}),
-)
 class AlertRuleViewSet(viewsets.ModelViewSet):
     """/api/alert-rules/: what raises an alert; every condition given must hold."""
+
+    documented_media_types = ["application/json"]  # forms are read too (schema.ApiSchema.map_parsers)
 
     queryset = AlertRule.objects.all()
     serializer_class = AlertRuleSerializer

@@ -24,8 +24,11 @@ from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
 from detections.api.errors import error_response
+from detections.api.pagination import StrictCursor
 from detections.api.permissions import CanManageWebhooks
+from detections.api.queries import QuerySerializer
 from detections.api.schema import ERROR_BODY
+from detections.api.serializers import ApiModelSerializer, StrictCharField
 from detections.core.formats import format_time
 from detections.models import Camera, MessageStatus, WebhookAttempt, WebhookEndpoint, WebhookEvent, WebhookMessage
 from detections.webhooks import queue, secrets, targets
@@ -41,20 +44,21 @@ class UtcTimeField(serializers.DateTimeField):
         return format_time(value) if value else None
 
 
-class WebhookEndpointSerializer(serializers.ModelSerializer):
-    url = serializers.CharField(
+class WebhookEndpointSerializer(ApiModelSerializer):
+    url = StrictCharField(
         max_length=WebhookEndpoint._meta.get_field("url").max_length,
         help_text="http or https; its host must resolve to public addresses or to WEBHOOK_ALLOWED_NETWORKS",
     )
     events = serializers.ListField(
         child=serializers.ChoiceField(choices=WebhookEvent.choices),
         allow_empty=False,
+        min_length=1,  # for the schema; an empty list is refused as "empty" first
         help_text="the event types it receives (at least one)",
     )
     cameras = serializers.ListField(
-        child=serializers.CharField(max_length=Camera._meta.get_field("name").max_length),
+        child=StrictCharField(max_length=Camera._meta.get_field("name").max_length),
         required=False,
-        help_text="camera names; empty: every camera",
+        help_text="names of existing cameras (another name is a 400); empty: every camera",
     )
     disabled_reason = serializers.CharField(
         read_only=True, help_text="why the service turned it off (it answered 410 Gone); empty otherwise"
@@ -105,7 +109,7 @@ class WebhookEndpointWithSecretSerializer(WebhookEndpointSerializer):
         fields = [*WebhookEndpointSerializer.Meta.fields, "secret"]
 
 
-class WebhookAttemptSerializer(serializers.ModelSerializer):
+class WebhookAttemptSerializer(ApiModelSerializer):
     attempted_at = UtcTimeField()
     status_code = serializers.IntegerField(read_only=True, allow_null=True, help_text="null: no HTTP answer")
     error = serializers.CharField(read_only=True, help_text="what went wrong without an HTTP answer (or empty)")
@@ -115,7 +119,7 @@ class WebhookAttemptSerializer(serializers.ModelSerializer):
         fields = ["attempted_at", "status_code", "error", "latency_ms"]
 
 
-class WebhookMessageSerializer(serializers.ModelSerializer):
+class WebhookMessageSerializer(ApiModelSerializer):
     created_at = UtcTimeField()
     first_attempt_at = UtcTimeField()
     delivered_at = UtcTimeField()
@@ -148,13 +152,11 @@ class WebhookMessageSerializer(serializers.ModelSerializer):
         return json.loads(message.body)
 
 
-class MessageCursorPagination(CursorPagination):
+class MessageCursorPagination(StrictCursor, CursorPagination):
     """Newest first, stable pages, no COUNT(*)."""
 
     ordering = "-id"
     page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 500
 
     def decode_cursor(self, request):
         # A made-up cursor is a 404 like any invalid one, never a database error.
@@ -164,7 +166,7 @@ class MessageCursorPagination(CursorPagination):
         return cursor
 
 
-class MessageQuerySerializer(serializers.Serializer):
+class MessageQuerySerializer(QuerySerializer):
     status = serializers.ChoiceField(choices=MessageStatus.choices, required=False)
 
 
@@ -176,30 +178,24 @@ MESSAGE_PAGE = inline_serializer(
         "results": WebhookMessageSerializer(many=True),
     },
 )
-DENIED = {code: ERROR_BODY for code in (401, 403)}
 MESSAGE_ID = OpenApiParameter("message_id", str, OpenApiParameter.PATH, description="msg_...: the webhook-id")
 
 
 @extend_schema_view(
-    list=extend_schema(
-        summary="List the webhook endpoints", responses={200: WebhookEndpointSerializer(many=True), **DENIED}
-    ),
+    list=extend_schema(summary="List the webhook endpoints", responses={200: WebhookEndpointSerializer(many=True)}),
     create=extend_schema(
         summary="Register a webhook endpoint",
-        responses={201: WebhookEndpointWithSecretSerializer, 400: ERROR_BODY, **DENIED},
+        responses={201: WebhookEndpointWithSecretSerializer},
     ),
-    retrieve=extend_schema(
-        summary="One webhook endpoint", responses={200: WebhookEndpointSerializer, 404: ERROR_BODY, **DENIED}
-    ),
+    retrieve=extend_schema(summary="One webhook endpoint", responses={200: WebhookEndpointSerializer}),
     partial_update=extend_schema(
         summary="Change a webhook endpoint",
-        responses={200: WebhookEndpointSerializer, 400: ERROR_BODY, 404: ERROR_BODY, **DENIED},
+        responses={200: WebhookEndpointSerializer},
     ),
-    destroy=extend_schema(
-        summary="Delete a webhook endpoint and its messages", responses={204: None, 404: ERROR_BODY, **DENIED}
-    ),
+    destroy=extend_schema(summary="Delete a webhook endpoint and its messages", responses={204: None}),
 )
 class WebhookEndpointViewSet(viewsets.ModelViewSet):
+    documented_media_types = ["application/json"]  # forms are read too (schema.ApiSchema.map_parsers)
     queryset = WebhookEndpoint.objects.all()
     serializer_class = WebhookEndpointSerializer
     permission_classes = [CanManageWebhooks]
@@ -218,7 +214,7 @@ class WebhookEndpointViewSet(viewsets.ModelViewSet):
     @extend_schema(
         summary="Give the endpoint a new secret (the old one stops working at once)",
         request=None,
-        responses={200: WebhookEndpointWithSecretSerializer, 404: ERROR_BODY, **DENIED},
+        responses={200: WebhookEndpointWithSecretSerializer},
     )
     @action(detail=True, methods=["post"], url_path="rotate-secret")
     def rotate_secret(self, request, pk=None):
@@ -229,8 +225,8 @@ class WebhookEndpointViewSet(viewsets.ModelViewSet):
 
     @extend_schema(
         summary="The endpoint's messages, newest first, with every attempt",
-        parameters=[MessageQuerySerializer],
-        responses={200: MESSAGE_PAGE, 400: ERROR_BODY, 404: ERROR_BODY, **DENIED},
+        parameters=[MessageQuerySerializer, *MessageCursorPagination.parameters()],
+        responses={200: MESSAGE_PAGE},
     )
     @action(detail=True, methods=["get"], url_path="messages")
     def messages(self, request, pk=None):
@@ -251,8 +247,6 @@ class WebhookEndpointViewSet(viewsets.ModelViewSet):
         responses={
             200: WebhookMessageSerializer,
             409: OpenApiResponse(ERROR_BODY, description="pending already, or the endpoint is turned off"),
-            404: ERROR_BODY,
-            **DENIED,
         },
     )
     @action(detail=True, methods=["post"], url_path=r"messages/(?P<message_id>[^/]+)/resend")

@@ -4,12 +4,18 @@ A target is an http or https URL whose host resolves only to public addresses,
 or to addresses inside WEBHOOK_ALLOWED_NETWORKS (a site's gate controller on
 its LAN). Loopback, link-local (the cloud metadata service at 169.254.169.254
 among them), private, unspecified, multicast and reserved addresses are
-refused, also written as IPv4-mapped IPv6 (::ffff:10.0.0.1). A name is
+refused, also written in an IPv6 form that carries an IPv4 address: such an
+address is checked as the IPv4 address it carries (`carried_ipv4`), since its
+packets are translated or tunnelled to that address. A name is
 resolved here, every address it resolves to must pass, and the delivery then
 connects to the address that was checked, not to whatever the name resolves to
 a moment later (a DNS rebinding attack); the URL's host still goes in the Host
 header and, for https, in TLS's server name, so certificates are checked
 against the name.
+
+A URL that holds a space or a control character is refused rather than
+cleaned: URL parsers drop tabs and line breaks (urlsplit does) or send them
+on, so what was stored would not be what is delivered to.
 
 The check runs when an endpoint is registered or its URL changed, and again
 before every delivery attempt.
@@ -27,6 +33,11 @@ from vehicle_monitor.networks import Network, parse_networks
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# IPv6 prefixes whose last 32 bits are an IPv4 address: NAT64's well-known
+# prefix (RFC 6052) and the deprecated IPv4-compatible form (::a.b.c.d).
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
 
 
 class RefusedTarget(ValueError):
@@ -76,7 +87,12 @@ def resolve(host: str, port: int) -> list[str]:
 
 def check(url: str) -> Target:
     """The target of `url`, or RefusedTarget."""
-    parts = urlsplit(url.strip())
+    url = url.strip()
+    if any(char.isspace() or not char.isprintable() for char in url):
+        raise RefusedTarget(
+            "The URL must not hold spaces or control characters (line breaks, tabs); percent-encode them (%20)."
+        )
+    parts = urlsplit(url)
     if parts.scheme not in DEFAULT_PORTS:
         raise RefusedTarget("The URL must start with http:// or https://.")
     if parts.username is not None or parts.password is not None:
@@ -102,7 +118,7 @@ def check(url: str) -> Target:
     if not addresses:
         raise RefusedTarget(f"The host {host} does not resolve.")
     checked = [_checked(host, address) for address in addresses]
-    return Target(url=url.strip(), host=host, address=str(checked[0]))
+    return Target(url=url, host=host, address=str(checked[0]))
 
 
 def _checked(host: str, text: str) -> IPAddress:
@@ -110,16 +126,38 @@ def _checked(host: str, text: str) -> IPAddress:
     address = ipaddress.ip_address(text.split("%", 1)[0])
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
         address = address.ipv4_mapped
-    if any(address in network for network in allowed_networks()):
+    allowed = allowed_networks()
+    if any(address in network for network in allowed):
         return address
-    kind = refused_kind(address)
-    if kind:
-        shown = host if host == str(address) else f"{host} ({address})"
-        raise RefusedTarget(
-            f"{shown} is not a public address ({kind}); webhooks go only to public addresses "
-            "and to the networks WEBHOOK_ALLOWED_NETWORKS lists."
-        )
+    for checked in carried_ipv4(address) or [address]:
+        if any(checked in network for network in allowed):
+            continue
+        kind = refused_kind(checked)
+        if kind:
+            shown = host if host == str(address) else f"{host} ({address})"
+            if checked != address:
+                shown = f"{shown}, which carries {checked},"
+            raise RefusedTarget(
+                f"{shown} is not a public address ({kind}); webhooks go only to public addresses "
+                "and to the networks WEBHOOK_ALLOWED_NETWORKS lists."
+            )
     return address
+
+
+def carried_ipv4(address: IPAddress) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries: 6to4 (2002::/16), Teredo
+    (2001::/32: its server and its client), NAT64 (64:ff9b::/96) and
+    IPv4-compatible (::a.b.c.d). IPv4-mapped addresses are taken for their
+    IPv4 address before this (they are one address written two ways)."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return []
+    if address.sixtofour:
+        return [address.sixtofour]
+    if address.teredo:
+        return list(address.teredo)
+    if address in NAT64 or (address in IPV4_COMPATIBLE and int(address) > 1):  # not :: nor ::1
+        return [ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)]
+    return []
 
 
 def refused_kind(address: IPAddress) -> str | None:
