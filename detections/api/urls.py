@@ -1,7 +1,7 @@
 from django.urls import re_path
 from rest_framework.routers import SimpleRouter
 
-from detections.api import alerts, exports, sites, views, watchlists, webhooks
+from detections.api import alerts, exports, journeys, sites, views, watchlists, webhooks
 
 router = SimpleRouter()
 router.register("detections", views.DetectionViewSet, basename="detection")
@@ -18,4 +18,5 @@ urlpatterns = [
     *alerts.urlpatterns,
     *webhooks.urlpatterns,
     *sites.urlpatterns,
+    *journeys.urlpatterns,
 ]

@@ -3,7 +3,7 @@
 
 Edge units (device keys) write; viewers (users) read; an operator may open
 reading to anyone with PUBLIC_FEED=true; alerts need the 'view alert'
-permission. This module knows principals and credentials, not requests:
+permission, journeys 'view journey'. This module knows principals and credentials, not requests:
 api/authentication.py reads keys from HTTP headers, feed/socket_auth.py from
 the socket's handshake.
 """
@@ -67,3 +67,9 @@ def may_view_alerts(user) -> bool:
 def may_view_visits(user) -> bool:
     """May read sites, visits, occupancy and dwell, and their events (never public)."""
     return is_viewer(user) and (user.has_perm("detections.view_visit") or user.has_perm("detections.manage_sites"))
+
+
+def may_view_journeys(user) -> bool:
+    """May read routes, journeys, travel times and the matrix, on the API and
+    on the feed (never public): 'view journey', or 'manage routes'."""
+    return is_viewer(user) and (user.has_perm("detections.view_journey") or user.has_perm("detections.manage_routes"))
