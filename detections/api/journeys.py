@@ -87,7 +87,21 @@ class RouteSerializer(serializers.ModelSerializer):
         return route.derived_revision == route.revision
 
 
-class JourneySerializer(serializers.BaseSerializer):
+class JourneySerializer(serializers.Serializer):
+    """A journey as the socket and webhooks show it too (queries.journey_json)."""
+
+    id = serializers.IntegerField()
+    route = serializers.IntegerField()
+    plate = serializers.CharField(help_text="as the end camera read it")
+    from_detection = serializers.IntegerField()
+    to_detection = serializers.IntegerField()
+    started_at = serializers.DateTimeField()
+    ended_at = serializers.DateTimeField()
+    seconds = serializers.FloatField()
+    speed_kmh = serializers.FloatField(allow_null=True, help_text="null without the route's distance")
+    fuzzy = serializers.BooleanField(help_text="the start read is another vehicle's within one edit")
+    speeding = serializers.BooleanField()
+
     def to_representation(self, journey):
         return queries.journey_json(journey)
 
