@@ -84,3 +84,50 @@ def stored_transitions() -> dict[int, transitions.Transition]:
         row.detection_id: transitions.Transition(row.repeat, row.from_camera_id, row.gap_seconds)
         for row in PlateRead.objects.all()
     }
+
+
+class EngineProcess:
+    """`manage.py follow_journeys` running in a process of its own, on the test database."""
+
+    def __init__(self):
+        import os
+        import subprocess
+        import sys
+        import threading
+
+        from conftest import ROOT, database_url
+
+        self.output: list[str] = []
+        self._started = threading.Event()
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "follow_journeys", "--nice", "0"],
+            cwd=ROOT,
+            env={**os.environ, "DATABASE_URL": database_url(), "PYTHONUNBUFFERED": "1"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        threading.Thread(target=self._read_output, daemon=True).start()
+        if not self._started.wait(timeout=30) or self.process.poll() is not None:
+            self.stop()
+            raise RuntimeError("the engine did not start:\n" + "".join(self.output))
+
+    def _read_output(self):
+        for line in self.process.stdout:
+            self.output.append(line)
+            if line.startswith("Following the log"):
+                self._started.set()
+        self._started.set()
+
+    def stop(self):
+        from processes import end_process
+
+        end_process(self.process)
+        self.process.stdout.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop()
+        print("--- engine output ---\n" + "".join(self.output))  # shown when the test fails
