@@ -277,26 +277,29 @@ def journeys_of(route: Route, query: dict):
     return journeys
 
 
+MATRIX_PARAMETERS = [
+    OpenApiParameter("cameras", OpenApiTypes.STR, required=True, description="a,b,c"),
+    OpenApiParameter("since", OpenApiTypes.DATETIME, description="default: a day before until"),
+    OpenApiParameter("until", OpenApiTypes.DATETIME, description="default: now"),
+    OpenApiParameter("max_seconds", OpenApiTypes.INT, default=1800),
+]
+
+
 class OdMatrixView(APIView):
     """GET /api/od-matrix/: transitions between the cameras asked, in the order asked."""
 
     permission_classes = [CanViewJourneys]
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("cameras", OpenApiTypes.STR, required=True, description="a,b,c"),
-            OpenApiParameter("since", OpenApiTypes.DATETIME, description="default: a day before until"),
-            OpenApiParameter("until", OpenApiTypes.DATETIME, description="default: now"),
-            OpenApiParameter("max_seconds", OpenApiTypes.INT, default=1800),
-        ],
-        responses={200: MATRIX, **ERRORS},
-    )
+    @extend_schema(parameters=MATRIX_PARAMETERS, responses={200: MATRIX, **ERRORS})
     def get(self, request):
-        query = checked(MatrixQuery, request)
-        names = [name for name, _ in query["cameras"]]
-        ids = [pk for _, pk in query["cameras"]]
-        counts = queries.od_matrix(ids, query["since"], query["until"], query["max_seconds"])
+        names, counts = matrix_of(checked(MatrixQuery, request))
         return Response({"cameras": names, "counts": counts})
+
+
+def matrix_of(query: dict) -> tuple[list[str], list[list[int]]]:
+    names = [name for name, _ in query["cameras"]]
+    ids = [pk for _, pk in query["cameras"]]
+    return names, queries.od_matrix(ids, query["since"], query["until"], query["max_seconds"])
 
 
 router = OptionalSlashRouter()

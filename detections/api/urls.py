@@ -13,6 +13,8 @@ urlpatterns = [
     re_path(r"^stats/?$", views.StatsView.as_view(), name="stats"),
     # Before the router's routes, so that "export.csv" is never read as an id.
     re_path(r"^detections/export\.csv$", exports.DetectionExportView.as_view(), name="detection-export"),
+    re_path(r"^routes/(?P<pk>[0-9]+)/journeys\.csv$", exports.JourneyExportView.as_view(), name="journey-export"),
+    re_path(r"^od-matrix\.csv$", exports.OdMatrixExportView.as_view(), name="od-matrix-export"),
     *router.urls,
     *watchlists.urlpatterns,
     *alerts.urlpatterns,
