@@ -261,3 +261,31 @@ def test_whatever_the_arrival_order_and_the_deletions_the_result_is_the_rule_ove
             alive.remove((start, end))
     assert alive == {(s, e) for s, e, _ in journeys()}
     assert route.pk and T0
+
+
+def test_journeys_and_reads_older_than_their_retention_are_purged_and_nothing_is_derived_again(settings):
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    settings.JOURNEY_RETENTION_DAYS = 10
+    bridge()
+    started()
+    old = (read("34ABC123", "bridge-s", 0), read("34ABC123", "bridge-n", 100))
+    engine.catch_up()
+    now = timezone.now()
+    recent = (
+        read("06XY277", "bridge-s", (now - T0).total_seconds() - 200),
+        read("06XY277", "bridge-n", (now - T0).total_seconds() - 100),
+    )
+    engine.catch_up()
+    events_before = journey_events()
+    out = StringIO()
+    call_command("purge_detections", "--dry-run", stdout=out)
+    assert "would delete 1 journey(s) and 2 plate read(s)" in out.getvalue()
+    assert retention.purge_journeys(now) == (1, 2)
+    engine.catch_up()
+    assert journeys() == [(recent[0].pk, recent[1].pk, False)]
+    assert sorted(PlateRead.objects.values_list("pk", flat=True)) == sorted(d.pk for d in recent)
+    assert journey_events() == events_before and old
