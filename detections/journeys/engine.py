@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Max
 
 from detections.alerts.plates import normalize
 from detections.core import counters
@@ -168,47 +168,96 @@ def _insert(rows: Iterable[PlateRead]):
 
 
 def derive_transitions(changes: Iterable[Change]):
-    """Each changed vehicle's transitions, from its earliest change on."""
+    """Each changed vehicle's transitions, from its earliest change on: the
+    reads of every changed vehicle from the earliest change on read at once,
+    and the few anchors before that in one more query."""
     earliest: dict[str, datetime] = {}
     for change in changes:
         if change.vehicle not in earliest or change.at < earliest[change.vehicle]:
             earliest[change.vehicle] = change.at
+    if not earliest:
+        return
+    floor = min(earliest.values()) - transitions.REPEAT
+    rows = defaultdict(list)
+    for values in (
+        PlateRead.objects.filter(vehicle__in=earliest, detected_at__gte=floor)
+        .order_by(*_READ_ORDER)
+        .values_list(*_STATE_FIELDS)
+    ):
+        rows[values[1]].append(values)
+    anchors = {}
+    needing = [
+        vehicle
+        for vehicle, at in earliest.items()
+        if not any(not values[5] for values in rows[vehicle] if values[2] < at)
+    ]
+    if needing:
+        anchors = _anchors_before(needing, floor)
+    changed = []
     for vehicle, at in earliest.items():
-        _derive_vehicle(vehicle, at)
+        reads = rows[vehicle]
+        earlier = [values for values in reads if values[2] < at]
+        later = [values for values in reads if values[2] >= at]
+        if not later:
+            continue
+        anchor = next((values for values in reversed(earlier) if not values[5]), None) or anchors.get(vehicle)
+        found = transitions.derive(
+            [_read_of_values(values) for values in later],
+            earlier=[_read_of_values(values) for values in earlier if values[2] >= at - transitions.REPEAT],
+            anchor=_read_of_values(anchor) if anchor else None,
+        )
+        for values in later:
+            transition = found[values[0]]
+            now = (transition.repeat, transition.from_camera_id, transition.gap_seconds)
+            if tuple(values[5:8]) != now:
+                changed.append((*now, values[0]))
+    _update_transitions(changed)
 
 
+# What the transitions are derived from, as value tuples: (detection_id,
+# vehicle, detected_at, tracking_id, camera_id, repeat, from_camera_id, gap_seconds).
+_STATE_FIELDS = ("detection_id", "vehicle", "detected_at", "tracking_id", "camera_id", "repeat", "from_camera_id")
+_STATE_FIELDS += ("gap_seconds",)
 _READ_ORDER = ("detected_at", "tracking_id", "camera_id")
 
 
-def _derive_vehicle(vehicle: str, at: datetime):
-    rows = list(
-        PlateRead.objects.filter(vehicle=vehicle, detected_at__gte=at - transitions.REPEAT).order_by(*_READ_ORDER)
+def _read_of_values(values) -> pairing.Read:
+    return pairing.Read(values[0], values[1], values[2], values[3], values[4])
+
+
+def _anchors_before(vehicles: list[str], floor: datetime) -> dict:
+    """Each vehicle's last read before `floor` that is not a repeat."""
+    latest = (
+        PlateRead.objects.filter(vehicle__in=vehicles, detected_at__lt=floor, repeat=False)
+        .values("vehicle")
+        .annotate(last=Max("detected_at"))
+        .values_list("vehicle", "last")
     )
-    earlier = [row for row in rows if row.detected_at < at]
-    later = [row for row in rows if row.detected_at >= at]
-    if not later:
+    wanted = dict(latest)
+    if not wanted:
+        return {}
+    found = {}
+    for values in (
+        PlateRead.objects.filter(vehicle__in=wanted, detected_at__in=set(wanted.values()), repeat=False)
+        .order_by(*_READ_ORDER)
+        .values_list(*_STATE_FIELDS)
+    ):
+        if values[2] == wanted[values[1]]:
+            found[values[1]] = values  # the last in read order, of those at that time
+    return found
+
+
+def _update_transitions(changed: list[tuple]):
+    """Write (repeat, from_camera_id, gap_seconds, detection_id) rows."""
+    if not changed:
         return
-    anchor = next((row for row in reversed(earlier) if not row.repeat), None)
-    if anchor is None:
-        anchor = (
-            PlateRead.objects.filter(vehicle=vehicle, detected_at__lt=at - transitions.REPEAT, repeat=False)
-            .order_by(*(f"-{name}" for name in _READ_ORDER))
-            .first()
+    table = connection.ops.quote_name(PlateRead._meta.db_table)
+    repeat = connection.ops.quote_name("repeat")
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"UPDATE {table} SET {repeat} = %s, from_camera_id = %s, gap_seconds = %s WHERE detection_id = %s",
+            changed,
         )
-    found = transitions.derive(
-        [_read_of(row) for row in later],
-        earlier=[_read_of(row) for row in earlier],
-        anchor=_read_of(anchor) if anchor else None,
-    )
-    changed = []
-    for row in later:
-        transition = found[row.detection_id]
-        now = (transition.repeat, transition.from_camera_id, transition.gap_seconds)
-        if (row.repeat, row.from_camera_id, row.gap_seconds) != now:
-            row.repeat, row.from_camera_id, row.gap_seconds = now
-            changed.append(row)
-    if changed:
-        PlateRead.objects.bulk_update(changed, ["repeat", "from_camera", "gap_seconds"])
 
 
 def derive_all_transitions(chunk: int = 5000):
@@ -254,20 +303,15 @@ def derive_route(route: Route, since: datetime | None, output: Output | None):
     start_from = route.covers_from if since is None else max(since, route.covers_from)
     window = timedelta(seconds=route.max_seconds)
     repeat = timedelta(seconds=route.repeat_seconds)
-    starts = PlateRead.objects.filter(
-        camera_id=route.from_camera_id, detected_at__gte=max(start_from - window, route.covers_from)
-    )
-    ends = PlateRead.objects.filter(
-        camera_id=route.to_camera_id, detected_at__gte=max(start_from - repeat, route.covers_from)
-    )
+    starts = _reads_at(route.from_camera_id, max(start_from - window, route.covers_from))
     state = pairing.State()
     replayed = []
-    for row in ends:
-        if row.detected_at < start_from:
-            last = state.last_end.get(row.vehicle)
-            state.last_end[row.vehicle] = row.detected_at if last is None else max(last, row.detected_at)
+    for read in _reads_at(route.to_camera_id, max(start_from - repeat, route.covers_from)):
+        if read.at < start_from:
+            last = state.last_end.get(read.vehicle)
+            state.last_end[read.vehicle] = read.at if last is None else max(last, read.at)
         else:
-            replayed.append(_read_of(row))
+            replayed.append(read)
     old = Journey.objects.filter(route=route)
     if since is not None:
         old = old.filter(ended_at__gte=start_from)
@@ -276,8 +320,15 @@ def derive_route(route: Route, since: datetime | None, output: Output | None):
                 "from_detection", flat=True
             )
         )
-    pairs = pairing.pair([_read_of(row) for row in starts], replayed, rule_of(route), state)
+    pairs = pairing.pair(starts, replayed, rule_of(route), state)
     _store(route, list(old), pairs, output)
+
+
+def _reads_at(camera_id: int, since: datetime) -> list[pairing.Read]:
+    """A camera's reads at or after `since`, as tuples: no model instances."""
+    fields = ("detection_id", "vehicle", "detected_at", "tracking_id", "camera_id", "plate", "vehicle_type")
+    rows = PlateRead.objects.filter(camera_id=camera_id, detected_at__gte=since).values_list(*fields)
+    return [pairing.Read(*values) for values in rows]
 
 
 def _store(route: Route, old: list[Journey], pairs: list[pairing.Pair], output: Output | None):

@@ -21,7 +21,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from detections.alerts.plates import within_one_edit
+from rapidfuzz import process
+from rapidfuzz.distance import Levenshtein
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,17 @@ def pair(starts: Iterable[Read], ends: Iterable[Read], rule: Rule, state: State 
                 return start
         return None
 
+    near: dict[str, list[str]] = {}
+    vehicles = list(by_vehicle)
+
+    def neighbours(vehicle: str) -> list[str]:
+        """The vehicles with start reads one edit from `vehicle` (not itself):
+        Levenshtein distance between the normal forms, as the watch-lists measure it."""
+        if vehicle not in near:
+            found = process.extract(vehicle, vehicles, scorer=Levenshtein.distance, score_cutoff=1, limit=None)
+            near[vehicle] = [other for other, _, _ in found if other != vehicle]
+        return near[vehicle]
+
     pairs = []
     for end in sorted(ends, key=lambda read: read.order):
         previous = last_end.get(end.vehicle)
@@ -104,9 +116,7 @@ def pair(starts: Iterable[Read], ends: Iterable[Read], rule: Rule, state: State 
         start, fuzzy = latest_free(end.vehicle, end), False
         if start is None:
             found = [
-                candidate
-                for other in within_one_edit(end.vehicle) & by_vehicle.keys()
-                if other != end.vehicle and (candidate := latest_free(other, end)) is not None
+                candidate for other in neighbours(end.vehicle) if (candidate := latest_free(other, end)) is not None
             ]
             if len(found) == 1:
                 start, fuzzy = found[0], True
