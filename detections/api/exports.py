@@ -78,12 +78,7 @@ class JourneyExportView(GenericAPIView):
 
     @extend_schema(
         operation_id="api_routes_journeys_csv",
-        parameters=[
-            OpenApiParameter("since", OpenApiTypes.DATETIME, description="ended at or after"),
-            OpenApiParameter("until", OpenApiTypes.DATETIME, description="ended before"),
-            OpenApiParameter("plate", OpenApiTypes.STR),
-            OpenApiParameter("min_speed_kmh", OpenApiTypes.NUMBER),
-        ],
+        parameters=[JourneyQuery],
         responses={
             (200, "text/csv"): OpenApiResponse(
                 OpenApiTypes.STR,

@@ -3,24 +3,27 @@
 routes 'manage routes'; none of it is ever public. What is read is what the
 journey engine stored (detections/journeys/queries.py)."""
 
+import math
 from datetime import timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.urls import re_path
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from detections.alerts.plates import normalize
-from detections.api.alert_serializers import StrictCharField, UtcTimeField, _checked_name
+from detections.api.alert_serializers import _checked_name
 from detections.api.pagination import DetectionCursorPagination
 from detections.api.permissions import CanManageRoutes, CanViewJourneys
+from detections.api.queries import QuerySerializer, QueryTimeField
 from detections.api.schema import ERROR_BODY
+from detections.api.serializers import ApiModelSerializer, StrictCharField
+from detections.api.sites import TimeField
 from detections.api.watchlists import NumberedPages, OptionalSlashRouter
 from detections.core.formats import EARLIEST, LATEST
 from detections.journeys import queries
@@ -43,13 +46,13 @@ class CameraNameField(serializers.SlugRelatedField):
         super().__init__(slug_field="name", queryset=Camera.objects.all(), **kwargs)
 
 
-class RouteSerializer(serializers.ModelSerializer):
+class RouteSerializer(ApiModelSerializer):
     name = StrictCharField(max_length=100)
-    from_camera = CameraNameField()
-    to_camera = CameraNameField()
-    since = UtcTimeField(required=False, allow_null=True)
-    created_at = UtcTimeField(read_only=True)
-    updated_at = UtcTimeField(read_only=True)
+    from_camera = CameraNameField(help_text="a camera's name; the camera must exist (a 400 otherwise)")
+    to_camera = CameraNameField(help_text="a camera's name, not from_camera's; the camera must exist (a 400 otherwise)")
+    since = TimeField(required=False, allow_null=True, help_text="covers reads at or after this; null: its creation")
+    created_at = TimeField(read_only=True)
+    updated_at = TimeField(read_only=True)
     derived = serializers.SerializerMethodField(help_text="false while the engine derives the route's history again")
 
     class Meta:
@@ -72,6 +75,11 @@ class RouteSerializer(serializers.ModelSerializer):
 
     def validate_name(self, value):
         return _checked_name(value)
+
+    def validate_since(self, value):
+        if value is not None and not EARLIEST <= value <= LATEST:
+            raise serializers.ValidationError("Enter a time between the years 1001 and 9998.", code="out_of_range")
+        return value
 
     def validate(self, attrs):
         def given(name):
@@ -112,34 +120,27 @@ class JourneyPages(DetectionCursorPagination):
     ordering = ("-ended_at", "-id")
 
 
-class JourneyQuery(serializers.Serializer):
-    since = serializers.DateTimeField(required=False, help_text="ended at or after")
-    until = serializers.DateTimeField(required=False, help_text="ended before")
+class JourneyQuery(QuerySerializer):
+    since = QueryTimeField(required=False, help_text="ended at or after")
+    until = QueryTimeField(required=False, help_text="ended before")
     plate = serializers.CharField(required=False, help_text="the end read's plate, in its normal form")
     min_speed_kmh = serializers.FloatField(required=False)
 
-    def validate_since(self, value):
-        return _bounded(value)
-
-    def validate_until(self, value):
-        return _bounded(value)
-
-
-def _bounded(value):
-    if not EARLIEST <= value <= LATEST:
-        raise serializers.ValidationError("Enter a time between the years 1001 and 9998.", code="out_of_range")
-    return value
+    def validate_min_speed_kmh(self, value):
+        if not math.isfinite(value):
+            raise serializers.ValidationError("min_speed_kmh must be a finite number.", code="invalid")
+        return value
 
 
-class RangeQuery(serializers.Serializer):
+class RangeQuery(QuerySerializer):
     """since/until (default: the day before now), at most MAX_RANGE apart."""
 
-    since = serializers.DateTimeField(required=False)
-    until = serializers.DateTimeField(required=False)
+    since = QueryTimeField(required=False, help_text="default: a day before until")
+    until = QueryTimeField(required=False, help_text="default: now")
 
     def validate(self, attrs):
-        until = _bounded(attrs.get("until") or timezone.now())
-        since = _bounded(attrs.get("since") or until - timedelta(days=1))
+        until = attrs.get("until") or timezone.now()
+        since = attrs.get("since") or until - timedelta(days=1)
         if since >= until:
             raise serializers.ValidationError({"until": ["until must be after since."]}, code="invalid")
         if until - since > MAX_RANGE:
@@ -159,7 +160,9 @@ class TravelTimesQuery(RangeQuery):
 
 
 class MatrixQuery(RangeQuery):
-    cameras = serializers.CharField(help_text="camera names, comma-separated, in the order the matrix answers")
+    cameras = serializers.CharField(
+        help_text="camera names, comma-separated, in the order the matrix answers; each must exist and be named once"
+    )
     max_seconds = serializers.IntegerField(default=1800, min_value=1, max_value=7 * 86400)
 
     def validate_cameras(self, value):
@@ -227,12 +230,7 @@ class RouteViewSet(viewsets.ModelViewSet):
     lookup_value_regex = "[0-9]+"
 
     @extend_schema(
-        parameters=[
-            OpenApiParameter("since", OpenApiTypes.DATETIME, description="ended at or after"),
-            OpenApiParameter("until", OpenApiTypes.DATETIME, description="ended before"),
-            OpenApiParameter("plate", OpenApiTypes.STR, description="the end read's plate (normal form)"),
-            OpenApiParameter("min_speed_kmh", OpenApiTypes.NUMBER),
-        ],
+        parameters=[JourneyQuery, *JourneyPages.parameters()],
         responses={200: JourneySerializer(many=True), **ERRORS},
     )
     @action(detail=True, methods=["get"], permission_classes=[CanViewJourneys])
@@ -245,15 +243,7 @@ class RouteViewSet(viewsets.ModelViewSet):
         page = paginator.paginate_queryset(journeys, request, view=self)
         return paginator.get_paginated_response(JourneySerializer(page, many=True).data)
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("since", OpenApiTypes.DATETIME, description="default: a day before until"),
-            OpenApiParameter("until", OpenApiTypes.DATETIME, description="default: now"),
-            OpenApiParameter("bucket", OpenApiTypes.STR, enum=list(queries.BUCKETS), default="hour"),
-            OpenApiParameter("tz", OpenApiTypes.STR, default="UTC"),
-        ],
-        responses={200: TRAVEL_TIMES, **ERRORS},
-    )
+    @extend_schema(parameters=[TravelTimesQuery], responses={200: TRAVEL_TIMES, **ERRORS})
     @action(detail=True, methods=["get"], url_path="travel-times", permission_classes=[CanViewJourneys])
     def travel_times(self, request, pk):
         """Per bucket of journey end: count, median and p85 seconds (nearest
@@ -277,12 +267,7 @@ def journeys_of(route: Route, query: dict):
     return journeys
 
 
-MATRIX_PARAMETERS = [
-    OpenApiParameter("cameras", OpenApiTypes.STR, required=True, description="a,b,c"),
-    OpenApiParameter("since", OpenApiTypes.DATETIME, description="default: a day before until"),
-    OpenApiParameter("until", OpenApiTypes.DATETIME, description="default: now"),
-    OpenApiParameter("max_seconds", OpenApiTypes.INT, default=1800),
-]
+MATRIX_PARAMETERS = [MatrixQuery]
 
 
 class OdMatrixView(APIView):
