@@ -19,3 +19,4 @@ class DetectionsConfig(AppConfig):
         # what it has not reached, and /metrics shows its lag, in every process.
         import_module("detections.webhooks.outbox")
         import_module("detections.sites.engine")
+        import_module("detections.journeys.engine")

@@ -1,7 +1,8 @@
 """Cameras, their detections, the event log that numbers every published event,
 the counters that keep counts and statistics from ever scanning detections;
 watch-lists, alert rules and the alerts they raise; webhook endpoints and the
-messages to them, which the delivery workers make from the event log.
+messages to them, which the delivery workers make from the event log; routes
+and journeys (detections/journeys/models.py).
 """
 
 from datetime import timedelta
@@ -11,7 +12,9 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
-# Sites and visits have a room of their own; their models are this app's too.
+# Routes and journeys, sites and visits have rooms of their own; their models
+# are this app's too.
+from detections.journeys.models import Journey, PlateRead, Route  # noqa: F401
 from detections.sites.models import Direction, Role, Site, SiteCamera, Visit, VisitState  # noqa: F401
 
 # A camera's last_seen_at and a device key's last_used_at are written at most
@@ -117,6 +120,7 @@ class EventKind(models.TextChoices):
     DETECTION_UPDATED = "detection_updated"
     VISIT = "visit"
     SITE = "site"
+    JOURNEY = "journey"
 
 
 class Event(models.Model):
@@ -405,6 +409,9 @@ class WebhookEvent(models.TextChoices):
     VISIT_OVERSTAY = "visit.overstay"
     SITE_FULL = "site.full"
     SITE_AVAILABLE = "site.available"
+    JOURNEY_COMPLETED = "journey.completed"
+    JOURNEY_SPEEDING = "journey.speeding"
+    JOURNEY_REMOVED = "journey.removed"
 
 
 class WebhookEndpoint(models.Model):

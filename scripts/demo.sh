@@ -19,6 +19,7 @@ BASE="http://127.0.0.1:$PORT"
 VPY="$ROOT/.venv/bin/python"
 LOG="$ROOT/var/demo-server.log"
 WEBHOOKS_LOG="$ROOT/var/demo-webhooks.log"
+JOURNEYS_LOG="$ROOT/var/demo-journeys.log"
 
 
 bash scripts/bootstrap.sh
@@ -52,6 +53,7 @@ VIEWER_TOKEN="$(printf '%s\n' "$setup_out" | sed -n 's/^VIEWER_TOKEN=//p')"
 
 SERVER_PID=""
 WEBHOOKS_PID=""
+JOURNEYS_PID=""
 # stop_process NAME PID: SIGTERM, up to 10 s to finish, then SIGKILL.
 stop_process() {
     local name=$1 pid=$2
@@ -69,6 +71,7 @@ stop_process() {
 cleanup() {
     local status=$?
     trap - EXIT INT TERM
+    stop_process "journey engine" "$JOURNEYS_PID"
     stop_process "webhook worker" "$WEBHOOKS_PID"
     stop_process server "$SERVER_PID"
     exit "$status"
@@ -87,6 +90,12 @@ SERVER_PID=$!
 step "starting the webhook worker (log: ${WEBHOOKS_LOG#"$ROOT"/})"
 "$VPY" manage.py deliver_webhooks >"$WEBHOOKS_LOG" 2>&1 &
 WEBHOOKS_PID=$!
+
+# The journey engine: routes defined in the admin or the API get their journeys
+# (docs/journeys.md).
+step "starting the journey engine (log: ${JOURNEYS_LOG#"$ROOT"/})"
+"$VPY" manage.py follow_journeys >"$JOURNEYS_LOG" 2>&1 &
+JOURNEYS_PID=$!
 
 deadline=$((SECONDS + WAIT_SECONDS))
 until healthy; do

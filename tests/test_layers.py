@@ -16,6 +16,8 @@ RULES = [
     ("feed", "api"),
     ("core", "feed"),
     ("operations", "api"),
+    ("journeys", "api"),
+    ("journeys", "feed"),
 ]
 
 

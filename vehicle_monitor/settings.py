@@ -283,6 +283,10 @@ RETENTION_DAYS = env.int("RETENTION_DAYS", default=0)
 # ones until resent or their endpoint is deleted); purged with the detections.
 ALERT_RETENTION_DAYS = env.int("ALERT_RETENTION_DAYS", default=365)
 WEBHOOK_MESSAGE_RETENTION_DAYS = env.int("WEBHOOK_MESSAGE_RETENTION_DAYS", default=30)
+# Journeys, and the plate reads the journey engine keeps (the matrix's
+# transitions), are kept this many days, on their own: purging detections
+# does not derive journeys again. 0 keeps them forever.
+JOURNEY_RETENTION_DAYS = env.int("JOURNEY_RETENTION_DAYS", default=365)
 
 # --- Alerts and webhooks ----------------------------------------------------------------
 
@@ -311,6 +315,12 @@ WEBHOOK_POLL_SECONDS = env.float("WEBHOOK_POLL_SECONDS", default=0.1)
 # a new one first and running `manage.py rotate_webhook_secrets_key`. Empty: a
 # key derived from DJANGO_SECRET_KEY.
 WEBHOOK_SECRET_KEYS = env.list("WEBHOOK_SECRET_KEYS", default=[])
+
+# --- Journeys ------------------------------------------------------------------------
+
+# How often an idle journey engine looks at the log and for edited routes (a
+# commit wakes it at once when the channel layer reaches across processes).
+JOURNEY_POLL_SECONDS = env.float("JOURNEY_POLL_SECONDS", default=1.0)
 
 # --- REST framework ------------------------------------------------------------------
 

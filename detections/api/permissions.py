@@ -9,7 +9,7 @@ kind 403.
 
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-from detections.core.access import Device, is_viewer, may_view, may_view_alerts, may_view_visits
+from detections.core.access import Device, is_viewer, may_view, may_view_alerts, may_view_journeys, may_view_visits
 
 
 class IsDevice(BasePermission):
@@ -78,3 +78,21 @@ class CanViewVisits(BasePermission):
 
     def has_permission(self, request, view):
         return request.method in SAFE_METHODS and may_view_visits(request.user)
+
+
+class CanManageRoutes(BasePermission):
+    """Reading routes needs 'view journey'; changing them, 'manage routes'."""
+
+    message = "Routes need the 'manage routes' permission to change, and 'view journey' to read."
+
+    def has_permission(self, request, view):
+        if request.method in SAFE_METHODS:
+            return may_view_journeys(request.user)
+        return is_viewer(request.user) and request.user.has_perm("detections.manage_routes")
+
+
+class CanViewJourneys(BasePermission):
+    message = "Journeys, travel times and the matrix need the 'view journey' permission."
+
+    def has_permission(self, request, view):
+        return request.method in SAFE_METHODS and may_view_journeys(request.user)

@@ -1,7 +1,7 @@
 from django.urls import re_path
 from rest_framework.routers import SimpleRouter
 
-from detections.api import alerts, exports, sites, views, watchlists, webhooks
+from detections.api import alerts, exports, journeys, sites, views, watchlists, webhooks
 
 router = SimpleRouter()
 router.register("detections", views.DetectionViewSet, basename="detection")
@@ -13,9 +13,12 @@ urlpatterns = [
     re_path(r"^stats/?$", views.StatsView.as_view(), name="stats"),
     # Before the router's routes, so that "export.csv" is never read as an id.
     re_path(r"^detections/export\.csv$", exports.DetectionExportView.as_view(), name="detection-export"),
+    re_path(r"^routes/(?P<pk>[0-9]+)/journeys\.csv$", exports.JourneyExportView.as_view(), name="journey-export"),
+    re_path(r"^od-matrix\.csv$", exports.OdMatrixExportView.as_view(), name="od-matrix-export"),
     *router.urls,
     *watchlists.urlpatterns,
     *alerts.urlpatterns,
     *webhooks.urlpatterns,
     *sites.urlpatterns,
+    *journeys.urlpatterns,
 ]

@@ -3,7 +3,8 @@
 
 Edge units (device keys) write; viewers (users) read; an operator may open
 reading to anyone with PUBLIC_FEED=true; alerts need the 'view alert'
-permission. This module knows principals and credentials, not requests:
+permission, visits 'view visit', journeys 'view journey'. This module knows
+principals and credentials, not requests:
 api/authentication.py reads keys from HTTP headers, feed/socket_auth.py from
 the socket's handshake.
 """
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from detections.models import Camera
+from detections.models import Camera, EventKind
 
 # Both kinds of key travel as `Authorization: Token <key>` (or `Bearer <key>`).
 AUTH_KEYWORDS = (b"token", b"bearer")
@@ -67,3 +68,23 @@ def may_view_alerts(user) -> bool:
 def may_view_visits(user) -> bool:
     """May read sites, visits, occupancy and dwell, and their events (never public)."""
     return is_viewer(user) and (user.has_perm("detections.view_visit") or user.has_perm("detections.manage_sites"))
+
+
+def may_view_journeys(user) -> bool:
+    """May read routes, journeys, travel times and the matrix, on the API and
+    on the feed (never public): 'view journey', or 'manage routes'."""
+    return is_viewer(user) and (user.has_perm("detections.view_journey") or user.has_perm("detections.manage_routes"))
+
+
+def readable_kinds(user) -> frozenset[str]:
+    """The kinds of event a user's socket may receive: detections, deletions
+    and corrections for every viewer; alerts, visits and sites, and journeys
+    with their permissions."""
+    kinds = {EventKind.NEW_DETECTION.value, EventKind.DELETION.value, EventKind.DETECTION_UPDATED.value}
+    if may_view_alerts(user):
+        kinds.add(EventKind.ALERT.value)
+    if may_view_visits(user):
+        kinds |= {EventKind.VISIT.value, EventKind.SITE.value}
+    if may_view_journeys(user):
+        kinds.add(EventKind.JOURNEY.value)
+    return frozenset(kinds)

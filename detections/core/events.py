@@ -19,7 +19,7 @@ from detections.models import Alert, Detection, Event, EventKind
 PUBLISH_GROUP = "detections"
 
 # Sent with `events=[Event, ...]` by a writer of events that have no model
-# signal of their own (the visit engine's, a correction's), inside the
+# signal of their own (the visit and journey engines', a correction's), inside the
 # transaction that writes them: the feed publishes them after its commit.
 events_logged = Signal()
 

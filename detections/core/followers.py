@@ -71,6 +71,10 @@ class Follower:
     active): retention prunes them and they count for no lag even before a
     step has passed them. A step's work skips them itself, with what it reads
     anyway. It must be cheap: it is asked at every scrape.
+    `on_start()` runs in the transaction that makes the cursor: a follower
+    that starts at the head takes the history before it from the tables
+    there (the log may have been pruned long ago); its steps must then take
+    calmly an event whose change it found already made.
     """
 
     def __init__(
@@ -79,12 +83,14 @@ class Follower:
         *,
         starts_at_head: bool = False,
         needs_nothing_up_to: Callable[[int, int], int] | None = None,
+        on_start: Callable[[], None] | None = None,
     ):
         if name in FOLLOWERS:
             raise ValueError(f"a follower named {name!r} exists already")
         self.name = name
         self.starts_at_head = starts_at_head
         self._needs_nothing_up_to = needs_nothing_up_to
+        self._on_start = on_start
         FOLLOWERS[name] = self
 
     def __repr__(self):
@@ -130,8 +136,11 @@ class Follower:
         return position
 
     def _make_cursor(self):
-        start = feed_head() if self.starts_at_head else 0
-        FollowerCursor.objects.get_or_create(name=self.name, defaults={"position": start})
+        with transaction.atomic():
+            start = feed_head() if self.starts_at_head else 0
+            _, made = FollowerCursor.objects.get_or_create(name=self.name, defaults={"position": start})
+            if made and self._on_start is not None:
+                self._on_start()
 
     def _lock(self, wait: bool) -> int | None:
         """The cursor, locked until the transaction ends; None when it is

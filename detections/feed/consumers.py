@@ -20,7 +20,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from detections.core.access import may_view, may_view_alerts, may_view_visits
+from detections.core.access import may_view, readable_kinds
 from detections.feed import messages
 from detections.feed.broadcaster import CATCH_UP, broadcaster
 from detections.feed.socket_auth import query_param
@@ -64,9 +64,9 @@ class DetectionFeedConsumer(AsyncWebsocketConsumer):
         self.last_seq = 0  # every event up to here has been delivered or filtered out
         self.cameras: set[str] | None = None
         self.vehicle_types: set[str] | None = None
-        # Alerts only ever reach a user allowed to view them, never an anonymous
-        # socket of the public feed.
-        self.readable_kinds = await _readable_kinds(self.scope.get("user"))
+        # Alerts and journeys only ever reach a user allowed to view them, never
+        # an anonymous socket of the public feed.
+        self.readable_kinds = await database_sync_to_async(readable_kinds)(self.scope.get("user"))
         self.kinds = self.readable_kinds
         # At most INBOX_LIMIT events and one catch-up (`offer`).
         self.inbox: asyncio.Queue = asyncio.Queue()
@@ -268,22 +268,6 @@ class DetectionFeedConsumer(AsyncWebsocketConsumer):
 
     async def send_error(self, code: str, detail: str):
         await self.send_json({"type": "error", "code": code, "detail": detail})
-
-
-# What every viewer of the feed may read; alerts need the 'view alert'
-# permission, visits and sites 'view visit'.
-FEED_KINDS = frozenset({EventKind.NEW_DETECTION.value, EventKind.DELETION.value, EventKind.DETECTION_UPDATED.value})
-VISIT_KINDS = frozenset({EventKind.VISIT.value, EventKind.SITE.value})
-
-
-@database_sync_to_async
-def _readable_kinds(user) -> set[str]:
-    kinds = set(FEED_KINDS)
-    if may_view_alerts(user):
-        kinds.add(EventKind.ALERT.value)
-    if may_view_visits(user):
-        kinds |= VISIT_KINDS
-    return kinds
 
 
 def _query_int(scope, name: str) -> int | None:

@@ -1,6 +1,7 @@
 """The post_save and post_delete receivers: publish each created or deleted
 detection's event, and each raised alert's, once its transaction commits (a
-rollback publishes nothing).
+rollback publishes nothing); and the events a follower of the log wrote
+(`events.events_logged`), the same way.
 
 `writes` sends both signals for every row it inserts or deletes, handing over
 the row's event (and, for a new row, its thumbnail). A row the ORM saved or
@@ -43,7 +44,7 @@ def alert_saved(sender, instance: Alert, created: bool, event=None, **kwargs):
 
 
 def events_logged(sender, events, **kwargs):
-    # Events with no model signal of their own (visits, sites, corrections).
+    # Events with no model signal of their own (visits, sites, journeys, corrections).
     for event in events:
         transaction.on_commit(partial(messages.publish, event), robust=True)
 

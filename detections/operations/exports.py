@@ -1,5 +1,7 @@
 """CSV export, streamed: the rows behind GET /api/detections/export.csv
-(api/exports.py) and the admin's "Export selected to CSV".
+(api/exports.py) and the admin's "Export selected to CSV", and the journeys
+and origin-destination matrices of GET /api/routes/{id}/journeys.csv and
+/api/od-matrix.csv.
 
 The rows are read in keyset pages of EXPORT_PAGE_SIZE and written as they are
 read, so an export of a million rows holds one page in memory at a time.
@@ -11,6 +13,7 @@ synchronous one into a list before sending the first byte.
 import csv
 import io
 import json
+from collections.abc import Callable, Iterable, Iterator
 
 from asgiref.sync import sync_to_async
 from django.core.files.storage import FileSystemStorage, default_storage
@@ -95,26 +98,24 @@ def _write(rows) -> str:
 
 
 class CsvPages:
-    """The CSV text of a queryset, one chunk per page of rows, oldest first."""
+    """CSV text read page by page: the header, then one chunk per page of rows.
+    `pages` yields lists of value tuples; `rows(page)` turns one into CSV rows."""
 
-    def __init__(self, queryset, page_size: int):
-        self.pages = time_ordered_pages(queryset, _FIELDS, page_size)
+    def __init__(self, header: list[str], pages: Iterator[list], rows: Callable[[list], Iterable[list]]):
+        self.header = header
+        self.pages = pages
+        self.rows = rows
         self.header_sent = False
-        self.cameras: dict[int, str] = {}
-        self.url = _url_of(default_storage)
 
     def next_chunk(self) -> str | None:
         """The next chunk of text, or None at the end."""
         if not self.header_sent:
             self.header_sent = True
-            return _write([COLUMNS])
-        rows = next(self.pages, None)
-        if rows is None:
+            return _write([self.header])
+        page = next(self.pages, None)
+        if page is None:
             return None
-        unknown = {values[2] for values in rows} - self.cameras.keys()
-        if unknown:
-            self.cameras.update(Camera.objects.filter(pk__in=unknown).values_list("pk", "name"))
-        return _write(_row(values, self.cameras, self.url) for values in rows)
+        return _write(self.rows(page))
 
     def __iter__(self):
         while (chunk := self.next_chunk()) is not None:
@@ -127,12 +128,79 @@ class CsvPages:
             yield chunk
 
 
-def csv_response(request, queryset, *, name: str = "detections") -> StreamingHttpResponse:
-    """A streamed CSV download of `queryset` (Django request: ASGI or not)."""
-    pages = CsvPages(queryset, EXPORT_PAGE_SIZE)
+def detection_pages(queryset, page_size: int | None = None) -> CsvPages:
+    """The detections of a queryset, oldest first."""
+    cameras: dict[int, str] = {}
+    url = _url_of(default_storage)
+
+    def rows(page):
+        unknown = {values[2] for values in page} - cameras.keys()
+        if unknown:
+            cameras.update(Camera.objects.filter(pk__in=unknown).values_list("pk", "name"))
+        return (_row(values, cameras, url) for values in page)
+
+    return CsvPages(COLUMNS, time_ordered_pages(queryset, _FIELDS, page_size or EXPORT_PAGE_SIZE), rows)
+
+
+JOURNEY_COLUMNS = [
+    "id",
+    "ended_at",
+    "route",
+    "plate",
+    "from_detection",
+    "to_detection",
+    "started_at",
+    "seconds",
+    "speed_kmh",
+    "fuzzy",
+    "speeding",
+]
+_JOURNEY_FIELDS = ["route_id", "plate", "from_detection", "to_detection", "started_at", "seconds", "speed_kmh"]
+_JOURNEY_FIELDS += ["fuzzy", "speeding"]
+
+
+def journey_pages(queryset, page_size: int | None = None) -> CsvPages:
+    """The journeys of a queryset, oldest end first."""
+
+    def rows(page):
+        for pk, ended_at, route, plate, start, end, started_at, seconds, speed, fuzzy, speeding in page:
+            yield [
+                pk,
+                format_time(ended_at),
+                route,
+                safe_cell(plate),
+                start,
+                end,
+                format_time(started_at),
+                repr(seconds),
+                "" if speed is None else repr(speed),
+                str(fuzzy).lower(),
+                str(speeding).lower(),
+            ]
+
+    return CsvPages(
+        JOURNEY_COLUMNS,
+        time_ordered_pages(queryset, _JOURNEY_FIELDS, page_size or EXPORT_PAGE_SIZE, time_field="ended_at"),
+        rows,
+    )
+
+
+def matrix_pages(cameras: list[str], counts: list[list[int]]) -> CsvPages:
+    """An origin-destination matrix: a row per origin, a column per destination."""
+    page = [[safe_cell(name), *row] for name, row in zip(cameras, counts, strict=True)]
+    return CsvPages(["from", *(safe_cell(name) for name in cameras)], iter([page] if page else []), iter)
+
+
+def streamed(request, pages: CsvPages, *, name: str) -> StreamingHttpResponse:
+    """A streamed CSV download (Django request: ASGI or not)."""
     body = pages.__aiter__() if isinstance(request, ASGIRequest) else iter(pages)
     response = StreamingHttpResponse(body, content_type="text/csv; charset=utf-8")
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
     response["Content-Disposition"] = f'attachment; filename="{name}-{stamp}.csv"'
     response["Cache-Control"] = "no-store"  # plates are personal data
     return response
+
+
+def csv_response(request, queryset, *, name: str = "detections") -> StreamingHttpResponse:
+    """A streamed CSV download of detections."""
+    return streamed(request, detection_pages(queryset), name=name)

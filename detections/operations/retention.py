@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from detections.core import counters, followers, writes
 from detections.core.paging import time_ordered_pages
-from detections.models import Alert, Detection, Event, HourlyCount, MessageStatus, WebhookMessage
+from detections.models import Alert, Detection, Event, HourlyCount, Journey, MessageStatus, PlateRead, WebhookMessage
 
 # The folders Detection's file fields upload to (models._snapshot_path, _thumbnail_path).
 MEDIA_FOLDERS = ("snapshots", "thumbnails")
@@ -85,6 +85,30 @@ def purge_alerts_and_messages(now: datetime, *, batch_size: int = 1000) -> tuple
     """Delete expired alerts and delivered messages (their attempts with them),
     a batch per transaction; how many of each."""
     return _delete_in_batches(expired_alerts(now), batch_size), _delete_in_batches(expired_messages(now), batch_size)
+
+
+def expired_journeys(now: datetime):
+    """Journeys that ended more than JOURNEY_RETENTION_DAYS ago (none when it is 0)."""
+    if settings.JOURNEY_RETENTION_DAYS <= 0:
+        return Journey.objects.none()
+    return Journey.objects.filter(ended_at__lt=now - timedelta(days=settings.JOURNEY_RETENTION_DAYS))
+
+
+def expired_plate_reads(now: datetime):
+    """The journey engine's reads (the matrix's transitions) older than
+    JOURNEY_RETENTION_DAYS (none when it is 0)."""
+    if settings.JOURNEY_RETENTION_DAYS <= 0:
+        return PlateRead.objects.none()
+    return PlateRead.objects.filter(detected_at__lt=now - timedelta(days=settings.JOURNEY_RETENTION_DAYS))
+
+
+def purge_journeys(now: datetime, *, batch_size: int = 1000) -> tuple[int, int]:
+    """Delete expired journeys and plate reads, a batch per transaction; how
+    many of each. Nothing is derived again: the journeys and transitions left
+    stay as they were (the same holds when the detections are purged)."""
+    return _delete_in_batches(expired_journeys(now), batch_size), _delete_in_batches(
+        expired_plate_reads(now), batch_size
+    )
 
 
 def _delete_in_batches(queryset, batch_size: int) -> int:

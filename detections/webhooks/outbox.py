@@ -39,14 +39,16 @@ WEBHOOK_EVENT_OF = {
     EventKind.DETECTION_UPDATED: WebhookEvent.DETECTION_UPDATED,
 }
 KIND_OF = {event_type: kind for kind, event_type in WEBHOOK_EVENT_OF.items()}
-# Visits and sites: one kind of event, named by what happened ("visit.closed").
-KIND_OF.update({name: EventKind.VISIT for name in WebhookEvent.values if name.startswith("visit.")})
-KIND_OF.update({name: EventKind.SITE for name in WebhookEvent.values if name.startswith("site.")})
+# Visits, sites and journeys: one kind of event each, named by what happened
+# ("visit.closed", "journey.speeding").
+NAMED_BY_EVENT = (EventKind.VISIT, EventKind.SITE, EventKind.JOURNEY)
+for _kind in NAMED_BY_EVENT:
+    KIND_OF.update({name: _kind for name in WebhookEvent.values if name.startswith(f"{_kind}.")})
 
 
 def webhook_event_type(event: Event) -> str | None:
     """The webhook event name of a logged event (None: no webhook hears of it)."""
-    if event.kind in (EventKind.VISIT, EventKind.SITE):
+    if event.kind in NAMED_BY_EVENT:
         name = f"{event.kind}.{event.payload.get('event')}"
         return WebhookEvent(name) if name in KIND_OF else None
     return WEBHOOK_EVENT_OF.get(event.kind)

@@ -9,7 +9,9 @@ other deletion: counters stay exact, the files go after commit, and every
 connected client receives a `deletion` per row. Events older than the cutoff are
 pruned from the event log too (they only serve `resume`); the newest is kept.
 Alerts older than ALERT_RETENTION_DAYS and delivered webhook messages older
-than WEBHOOK_MESSAGE_RETENTION_DAYS go too, whatever RETENTION_DAYS says.
+than WEBHOOK_MESSAGE_RETENTION_DAYS go too, and journeys and the journey
+engine's reads older than JOURNEY_RETENTION_DAYS, whatever RETENTION_DAYS says.
+Purging detections derives no journey again.
 Run it nightly from cron (docs/operations.md).
 """
 
@@ -85,6 +87,15 @@ class Command(BaseCommand):
         alerts, messages = retention.purge_alerts_and_messages(now)
         self.stdout.write(f"Deleted {alerts} alert(s) and {messages} delivered webhook message(s).")
 
+    def purge_journeys(self, dry_run: bool):
+        now = timezone.now()
+        if dry_run:
+            journeys, reads = retention.expired_journeys(now).count(), retention.expired_plate_reads(now).count()
+            self.stdout.write(f"Dry run: would delete {journeys} journey(s) and {reads} plate read(s).")
+            return
+        journeys, reads = retention.purge_journeys(now)
+        self.stdout.write(f"Deleted {journeys} journey(s) and {reads} plate read(s).")
+
     def handle(self, *args, older_than, dry_run, batch_size, verbosity, **options):
         days = settings.RETENTION_DAYS if older_than is None else older_than
         if days < 0:
@@ -92,6 +103,7 @@ class Command(BaseCommand):
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1")
         self.purge_alerts_and_messages(dry_run)
+        self.purge_journeys(dry_run)
         if days == 0:
             if older_than is None:
                 self.stdout.write("Retention is off (RETENTION_DAYS=0): nothing to delete. Pass --older-than DAYS.")

@@ -1,0 +1,168 @@
+"""A route's journeys and travel times, and the origin-destination matrix, on
+the API (protocol.md, "Routes and journeys"): read from what the engine
+stored, for users with 'view journey' only."""
+
+import random
+
+import pytest
+from alert_helpers import client_with
+from conftest import api_client
+from journey_helpers import at, bridge, brute_force_transitions, read, reads_as_pairing_sees_them, started
+
+from detections.journeys import engine, queries, transitions
+from detections.models import Camera
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def analyst():
+    return client_with("analyst", "view_journey")
+
+
+def test_the_journeys_of_a_route_newest_end_first_with_filters(analyst):
+    route = bridge()
+    started()
+    slow = (read("34ABC123", "bridge-s", 0), read("34ABC123", "bridge-n", 600))  # 14.4 km/h
+    fast = (read("06XY277", "bridge-s", 100), read("06XY277", "bridge-n", 220))  # 72 km/h
+    engine.catch_up()
+    body = analyst.get(f"/api/routes/{route.pk}/journeys/").json()
+    assert [j["to_detection"] for j in body["results"]] == [slow[1].pk, fast[1].pk]
+    journey = body["results"][1]
+    assert set(journey) >= {"id", "plate", "from_detection", "to_detection", "started_at", "ended_at", "seconds"}
+    assert journey["seconds"] == 120 and journey["speed_kmh"] == pytest.approx(72)
+    assert journey["ended_at"] == "2026-11-24T08:03:40.000000Z"
+
+    def ids(**params):
+        return [j["to_detection"] for j in analyst.get(f"/api/routes/{route.pk}/journeys/", params).json()["results"]]
+
+    assert ids(min_speed_kmh=50) == [fast[1].pk]
+    assert ids(plate="06 xy-277") == [fast[1].pk]
+    assert ids(since="2026-11-24T08:05:00Z") == [slow[1].pk]
+    assert ids(until="2026-11-24T08:05:00Z") == [fast[1].pk]
+    bad = analyst.get(f"/api/routes/{route.pk}/journeys/", {"since": "soon"})
+    assert bad.status_code == 400 and bad.json()["field"] == "since"
+    assert analyst.get("/api/routes/999999/journeys/").status_code == 404
+
+
+def test_travel_times_per_bucket_with_nearest_rank_percentiles(analyst):
+    route = bridge(repeat_seconds=0)
+    started()
+    durations = [100, 200, 300, 400, 500, 600, 700, 800, 900, 1000]
+    for n, seconds in enumerate(durations):
+        read(f"34ABC{n:03}", "bridge-s", 3600 + n * 10)
+        read(f"34ABC{n:03}", "bridge-n", 3600 + n * 10 + seconds)
+    read("06XY277", "bridge-s", 0), read("06XY277", "bridge-n", 240)  # the hour before
+    engine.catch_up()
+    response = analyst.get(
+        f"/api/routes/{route.pk}/travel-times/",
+        {"since": "2026-11-24T08:00:00Z", "until": "2026-11-24T12:00:00Z", "bucket": "hour", "tz": "Europe/Istanbul"},
+    )
+    assert response.status_code == 200, response.json()
+    series = response.json()["series"]
+    assert [b["t"] for b in series] == ["2026-11-24T11:00:00+03:00", "2026-11-24T12:00:00+03:00"]
+    first, second = series
+    assert (first["count"], first["median_seconds"], first["p85_seconds"]) == (1, 240, 240)
+    # Ten journeys ending in the second hour: median the 5th value, p85 the 9th.
+    assert (second["count"], second["median_seconds"], second["p85_seconds"]) == (10, 500, 900)
+    assert second["mean_speed_kmh"] == pytest.approx(2400 * 3.6 / 550)
+    quarter = analyst.get(
+        f"/api/routes/{route.pk}/travel-times/",
+        {"since": "2026-11-24T08:00:00Z", "until": "2026-11-24T12:00:00Z", "bucket": "15m"},
+    ).json()["series"]
+    assert sum(b["count"] for b in quarter) == 11 and quarter[0]["t"] == "2026-11-24T08:00:00+00:00"
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"bucket": "week"}, "bucket"),
+        ({"tz": "Mars/Olympus"}, "tz"),
+        ({"since": "2026-12-01T00:00:00Z", "until": "2026-11-01T00:00:00Z"}, "until"),
+    ],
+)
+def test_bad_travel_time_parameters_are_400s_naming_the_field(analyst, params, field):
+    route = bridge()
+    response = analyst.get(f"/api/routes/{route.pk}/travel-times/", params)
+    assert response.status_code == 400 and response.json()["field"] == field
+
+
+def test_the_matrix_answers_for_the_cameras_asked_in_the_order_asked(analyst):
+    bridge()
+    Camera.objects.create(name="tunnel")
+    started()
+    read("34ABC123", "bridge-s", 0)
+    read("34ABC123", "bridge-s", 30)  # within 60 s at the same camera: dropped
+    read("34ABC123", "bridge-n", 300)
+    read("34ABC123", "tunnel", 500)
+    read("06XY277", "tunnel", 0)
+    read("06XY277", "bridge-s", 5000)  # too late for 1800 s
+    engine.catch_up()
+    params = {"since": "2026-11-24T07:00:00Z", "until": "2026-11-24T10:00:00Z"}
+    body = analyst.get("/api/od-matrix/", {**params, "cameras": "tunnel,bridge-s,bridge-n"}).json()
+    assert body == {"cameras": ["tunnel", "bridge-s", "bridge-n"], "counts": [[0, 0, 0], [0, 0, 1], [1, 0, 0]]}
+    body = analyst.get("/api/od-matrix/", {**params, "cameras": "bridge-s,tunnel", "max_seconds": 7200}).json()
+    # 34ABC123's bridge-s -> bridge-n -> tunnel is no bridge-s -> tunnel transition; 06XY277's tunnel -> bridge-s is.
+    assert body["counts"] == [[0, 0], [1, 0]]
+    assert analyst.get("/api/od-matrix/", {**params, "cameras": "tunnel,bridge-s", "max_seconds": 7200}).json()[
+        "counts"
+    ] == [[0, 1], [0, 0]]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({}, "cameras"),
+        ({"cameras": "bridge-s,nowhere"}, "cameras"),
+        ({"cameras": "bridge-s,bridge-s"}, "cameras"),
+        ({"cameras": "bridge-s", "max_seconds": 0}, "max_seconds"),
+        ({"cameras": "bridge-s", "since": "2020-01-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"}, "since"),
+    ],
+)
+def test_bad_matrix_parameters_are_400s_naming_the_field(analyst, params, field):
+    bridge()
+    response = analyst.get("/api/od-matrix/", params)
+    assert response.status_code == 400 and response.json()["field"] == field
+
+
+def test_the_matrix_equals_a_brute_force_count_over_random_reads(analyst):
+    rng = random.Random(5)
+    names = ["a", "b", "c", "d"]
+    for name in names:
+        Camera.objects.create(name=name)
+    started()
+    for n in range(150):
+        read(rng.choice(["34ABC123", "34ABC124", "06XY277"]), rng.choice(names), rng.randrange(0, 20000, 11), f"t{n}")
+    engine.catch_up()
+    reads = reads_as_pairing_sees_them()
+    order = ["c", "a", "d", "b"]
+    ids = [Camera.objects.get(name=name).pk for name in order]
+    for max_seconds in (120, 1800):
+        body = analyst.get(
+            "/api/od-matrix/",
+            {
+                "cameras": ",".join(order),
+                "since": at(2000).isoformat(),
+                "until": at(15000).isoformat(),
+                "max_seconds": max_seconds,
+            },
+        ).json()
+        expected = transitions.count_matrix(
+            reads, brute_force_transitions(reads), ids, at(2000), at(15000), max_seconds
+        )
+        assert body["counts"] == expected
+    assert queries  # the module the view reads with
+
+
+def test_journeys_travel_times_and_the_matrix_need_view_journey(credentials):
+    route = bridge()
+    viewer = api_client(credentials.viewer)
+    for path in (
+        f"/api/routes/{route.pk}/journeys/",
+        f"/api/routes/{route.pk}/travel-times/",
+        "/api/od-matrix/?cameras=bridge-s",
+    ):
+        assert viewer.get(path).status_code == 403, path
+        assert api_client().get(path).status_code == 401, path
+    planner = client_with("planner", "manage_routes")
+    assert planner.get(f"/api/routes/{route.pk}/journeys/").status_code == 200
