@@ -29,4 +29,4 @@ USER app
 
 EXPOSE 8000
 
-CMD ["uvicorn", "vehicle_monitor.asgi:application", "--host=0.0.0.0", "--port=8000", "--loop=uvloop", "--http=httptools", "--ws=websockets-sansio", "--ws-per-message-deflate=false", "--ws-max-size=65536", "--timeout-graceful-shutdown=5"]
+CMD ["uvicorn", "vehicle_monitor.asgi:application", "--host=0.0.0.0", "--port=8000", "--loop=uvloop", "--http=httptools", "--ws=websockets-sansio", "--ws-per-message-deflate=false", "--ws-max-size=65536", "--timeout-graceful-shutdown=5", "--timeout-keep-alive=75"]

@@ -5,7 +5,6 @@ import json
 import socket
 from urllib.parse import urlencode, urlsplit
 
-import httpx
 from conftest import detection_body, on_every_server
 from feed_client import assert_nothing_else_queued, connect, receive, receive_events
 from prometheus_client.parser import text_string_to_metric_families
@@ -140,7 +139,7 @@ BATCH = 500
 
 
 def inbox_overflows(server) -> float:
-    text = httpx.get(f"{server.base_url}/metrics", timeout=10).text
+    text = server.metrics().text
     samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
     return sum(s.value for s in samples if s.name == "vehicle_monitor_feed_inbox_overflows_total")
 
