@@ -17,10 +17,11 @@ from itertools import count
 
 import httpx
 import pytest
-from conftest import ROOT, detection_body
+from conftest import ROOT, detection_body, make_user_token
 from django.conf import global_settings
 from playwright.sync_api import expect
 from processes import end_process
+from rest_framework.authtoken.models import Token
 from test_dashboard import PASSWORD, PHONE, SLOW_MS, Watched, chromium, post
 
 from detections.models import Camera
@@ -222,3 +223,37 @@ def test_the_watcher_is_offered_the_sites_view_from_the_dashboard(depot, users, 
 def test_the_sites_page_needs_a_login(server):
     response = httpx.get(server.base_url + "/sites/", follow_redirects=False)
     assert response.status_code == 302 and response.headers["Location"] == "/login/?next=/sites/"
+
+
+@pytest.fixture
+def site_manager(transactional_db):
+    """A token that may define sites, made before the browser starts (its event loop forbids the ORM)."""
+    from django.contrib.auth.models import Permission
+
+    token = make_user_token("site-manager")
+    user = Token.objects.get(key=token).user
+    user.user_permissions.add(Permission.objects.get(codename="manage_sites", content_type__app_label="detections"))
+    return token
+
+
+def test_a_site_made_while_the_page_is_open_appears_with_its_first_visit(depot, users, site_manager, server):
+    with visit_engine(server), chromium() as browser:
+        watched = Watched(browser, server, viewport=DESKTOP)
+        page = log_in(watched, WATCHER)
+        expect(page.locator(".site-card")).to_have_count(1)
+        since = (datetime.now(UTC) - timedelta(minutes=1)).isoformat().replace("+00:00", "Z")
+        with server.http(site_manager) as http:
+            made = http.post(
+                "/api/sites/", json={"name": "Yard", "since": since, "cameras": [{"camera": "yard", "role": "both"}]}
+            )
+        assert made.status_code == 201, made.text
+        read(server, "34YRD001", "yard")
+        card = page.locator(f'.site-card[data-site="{made.json()["id"]}"]')
+        expect(field(card, "now")).to_have_text("1", timeout=LIVE_MS)
+        expect(card.locator('[data-field="open-visits"] [data-field="plate"]')).to_have_text(["34YRD001"])
+        # Events after the reload still land on the new state.
+        read(server, "34YRD002", "yard")
+        expect(field(card, "now")).to_have_text("2", timeout=LIVE_MS)
+        expect(page.locator(".site-card")).to_have_count(2)
+        assert not watched.errors, watched.errors
+        watched.close()

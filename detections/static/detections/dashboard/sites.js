@@ -15,7 +15,7 @@
 import { $, config, fullTime, numberFormat, shortTime, hourFormat } from "./dom.js";
 import { model } from "./model.js";
 import { fetchJSON } from "./api.js";
-import { connectionState, currentSocket, signedOut, startSocket } from "./socket.js";
+import { connectionState, currentSocket, send, signedOut, startSocket } from "./socket.js";
 
 const RECENT_LIMIT = 8; // ended visits a card lists
 const OPEN_LIMIT = 500; // open visits loaded per site (the API's largest page)
@@ -92,6 +92,7 @@ async function load() {
   const list = await fetchJSON(config.sitesUrl);
   const loaded = await Promise.all(list.filter((info) => info.active).map(loadSite));
   const main = $("sites");
+  for (const site of sites.values()) Object.values(site.charts).forEach((chart) => chart && chart.destroy());
   main.replaceChildren();
   sites.clear();
   for (const site of loaded) {
@@ -261,7 +262,7 @@ function applyEvent(event) {
 function applyVisit(event) {
   const visit = event.visit || {};
   const site = sites.get(visit.site);
-  if (!site) return;
+  if (!site) return reloadSoon();
   if (Number.isInteger(event.occupancy)) site.now = event.occupancy;
   site.open.delete(visit.id);
   site.recent = site.recent.filter((known) => known.id !== visit.id);
@@ -276,11 +277,31 @@ function applyVisit(event) {
 
 function applySite(event) {
   const site = sites.get(event.site);
-  if (!site) return;
+  if (!site) return reloadSoon();
   site.now = event.occupancy;
   if (event.capacity !== undefined) site.capacity = event.capacity;
   followOccupancy(site);
   renderSite(site);
+}
+
+/** A site this page has not loaded (made, or made active, since): load them all again.
+ * Events that come while the state is read may be older or newer than it, so
+ * the socket replays from the position before the read, onto the new state. */
+let reloading = 0;
+function reloadSoon() {
+  if (reloading) return;
+  reloading = setTimeout(async () => {
+    const from = model.seq;
+    try {
+      await load();
+      model.seq = from;
+      send({ type: "resume", after: from });
+    } catch (error) {
+      if (error.signedOut) signedOut();
+    } finally {
+      reloading = 0;
+    }
+  }, 500);
 }
 
 /** Dwell is percentiles over the day: asked again, once for a burst of visits ending. */
