@@ -20,7 +20,7 @@ import pytest
 from conftest import ROOT, detection_body, make_user_token
 from django.conf import global_settings
 from playwright.sync_api import expect
-from processes import end_process
+from processes import end_process, wait_until
 from rest_framework.authtoken.models import Token
 from test_dashboard import PASSWORD, PHONE, SLOW_MS, Watched, chromium, post
 
@@ -255,5 +255,34 @@ def test_a_site_made_while_the_page_is_open_appears_with_its_first_visit(depot, 
         read(server, "34YRD002", "yard")
         expect(field(card, "now")).to_have_text("2", timeout=LIVE_MS)
         expect(page.locator(".site-card")).to_have_count(2)
+        assert not watched.errors, watched.errors
+        watched.close()
+
+
+def test_visits_that_changed_while_the_socket_was_down_are_replayed_on_reconnect(depot, users, site_manager, server):
+    with visit_engine(server), chromium() as browser:
+        watched = Watched(browser, server, viewport=PHONE, is_mobile=True, has_touch=True)
+        page = log_in(watched, WATCHER)
+        card = page.locator(f'.site-card[data-site="{depot.pk}"]')
+        read(server, "34ABC123", "gate-1")
+        expect(field(card, "now")).to_have_text("1", timeout=LIVE_MS)
+
+        seq_before = page.evaluate("sitesView.seq")
+        page.evaluate("() => { sitesView.holdReconnects(); sitesView.socket.close(); }")
+        watched.expect_connection("reconnecting")
+        read(server, "34ABC123", "gate-2")
+
+        def inside() -> int:
+            with server.http(site_manager) as http:
+                return http.get(f"/api/sites/{depot.pk}/occupancy/").json()["now"]
+
+        wait_until(lambda: inside() == 0, True, "the visit's close")
+        expect(field(card, "now")).to_have_text("1")  # no socket, no event
+        sockets_before = len(watched.sockets)
+        page.evaluate("sitesView.releaseReconnects()")
+        watched.expect_connection("connected")
+        expect(field(card, "now")).to_have_text("0", timeout=SLOW_MS)
+        expect(card.locator('[data-field="recent-visits"] [data-field="plate"]')).to_have_text(["34ABC123"])
+        assert watched.sockets[sockets_before:] == [f"{server.ws_url}/ws?after={seq_before}"]
         assert not watched.errors, watched.errors
         watched.close()

@@ -15,7 +15,15 @@
 import { $, config, fullTime, numberFormat, shortTime, hourFormat } from "./dom.js";
 import { model } from "./model.js";
 import { fetchJSON } from "./api.js";
-import { connectionState, currentSocket, send, signedOut, startSocket } from "./socket.js";
+import {
+  connectionState,
+  currentSocket,
+  holdReconnects,
+  releaseReconnects,
+  send,
+  signedOut,
+  startSocket,
+} from "./socket.js";
 
 const RECENT_LIMIT = 8; // ended visits a card lists
 const OPEN_LIMIT = 500; // open visits loaded per site (the API's largest page)
@@ -416,6 +424,9 @@ if (config.testHooks) {
     get socket() {
       return currentSocket();
     },
+    /** Let reconnects wait (the socket stays down) until released. */
+    holdReconnects,
+    releaseReconnects,
     /** Per site id: what its two charts hold. */
     charts() {
       return Object.fromEntries(
