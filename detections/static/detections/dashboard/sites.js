@@ -29,6 +29,7 @@ const RECENT_LIMIT = 8; // ended visits a card lists
 const OPEN_LIMIT = 500; // open visits loaded per site (the API's largest page)
 const DAY = 24 * 3600 * 1000;
 const TICK = 15 * 1000; // how often durations and overstays are brought up to date
+const SERIES_RELOAD = 5 * 60 * 1000; // how often the hourly series is read again (a new hour begins)
 const DWELL_LABELS = ["≤15m", "≤30m", "≤1h", "≤2h", "≤4h", "≤8h", "≤24h", ">24h"]; // the API's histogram bounds
 
 document.documentElement.classList.add("js");
@@ -292,6 +293,22 @@ function applySite(event) {
   renderSite(site);
 }
 
+/** The hourly series read again, so a new hour gets its bucket. Only the series:
+ * its `now` may be older than an event applied while the answer was on its way. */
+async function reloadSeries() {
+  for (const site of sites.values()) {
+    try {
+      const occupancy = await fetchJSON(sitePath(site.info.id, "occupancy/?bucket=hour"));
+      if (sites.get(site.info.id) !== site) continue; // loaded again meanwhile
+      site.series = occupancy.series;
+      followOccupancy(site);
+      renderOccupancyChart(site);
+    } catch (error) {
+      if (error.signedOut) return signedOut();
+    }
+  }
+}
+
 /** A site this page has not loaded (made, or made active, since): load them all again.
  * Events that come while the state is read may be older or newer than it, so
  * the socket replays from the position before the read, onto the new state. */
@@ -403,6 +420,7 @@ load()
     startSocket({ onEvent: applyEvent, onReset: () => location.reload() });
     // Open stays grow, and pass their limit, with no event to say so.
     setInterval(() => sites.forEach((site) => (renderOpen(site), renderRecent(site))), TICK);
+    setInterval(reloadSeries, SERIES_RELOAD);
   })
   .catch((error) => {
     if (error.signedOut) signedOut();
