@@ -247,6 +247,13 @@ def test_a_site_made_while_the_page_is_open_appears_with_its_first_visit(depot, 
                 "/api/sites/", json={"name": "Yard", "since": since, "cameras": [{"camera": "yard", "role": "both"}]}
             )
         assert made.status_code == 201, made.text
+
+        def deriving() -> bool:
+            with server.http(site_manager) as http:
+                return http.get(f"/api/sites/{made.json()['id']}/").json()["deriving"]
+
+        # A read the site's first derivation takes in is history, which raises no event.
+        wait_until(deriving, False, "the new site's derivation")
         read(server, "34YRD001", "yard")
         card = page.locator(f'.site-card[data-site="{made.json()["id"]}"]')
         expect(field(card, "now")).to_have_text("1", timeout=LIVE_MS)
