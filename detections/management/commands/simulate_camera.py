@@ -8,6 +8,11 @@ camera: vehicles arrive at --rate a second past --entry-camera, stay around
 --stay seconds and leave past --exit-camera, with unread exits, double reads
 and misreads, as site visits are made of (docs/sites.md).
 
+With --corridor it plays a road (detections/simulation/corridor.py): the --camera
+cameras in order along it, --spacing metres apart, vehicles at --rate a second
+driving around --speed km/h, everything slower during --slowdown-hour, as
+journeys are made of (docs/journeys.md).
+
 With --spool, detections the server could not take (unreachable, 5xx, 429)
 wait on disk and are delivered with batch ingest once it answers again, the
 way a real unit rides out a network outage.
@@ -21,14 +26,16 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.core.management.base import BaseCommand, CommandError
 
 from detections.simulation.camera import OfflineSpool, make_detection
+from detections.simulation.corridor import CorridorTraffic
 from detections.simulation.site import SiteTraffic
 
 BATCH_SIZE = 100
-# In --site mode, how often the simulation looks for reads that are due.
+# In --site and --corridor modes, how often the simulation looks for reads that are due.
 SITE_TICK_SECONDS = 0.25
 
 
@@ -68,6 +75,17 @@ class Command(BaseCommand):
         parser.add_argument(
             "--capacity", type=int, default=None, help="--site: vehicles that fit; arrivals drive on when full"
         )
+        parser.add_argument(
+            "--corridor", action="store_true", help="play a road past the --camera cameras; --rate is vehicles a second"
+        )
+        parser.add_argument("--spacing", type=float, default=1000.0, help="--corridor: metres between cameras")
+        parser.add_argument("--speed", type=float, default=60.0, help="--corridor: typical speed in km/h")
+        parser.add_argument(
+            "--slowdown-hour", type=int, default=None, help="--corridor: the local hour (0-23) the road slows down"
+        )
+        parser.add_argument(
+            "--slowdown-factor", type=float, default=3.0, help="--corridor: how many times longer it takes then"
+        )
 
     def handle(self, *args, **options):
         if options["rate"] <= 0:
@@ -78,6 +96,14 @@ class Command(BaseCommand):
             raise CommandError("--stay must be above 0")
         if options["capacity"] is not None and options["capacity"] < 1:
             raise CommandError("--capacity must be at least 1")
+        if options["site"] and options["corridor"]:
+            raise CommandError("--site and --corridor are two simulations; run one each")
+        if options["spacing"] <= 0 or options["speed"] <= 0 or options["slowdown_factor"] < 1:
+            raise CommandError("--spacing and --speed must be above 0, --slowdown-factor at least 1")
+        if options["slowdown_hour"] is not None and not 0 <= options["slowdown_hour"] <= 23:
+            raise CommandError("--slowdown-hour must be 0-23")
+        if options["corridor"] and len(options["cameras"] or ["road-1", "road-2"]) < 2:
+            raise CommandError("--corridor needs two --camera or more (default road-1, road-2, road-3)")
         self.options = options
         self.base_url = options["url"].rstrip("/")
         spool = OfflineSpool(options["spool"]) if options["spool"] else None
@@ -98,7 +124,9 @@ class Command(BaseCommand):
             if spool:
                 self.flush(spool)
             if options["site"]:
-                self.play_site(rng, run_id, spool, stopped)
+                self.play(self.site_traffic(rng), rng, run_id, spool, stopped)
+            elif options["corridor"]:
+                self.play(self.corridor_traffic(rng), rng, run_id, spool, stopped)
             else:
                 while self.more(stopped):
                     self.sent += 1
@@ -127,10 +155,9 @@ class Command(BaseCommand):
             and (not options["count"] or self.sent < options["count"])
         )
 
-    def play_site(self, rng: random.Random, run_id: str, spool: OfflineSpool | None, stopped: threading.Event):
-        """The car park in real time: each read is posted when it is due."""
+    def site_traffic(self, rng: random.Random) -> SiteTraffic:
         options = self.options
-        traffic = SiteTraffic(
+        return SiteTraffic(
             rng,
             entry_camera=options["entry_camera"],
             exit_camera=options["exit_camera"],
@@ -138,6 +165,22 @@ class Command(BaseCommand):
             stay_median_seconds=options["stay"],
             capacity=options["capacity"],
         )
+
+    def corridor_traffic(self, rng: random.Random) -> CorridorTraffic:
+        options = self.options
+        return CorridorTraffic(
+            rng,
+            start=datetime.now().astimezone(),  # the slowdown hour is this machine's local hour
+            cameras=options["cameras"] or ["road-1", "road-2", "road-3"],
+            spacing_m=options["spacing"],
+            arrivals_per_second=options["rate"],
+            speed_kmh=options["speed"],
+            slowdown_hour=options["slowdown_hour"],
+            slowdown_factor=options["slowdown_factor"],
+        )
+
+    def play(self, traffic, rng: random.Random, run_id: str, spool: OfflineSpool | None, stopped: threading.Event):
+        """A simulation in real time: each of its reads is posted when it is due."""
         started = time.monotonic()
         while self.more(stopped):
             for read in traffic.reads_until(time.monotonic() - started):
