@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The newcomer's one command (`make demo`): set up, migrate, start the server on the
 # embedded defaults (SQLite file, in-memory channel layer, media/ on disk) and feed it
-# from a simulated camera and a simulated car park (the site "Car park", /sites/); the
-# webhook worker, the journey engine and the visit engine run beside the server. Ctrl-C stops them all.
+# from a simulated camera, a simulated car park (the site "Car park", /sites/) and a
+# simulated road (the route "Road north"); the webhook worker, the journey engine and the
+# visit engine run beside the server. Ctrl-C stops them all.
 #
 #   PORT=8001 make demo      # another port (default 8000)
 set -euo pipefail
@@ -23,6 +24,7 @@ WEBHOOKS_LOG="$ROOT/var/demo-webhooks.log"
 JOURNEYS_LOG="$ROOT/var/demo-journeys.log"
 VISITS_LOG="$ROOT/var/demo-visits.log"
 SITE_LOG="$ROOT/var/demo-site.log"
+ROAD_LOG="$ROOT/var/demo-road.log"
 
 
 bash scripts/bootstrap.sh
@@ -59,6 +61,7 @@ WEBHOOKS_PID=""
 JOURNEYS_PID=""
 VISITS_PID=""
 SITE_PID=""
+ROAD_PID=""
 # stop_process NAME PID: SIGTERM, up to 10 s to finish, then SIGKILL.
 stop_process() {
     local name=$1 pid=$2
@@ -76,6 +79,7 @@ stop_process() {
 cleanup() {
     local status=$?
     trap - EXIT INT TERM
+    stop_process "road simulator" "$ROAD_PID"
     stop_process "site simulator" "$SITE_PID"
     stop_process "visit engine" "$VISITS_PID"
     stop_process "journey engine" "$JOURNEYS_PID"
@@ -148,7 +152,8 @@ cat <<EOF
   visit engine ${VISITS_LOG#"$ROOT"/}
 
   A simulated camera now posts one detection a second, and a simulated car park (gate-in,
-  gate-out; log: ${SITE_LOG#"$ROOT"/}) a car every few seconds. Ctrl-C stops everything.
+  gate-out; log: ${SITE_LOG#"$ROOT"/}) a car every few seconds, and a simulated road (road-1 to
+  road-3; log: ${ROAD_LOG#"$ROOT"/}) one every few seconds. Ctrl-C stops everything.
 
 EOF
 
@@ -157,5 +162,12 @@ EOF
 "$VPY" manage.py simulate_camera --site --url "$BASE" --rate 0.4 --stay 60 --capacity 25 \
     --token "$DEVICE_KEY" --spool var/spool-site >"$SITE_LOG" 2>&1 &
 SITE_PID=$!
+
+# A road of three cameras 500 m apart (demo_setup's route "Road north" runs from the first
+# to the last): a journey takes about a minute at 60 km/h.
+"$VPY" manage.py simulate_camera --corridor --url "$BASE" --rate 0.3 --speed 60 --spacing 500 \
+    --camera road-1 --camera road-2 --camera road-3 \
+    --token "$DEVICE_KEY" --spool var/spool-road >"$ROAD_LOG" 2>&1 &
+ROAD_PID=$!
 
 "$VPY" manage.py simulate_camera --url "$BASE" --rate 1 --token "$DEVICE_KEY" --spool var/spool

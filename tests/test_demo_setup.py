@@ -12,8 +12,15 @@ from django.core.management import call_command
 
 from detections.core.device_keys import hash_key
 from detections.core.writes import detection_create
-from detections.management.commands.demo_setup import DEMO_CAPACITY, DEMO_ENTRY, DEMO_EXIT, DEMO_SITE
-from detections.models import Camera, DeviceKey, Visit
+from detections.management.commands.demo_setup import (
+    DEMO_CAPACITY,
+    DEMO_ENTRY,
+    DEMO_EXIT,
+    DEMO_ROAD,
+    DEMO_ROUTE,
+    DEMO_SITE,
+)
+from detections.models import Camera, DeviceKey, Route, Visit
 from detections.simulation.site import SiteTraffic
 from detections.sites import edits, engine, queries
 from detections.sites.models import Site
@@ -37,7 +44,21 @@ def test_it_makes_the_admin_once_and_a_new_device_key_each_run_revoking_the_last
     assert first["DEVICE_KEY"] != second["DEVICE_KEY"]
     assert not DeviceKey.objects.get(key_hash=hash_key(first["DEVICE_KEY"])).is_active
     fresh = DeviceKey.objects.get(key_hash=hash_key(second["DEVICE_KEY"]))
-    assert fresh.is_active and sorted(c.name for c in fresh.cameras.all()) == ["gate-1", "gate-in", "gate-out"]
+    assert fresh.is_active and sorted(c.name for c in fresh.cameras.all()) == [
+        "gate-1",
+        "gate-in",
+        "gate-out",
+        *DEMO_ROAD,
+    ]
+
+
+def test_it_makes_the_demo_road_s_route_once_from_its_first_camera_to_its_last():
+    demo_setup()
+    demo_setup()
+    route = Route.objects.get(name=DEMO_ROUTE)
+    assert Route.objects.count() == 1
+    assert (route.from_camera.name, route.to_camera.name) == (DEMO_ROAD[0], DEMO_ROAD[-1])
+    assert route.distance_m == 1000
 
 
 def test_it_makes_the_demo_car_park_once_with_its_entry_and_exit_cameras():
