@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The newcomer's one command (`make demo`): set up, migrate, start the server on the
 # embedded defaults (SQLite file, in-memory channel layer, media/ on disk) and feed it
-# from a simulated camera; the webhook worker runs beside the server. Ctrl-C stops all three.
+# from a simulated camera, a simulated car park (the site "Car park", /sites/) and a
+# simulated road (the route "Road north"); the webhook worker, the journey engine and the
+# visit engine run beside the server. Ctrl-C stops them all.
 #
 #   PORT=8001 make demo      # another port (default 8000)
 set -euo pipefail
@@ -20,6 +22,9 @@ VPY="$ROOT/.venv/bin/python"
 LOG="$ROOT/var/demo-server.log"
 WEBHOOKS_LOG="$ROOT/var/demo-webhooks.log"
 JOURNEYS_LOG="$ROOT/var/demo-journeys.log"
+VISITS_LOG="$ROOT/var/demo-visits.log"
+SITE_LOG="$ROOT/var/demo-site.log"
+ROAD_LOG="$ROOT/var/demo-road.log"
 
 
 bash scripts/bootstrap.sh
@@ -54,6 +59,9 @@ VIEWER_TOKEN="$(printf '%s\n' "$setup_out" | sed -n 's/^VIEWER_TOKEN=//p')"
 SERVER_PID=""
 WEBHOOKS_PID=""
 JOURNEYS_PID=""
+VISITS_PID=""
+SITE_PID=""
+ROAD_PID=""
 # stop_process NAME PID: SIGTERM, up to 10 s to finish, then SIGKILL.
 stop_process() {
     local name=$1 pid=$2
@@ -71,6 +79,9 @@ stop_process() {
 cleanup() {
     local status=$?
     trap - EXIT INT TERM
+    stop_process "road simulator" "$ROAD_PID"
+    stop_process "site simulator" "$SITE_PID"
+    stop_process "visit engine" "$VISITS_PID"
     stop_process "journey engine" "$JOURNEYS_PID"
     stop_process "webhook worker" "$WEBHOOKS_PID"
     stop_process server "$SERVER_PID"
@@ -97,6 +108,12 @@ step "starting the journey engine (log: ${JOURNEYS_LOG#"$ROOT"/})"
 "$VPY" manage.py follow_journeys >"$JOURNEYS_LOG" 2>&1 &
 JOURNEYS_PID=$!
 
+# The visit engine: turns the car park's reads into visits and occupancy (docs/sites.md).
+# On the in-memory layer its events reach the server's sockets with the next read.
+step "starting the visit engine (log: ${VISITS_LOG#"$ROOT"/})"
+"$VPY" manage.py follow_visits >"$VISITS_LOG" 2>&1 &
+VISITS_PID=$!
+
 deadline=$((SECONDS + WAIT_SECONDS))
 until healthy; do
     if ! kill -0 "$SERVER_PID" 2>/dev/null; then
@@ -122,6 +139,7 @@ cat <<EOF
 
   The server is up. Log in once as admin / admin, then everything below opens in the browser:
     dashboard   $BASE/
+    sites       $BASE/sites/   (the car park filling and emptying)
     admin       $BASE/admin/
     counts      $BASE/api/stats
     detections  $BASE/api/detections/
@@ -130,10 +148,26 @@ cat <<EOF
     curl -H 'Authorization: Token $VIEWER_TOKEN' $BASE/api/stats
   Watch the live socket from another terminal:
     $watch
-  Server log: ${LOG#"$ROOT"/}; webhook worker's: ${WEBHOOKS_LOG#"$ROOT"/}
+  Logs: server ${LOG#"$ROOT"/}, webhook worker ${WEBHOOKS_LOG#"$ROOT"/}, journey engine ${JOURNEYS_LOG#"$ROOT"/},
+  visit engine ${VISITS_LOG#"$ROOT"/}
 
-  A simulated camera now posts one detection a second. Ctrl-C stops everything.
+  A simulated camera now posts one detection a second, and a simulated car park (gate-in,
+  gate-out; log: ${SITE_LOG#"$ROOT"/}) a car every few seconds, and a simulated road (road-1 to
+  road-3; log: ${ROAD_LOG#"$ROOT"/}) one every few seconds. Ctrl-C stops everything.
 
 EOF
+
+# Stays of about a minute in a car park of 25 (demo_setup): it fills within the first
+# minutes, and some stays pass its 3-minute limit.
+"$VPY" manage.py simulate_camera --site --url "$BASE" --rate 0.4 --stay 60 --capacity 25 \
+    --token "$DEVICE_KEY" --spool var/spool-site >"$SITE_LOG" 2>&1 &
+SITE_PID=$!
+
+# A road of three cameras 500 m apart (demo_setup's route "Road north" runs from the first
+# to the last): a journey takes about a minute at 60 km/h.
+"$VPY" manage.py simulate_camera --corridor --url "$BASE" --rate 0.3 --speed 60 --spacing 500 \
+    --camera road-1 --camera road-2 --camera road-3 \
+    --token "$DEVICE_KEY" --spool var/spool-road >"$ROAD_LOG" 2>&1 &
+ROAD_PID=$!
 
 "$VPY" manage.py simulate_camera --url "$BASE" --rate 1 --token "$DEVICE_KEY" --spool var/spool

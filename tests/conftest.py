@@ -399,6 +399,8 @@ class ServerProcess:
             "METRICS_TOKEN": self.metrics_token,
             **(extra_env or {}),
         }
+        # Kept for processes that work beside the server on the same database and layer.
+        self.env = env
         self.output: list[str] = []
         self._ready = threading.Event()
         self.process = subprocess.Popen(

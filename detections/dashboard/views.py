@@ -15,6 +15,7 @@ import logging
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import JsonResponse
 from django.shortcuts import render, resolve_url
 from django.urls import reverse
@@ -23,6 +24,7 @@ from django.views.decorators.cache import never_cache
 
 from detections.api.serializers import DetectionSerializer
 from detections.core import counters, stats
+from detections.core.access import may_view_visits
 from detections.core.formats import format_time
 from detections.models import Camera, VehicleType
 
@@ -101,16 +103,13 @@ def page(request):
     # The socket sends alerts only to these users; the page shows its alert panel only to them.
     can_view_alerts = request.user.has_perm("detections.view_alert")
     config = {
+        **page_config(request, reverse("dashboard")),
         "stateUrl": reverse("dashboard"),
-        "socketPath": "/ws",
         "statsUrl": reverse("stats"),
         "detectionsUrl": reverse("detection-list"),
-        "loginUrl": f"{resolve_url(settings.LOGIN_URL)}?next={reverse('dashboard')}",
         "adminChangeUrl": (reverse("admin:detections_detection_change", args=[0]) if request.user.is_staff else None),
         "vehicleTypes": list(VehicleType.values),
         "canViewAlerts": can_view_alerts,
-        # window.dashboard and the reconnect hold, for the browser tests only.
-        "testHooks": settings.DASHBOARD_TEST_HOOKS,
     }
     return render(
         request,
@@ -122,5 +121,39 @@ def page(request):
             "vehicle_types": VehicleType.values,
             "chosen": chosen,
             "can_view_alerts": can_view_alerts,
+            "can_view_visits": may_view_visits(request.user),
         },
     )
+
+
+def page_config(request, here: str) -> dict:
+    """What every dashboard page's scripts need, whatever the page shows."""
+    return {
+        "socketPath": "/ws",
+        "loginUrl": f"{resolve_url(settings.LOGIN_URL)}?next={here}",
+        # window.dashboard and the reconnect hold, for the browser tests only.
+        "testHooks": settings.DASHBOARD_TEST_HOOKS,
+    }
+
+
+@never_cache
+@login_required
+def sites_page(request):
+    """The sites view: occupancy, open visits and dwell per site, live.
+
+    The page carries the log's seq read before anything else; the browser loads
+    the sites' state from the API after it and opens the socket from that seq.
+    An event both counted in that state and replayed changes nothing: each
+    carries the site's occupancy and the visit whole, so applying it twice is
+    applying it once.
+    """
+    if not may_view_visits(request.user):
+        raise PermissionDenied("Sites need the 'view visit' permission.")
+    config = {
+        **page_config(request, reverse("dashboard-sites")),
+        "seq": counters.current_position().seq,
+        # The sites' routes take an optional slash, which reverse() leaves out; the script appends ids.
+        "sitesUrl": reverse("site-list").rstrip("/") + "/",
+        "detectionsUrl": reverse("detection-list"),
+    }
+    return render(request, "detections/sites.html", {"config": config, "can_view_visits": True})

@@ -117,11 +117,24 @@ def draw_snapshot(
     return out.getvalue(), bbox
 
 
-def make_detection(*, sequence: int, camera: str, rng: random.Random, moment: datetime | None = None) -> dict:
-    """One detection body in the legacy wire shape, with a fresh snapshot."""
-    moment = moment or datetime.now(UTC)
+def random_vehicle(rng: random.Random) -> tuple[str, str]:
+    """A vehicle type from the traffic mix, and its plate (none for a bicycle)."""
     vehicle_type = rng.choices(list(TRAFFIC_MIX), weights=list(TRAFFIC_MIX.values()))[0]
-    plate = random_plate(rng) if vehicle_type not in (VehicleType.BICYCLE,) else ""
+    return str(vehicle_type), random_plate(rng) if vehicle_type not in (VehicleType.BICYCLE,) else ""
+
+
+def make_detection(
+    *,
+    sequence: int,
+    camera: str,
+    rng: random.Random,
+    moment: datetime | None = None,
+    vehicle: tuple[str, str] | None = None,
+) -> dict:
+    """One detection body in the legacy wire shape, with a fresh snapshot;
+    `vehicle`: its type and the plate read (default: a new random vehicle)."""
+    moment = moment or datetime.now(UTC)
+    vehicle_type, plate = vehicle or random_vehicle(rng)
     caption = f"{camera}  {moment:%Y-%m-%d %H:%M:%S}  #{sequence}"
     jpeg, bbox = draw_snapshot(vehicle_type, plate=plate or "-", caption=caption, rng=rng)
     return {

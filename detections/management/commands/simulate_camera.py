@@ -1,6 +1,17 @@
 """Play an edge camera unit: draw vehicle snapshots and POST them over HTTP.
 
     .venv/bin/python manage.py simulate_camera --url http://127.0.0.1:8000 --rate 1 --spool var/spool
+    .venv/bin/python manage.py simulate_camera --site --rate 0.2 --stay 300    # a car park's entry and exit
+
+With --site it plays a car park (detections/simulation/site.py) instead of one
+camera: vehicles arrive at --rate a second past --entry-camera, stay around
+--stay seconds and leave past --exit-camera, with unread exits, double reads
+and misreads, as site visits are made of (docs/sites.md).
+
+With --corridor it plays a road (detections/simulation/corridor.py): the --camera
+cameras in order along it, --spacing metres apart, vehicles at --rate a second
+driving around --speed km/h, everything slower during --slowdown-hour, as
+journeys are made of (docs/journeys.md).
 
 With --spool, detections the server could not take (unreachable, 5xx, 429)
 wait on disk and are delivered with batch ingest once it answers again, the
@@ -15,12 +26,17 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.core.management.base import BaseCommand, CommandError
 
 from detections.simulation.camera import OfflineSpool, make_detection
+from detections.simulation.corridor import CorridorTraffic
+from detections.simulation.site import SiteTraffic
 
 BATCH_SIZE = 100
+# In --site and --corridor modes, how often the simulation looks for reads that are due.
+SITE_TICK_SECONDS = 0.25
 
 
 @dataclass
@@ -50,12 +66,44 @@ class Command(BaseCommand):
             "--spool", default="", help="folder that keeps undelivered detections until the server is back"
         )
         parser.add_argument("--flush-only", action="store_true", help="deliver what waits in --spool, then stop")
+        parser.add_argument(
+            "--site", action="store_true", help="play a car park's entry and exit cameras; --rate is arrivals a second"
+        )
+        parser.add_argument("--entry-camera", default="gate-in", help="--site: the entry camera (default gate-in)")
+        parser.add_argument("--exit-camera", default="gate-out", help="--site: the exit camera (default gate-out)")
+        parser.add_argument("--stay", type=float, default=300.0, help="--site: median stay in seconds (default 300)")
+        parser.add_argument(
+            "--capacity", type=int, default=None, help="--site: vehicles that fit; arrivals drive on when full"
+        )
+        parser.add_argument(
+            "--corridor", action="store_true", help="play a road past the --camera cameras; --rate is vehicles a second"
+        )
+        parser.add_argument("--spacing", type=float, default=1000.0, help="--corridor: metres between cameras")
+        parser.add_argument("--speed", type=float, default=60.0, help="--corridor: typical speed in km/h")
+        parser.add_argument(
+            "--slowdown-hour", type=int, default=None, help="--corridor: the local hour (0-23) the road slows down"
+        )
+        parser.add_argument(
+            "--slowdown-factor", type=float, default=3.0, help="--corridor: how many times longer it takes then"
+        )
 
     def handle(self, *args, **options):
         if options["rate"] <= 0:
             raise CommandError("--rate must be above 0")
         if options["flush_only"] and not options["spool"]:
             raise CommandError("--flush-only needs --spool")
+        if options["stay"] <= 0:
+            raise CommandError("--stay must be above 0")
+        if options["capacity"] is not None and options["capacity"] < 1:
+            raise CommandError("--capacity must be at least 1")
+        if options["site"] and options["corridor"]:
+            raise CommandError("--site and --corridor are two simulations; run one each")
+        if options["spacing"] <= 0 or options["speed"] <= 0 or options["slowdown_factor"] < 1:
+            raise CommandError("--spacing and --speed must be above 0, --slowdown-factor at least 1")
+        if options["slowdown_hour"] is not None and not 0 <= options["slowdown_hour"] <= 23:
+            raise CommandError("--slowdown-hour must be 0-23")
+        if options["corridor"] and len(options["cameras"] or ["road-1", "road-2"]) < 2:
+            raise CommandError("--corridor needs two --camera or more (default road-1, road-2, road-3)")
         self.options = options
         self.base_url = options["url"].rstrip("/")
         spool = OfflineSpool(options["spool"]) if options["spool"] else None
@@ -75,17 +123,19 @@ class Command(BaseCommand):
             next_at = time.monotonic()
             if spool:
                 self.flush(spool)
-            while (
-                not stopped.is_set()
-                and not options["flush_only"]
-                and (not options["count"] or self.sent < options["count"])
-            ):
-                self.sent += 1
-                detection = make_detection(sequence=self.sent, camera=cameras[(self.sent - 1) % len(cameras)], rng=rng)
-                detection["id"] = f"sim-{run_id}-{self.sent:06d}"
-                self.deliver(detection, spool)
-                next_at += interval
-                stopped.wait(max(0.0, next_at - time.monotonic()))
+            if options["site"]:
+                self.play(self.site_traffic(rng), rng, run_id, spool, stopped)
+            elif options["corridor"]:
+                self.play(self.corridor_traffic(rng), rng, run_id, spool, stopped)
+            else:
+                while self.more(stopped):
+                    self.sent += 1
+                    camera = cameras[(self.sent - 1) % len(cameras)]
+                    detection = make_detection(sequence=self.sent, camera=camera, rng=rng)
+                    detection["id"] = f"sim-{run_id}-{self.sent:06d}"
+                    self.deliver(detection, spool)
+                    next_at += interval
+                    stopped.wait(max(0.0, next_at - time.monotonic()))
         finally:
             signal.signal(signal.SIGINT, interrupt_handler)
         if stopped.is_set():
@@ -96,6 +146,53 @@ class Command(BaseCommand):
         )
         if self.failed and not self.stored and not waiting:
             raise CommandError("no detection was stored; is the server running at --url?")
+
+    def more(self, stopped: threading.Event) -> bool:
+        options = self.options
+        return (
+            not stopped.is_set()
+            and not options["flush_only"]
+            and (not options["count"] or self.sent < options["count"])
+        )
+
+    def site_traffic(self, rng: random.Random) -> SiteTraffic:
+        options = self.options
+        return SiteTraffic(
+            rng,
+            entry_camera=options["entry_camera"],
+            exit_camera=options["exit_camera"],
+            arrivals_per_second=options["rate"],
+            stay_median_seconds=options["stay"],
+            capacity=options["capacity"],
+        )
+
+    def corridor_traffic(self, rng: random.Random) -> CorridorTraffic:
+        options = self.options
+        return CorridorTraffic(
+            rng,
+            start=datetime.now().astimezone(),  # the slowdown hour is this machine's local hour
+            cameras=options["cameras"] or ["road-1", "road-2", "road-3"],
+            spacing_m=options["spacing"],
+            arrivals_per_second=options["rate"],
+            speed_kmh=options["speed"],
+            slowdown_hour=options["slowdown_hour"],
+            slowdown_factor=options["slowdown_factor"],
+        )
+
+    def play(self, traffic, rng: random.Random, run_id: str, spool: OfflineSpool | None, stopped: threading.Event):
+        """A simulation in real time: each of its reads is posted when it is due."""
+        started = time.monotonic()
+        while self.more(stopped):
+            for read in traffic.reads_until(time.monotonic() - started):
+                if not self.more(stopped):
+                    return
+                self.sent += 1
+                detection = make_detection(
+                    sequence=self.sent, camera=read.camera, rng=rng, vehicle=(read.vehicle_type, read.plate)
+                )
+                detection["id"] = f"sim-{run_id}-{self.sent:06d}"
+                self.deliver(detection, spool)
+            stopped.wait(SITE_TICK_SECONDS)
 
     def deliver(self, detection: dict, spool: OfflineSpool | None):
         if spool and spool.pending():

@@ -107,6 +107,8 @@ function onMessage(event) {
     case "new_detection":
     case "deletion":
     case "alert": // only to users who may view alerts
+    case "visit": // these two only to users who may view visits
+    case "site":
       handlers.event(message);
       break;
     case "reset":
