@@ -2,7 +2,9 @@
 the API (protocol.md, "Routes and journeys"): read from what the engine
 stored, for users with 'view journey' only."""
 
+import math
 import random
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from alert_helpers import client_with
@@ -166,3 +168,59 @@ def test_journeys_travel_times_and_the_matrix_need_view_journey(credentials):
         assert api_client().get(path).status_code == 401, path
     planner = client_with("planner", "manage_routes")
     assert planner.get(f"/api/routes/{route.pk}/journeys/").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("bucket", "tz", "since"),
+    [
+        ("15m", "UTC", "2026-11-24T00:00:00"),
+        ("hour", "Europe/Berlin", "2026-10-24T12:00:00"),  # the clock goes back an hour
+        ("day", "Europe/Berlin", "2026-03-27T00:00:00"),  # the clock goes forward
+        ("hour", "Australia/Lord_Howe", "2026-04-04T00:00:00"),  # back half an hour
+        ("15m", "Asia/Kathmandu", "2026-11-24T00:00:00"),  # +05:45
+        ("day", "America/Sao_Paulo", "2018-11-02T12:00:00"),  # forward over midnight
+        ("day", "America/Sao_Paulo", "2019-02-15T12:00:00"),  # back over midnight: a date seen twice
+        ("hour", "Africa/Monrovia", "1972-01-05T12:00:00"),  # -00:44:30 to UTC
+    ],
+)
+def test_travel_times_equal_a_brute_force_in_any_time_zone(bucket, tz, since):
+    """The database buckets and ranks; a brute force over the journeys in
+    Python (bucket_start per journey, nearest rank) must agree, with ties,
+    around clock changes, and in offsets that are not whole hours."""
+    from zoneinfo import ZoneInfo
+
+    from detections.models import Journey
+
+    route = bridge()
+    rng = random.Random(f"{bucket}{tz}")
+    start = datetime.fromisoformat(since).replace(tzinfo=UTC)
+    span = timedelta(days=3)
+    ends = [start + timedelta(seconds=rng.uniform(0, span.total_seconds())) for _ in range(1500)]
+    ends += [start, start + timedelta(hours=2, minutes=15)]  # on bucket edges in most zones
+    journeys = [
+        Journey(
+            route=route,
+            plate="x",
+            vehicle="x",
+            from_detection=n,
+            to_detection=10**6 + n,
+            started_at=ended - timedelta(seconds=60),
+            ended_at=ended,
+            seconds=float(rng.choice([60, 90, 120, 150]) if n % 2 else rng.randrange(30, 3000)),
+            speed_kmh=1.0,
+        )
+        for n, ended in enumerate(ends)
+    ]
+    Journey.objects.bulk_create(journeys)
+    zone = ZoneInfo(tz)
+    grouped = {}
+    for journey in sorted(journeys, key=lambda j: j.ended_at):
+        grouped.setdefault(queries.bucket_start(journey.ended_at, bucket, zone).isoformat(), []).append(journey.seconds)
+    expected = [
+        (t, len(v), sorted(v)[math.ceil(len(v) / 2) - 1], sorted(v)[math.ceil(len(v) * 85 / 100) - 1])
+        for t, v in grouped.items()
+    ]
+    series = queries.travel_times(route, start - timedelta(days=1), start + span + timedelta(days=1), bucket, zone)
+    assert [(b["t"], b["count"], b["median_seconds"], b["p85_seconds"]) for b in series] == expected
+    means = [2400 * 3.6 * len(v) / sum(v) for v in grouped.values()]
+    assert [b["mean_speed_kmh"] for b in series] == pytest.approx(means, rel=1e-12)
