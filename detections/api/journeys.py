@@ -96,19 +96,20 @@ class RouteSerializer(ApiModelSerializer):
 
 
 class JourneySerializer(serializers.Serializer):
-    """A journey as the socket and webhooks show it too (queries.journey_json)."""
+    """A journey as the socket and webhooks show it too (queries.journey_json):
+    read only, journeys are derived, never written."""
 
-    id = serializers.IntegerField()
-    route = serializers.IntegerField()
-    plate = serializers.CharField(help_text="as the end camera read it")
-    from_detection = serializers.IntegerField()
-    to_detection = serializers.IntegerField()
-    started_at = serializers.DateTimeField()
-    ended_at = serializers.DateTimeField()
-    seconds = serializers.FloatField()
-    speed_kmh = serializers.FloatField(allow_null=True, help_text="null without the route's distance")
-    fuzzy = serializers.BooleanField(help_text="the start read is another vehicle's within one edit")
-    speeding = serializers.BooleanField()
+    id = serializers.IntegerField(read_only=True)
+    route = serializers.IntegerField(read_only=True)
+    plate = serializers.CharField(help_text="as the end camera read it", read_only=True)
+    from_detection = serializers.IntegerField(read_only=True)
+    to_detection = serializers.IntegerField(read_only=True)
+    started_at = serializers.DateTimeField(read_only=True)
+    ended_at = serializers.DateTimeField(read_only=True)
+    seconds = serializers.FloatField(read_only=True)
+    speed_kmh = serializers.FloatField(allow_null=True, help_text="null without the route's distance", read_only=True)
+    fuzzy = serializers.BooleanField(help_text="the start read is another vehicle's within one edit", read_only=True)
+    speeding = serializers.BooleanField(read_only=True)
 
     def to_representation(self, journey):
         return queries.journey_json(journey)
