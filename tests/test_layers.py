@@ -18,6 +18,8 @@ RULES = [
     ("operations", "api"),
     ("journeys", "api"),
     ("journeys", "feed"),
+    ("ingest", "api"),
+    ("ingest", "feed"),
 ]
 
 
