@@ -20,6 +20,8 @@ RULES = [
     ("journeys", "feed"),
     ("ingest", "api"),
     ("ingest", "feed"),
+    ("mqtt", "api"),
+    ("mqtt", "feed"),
 ]
 
 
