@@ -80,6 +80,7 @@ class Bridge:
         self.stopping = threading.Event()
         self.wake = threading.Event()
         self.connected = threading.Event()
+        self.subscribing = None  # the message id of the connection's SUBSCRIBE
         self.generation = 0  # one more at every connection: an acknowledgement belongs to one
         self.incoming: queue.Queue = queue.Queue()
         # Discovery: what the cameras want, and what the broker holds (retained configs).
@@ -111,6 +112,7 @@ class Bridge:
         client.max_inflight_messages_set(MAX_INFLIGHT)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         return client
 
@@ -120,18 +122,26 @@ class Bridge:
             return
         self.generation += 1
         logger.info("connected to the broker (session present: %s)", flags.session_present)
-        client.publish(self.topics.status, "online", qos=QOS, retain=True)
         subscriptions = [(self.topics.home_assistant_status, QOS), (self.topics.config_filter, QOS)]
         if self.ingest_enabled:
             subscriptions.append((self.topics.ingest_filter, QOS))
         else:
             # The persistent session keeps a subscription of an earlier run with ingest on.
             client.unsubscribe(self.topics.ingest_filter)
-        client.subscribe(subscriptions)
+        # Online once subscribed (`_on_subscribe`): a unit that waits for it knows
+        # its detections are taken.
+        _, self.subscribing = client.subscribe(subscriptions)
         with self.lock:
             self.configs_due = self.state_due = True
         self.connected.set()
         self.wake.set()
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties):
+        if mid == self.subscribing:
+            refused = [code for code in reason_codes if code.is_failure]
+            if refused:
+                logger.error("the broker refused a subscription (%s): check the bridge's ACL", refused)
+            client.publish(self.topics.status, "online", qos=QOS, retain=True)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
         self.connected.clear()
