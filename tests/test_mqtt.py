@@ -440,6 +440,5 @@ def test_the_documented_acl_binds_each_unit_to_its_cameras(tmp_path):
             gate_unit.wait_for(lambda ms: ms, "the unit reads its own result")
         assert result["tracking_id"] == "own"
         assert list(Detection.objects.values_list("tracking_id", flat=True)) == ["own"]
-        assert "Denied PUBLISH from unit-gate-1" in secured.log.read_text()
     finally:
         secured.stop()
