@@ -442,3 +442,32 @@ def test_the_documented_acl_binds_each_unit_to_its_cameras(tmp_path):
         assert list(Detection.objects.values_list("tracking_id", flat=True)) == ["own"]
     finally:
         secured.stop()
+
+
+def test_the_bridge_counts_what_it_published_and_what_it_ingested_for_metrics(broker, prefix, tmp_path):
+    from prometheus_client import CollectorRegistry, multiprocess
+
+    Camera.objects.create(name="gate-1")
+    shared = tmp_path / "metrics"
+    shared.mkdir()
+    results = Watcher(broker, f"{prefix}/ingest/+/result")
+    with BridgeProcess(broker, prefix, env={**INGEST_ENV, "PROMETHEUS_MULTIPROC_DIR": str(shared)}):
+        online(Watcher(broker, f"{prefix}/status"), prefix)
+        unit = Watcher(broker)
+        unit.publish(f"{prefix}/ingest/gate-1", json.dumps(unit_body()))
+        unit.publish(f"{prefix}/ingest/gate-1", b"{")
+        results_of(results, 2)
+        eventually(lambda: FollowerCursor.objects.get(name="mqtt").position == feed_head(), what="published")
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=str(shared))
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in registry.collect()
+        for sample in family.samples
+        if sample.name.startswith("vehicle_monitor_mqtt_")
+    }
+    assert samples[("vehicle_monitor_mqtt_ingested_total", (("outcome", "created"),))] == 1
+    assert samples[("vehicle_monitor_mqtt_ingested_total", (("outcome", "error"),))] == 1
+    assert samples[("vehicle_monitor_mqtt_published_total", (("kind", "detection"),))] == 1
+    assert samples[("vehicle_monitor_mqtt_published_total", (("kind", "discovery"),))] >= 3
+    assert samples[("vehicle_monitor_mqtt_published_total", (("kind", "result"),))] == 2
