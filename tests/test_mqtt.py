@@ -175,6 +175,64 @@ def test_a_bridge_killed_mid_stream_loses_nothing_and_repeats_only_by_seq(broker
     assert len(events) - 1500 <= 500
 
 
+def test_visits_and_site_events_go_to_the_sites_topics_with_its_occupancy_retained(broker, prefix):
+    from datetime import UTC, datetime, timedelta
+
+    from detections.sites import edits, engine
+
+    entry, exit_ = Camera.objects.create(name="in-1"), Camera.objects.create(name="out-1")
+    site = edits.site_create(
+        name="Depot A",
+        capacity=1,
+        since=datetime.now(UTC) - timedelta(days=1),
+        cameras=[edits.CameraRole(entry, "entry"), edits.CameraRole(exit_, "exit")],
+    )
+    engine.derive_pending()
+    watcher = Watcher(broker, f"{prefix}/sites/#", f"{prefix}-ha/sensor/+/+/config")
+    with BridgeProcess(broker, prefix, env={"MQTT_EVENTS": "detection,visit,site"}):
+        online(Watcher(broker, f"{prefix}/status"), prefix)
+        store_detection("trk-1", camera="in-1", plate="34ABC123", detected_at=datetime.now(UTC), with_image=False)
+        while engine.step():
+            pass
+        watcher.wait_for(lambda ms: payloads(watcher, f"{prefix}/sites/Depot_A/site"), "the site's event")
+        watcher.wait_for(
+            lambda ms: any(
+                json.loads(m.payload)["occupancy"] == 1 for m in watcher.messages(f"{prefix}/sites/+/occupancy")
+            ),
+            "the occupancy",
+        )
+    (visit,) = payloads(watcher, f"{prefix}/sites/Depot_A/visit")
+    assert visit["event"] == "opened" and visit["visit"]["plate"] == "34ABC123" and visit["event_type"] == "car"
+    (full,) = payloads(watcher, f"{prefix}/sites/Depot_A/site")
+    assert (full["event"], full["event_type"], full["occupancy"], full["capacity"]) == ("full", "full", 1, 1)
+    assert json.loads(watcher.messages(f"{prefix}/sites/Depot_A/occupancy")[-1].payload) == {
+        "occupancy": 1,
+        "capacity": 1,
+    }
+    sensor = payloads(watcher, f"{prefix}-ha/sensor/{prefix}/site_{site.pk}_occupancy/config")[-1]
+    assert sensor == {
+        "name": "Occupancy",
+        "unique_id": f"{prefix}_site_{site.pk}_occupancy",
+        "state_topic": f"{prefix}/sites/Depot_A/occupancy",
+        "value_template": "{{ value_json.occupancy }}",
+        "json_attributes_topic": f"{prefix}/sites/Depot_A/occupancy",
+        "state_class": "measurement",
+        "unit_of_measurement": "vehicles",
+        "qos": 1,
+        "icon": "mdi:car-multiple",
+        "availability": [
+            {"topic": f"{prefix}/status", "payload_available": "online", "payload_not_available": "offline"}
+        ],
+        "device": {
+            "identifiers": [f"{prefix}_site_{site.pk}"],
+            "name": "Depot A",
+            "manufacturer": "vehicle_monitor",
+            "model": "Site",
+        },
+        "origin": {"name": "vehicle_monitor"},
+    }
+
+
 # --- Home Assistant discovery -------------------------------------------------------------------
 
 

@@ -32,3 +32,10 @@ def test_the_bridge_refuses_to_start_without_a_broker(settings):
     settings.MQTT_URL = ""
     with pytest.raises(CommandError, match="MQTT_URL is not set"):
         call_command("mqtt_bridge")
+
+
+def test_the_bridge_refuses_an_event_type_it_does_not_know(settings):
+    settings.MQTT_URL = "mqtt://127.0.0.1:1"
+    settings.MQTT_EVENTS = ["detection", "journey"]
+    with pytest.raises(CommandError, match="MQTT_EVENTS names journey; the event types are detection, deletion, alert"):
+        call_command("mqtt_bridge")

@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from detections.core import followers
 from detections.models import Camera, FollowerCursor, feed_head
 from detections.mqtt import discovery, outgoing
-from detections.mqtt.topics import Topics, camera_topic_names, topic_name
+from detections.mqtt.topics import Topics, topic_name, topic_names
 
 
 def test_a_topic_name_keeps_letters_digits_dash_and_underscore_and_replaces_the_rest():
@@ -22,7 +22,7 @@ def test_a_topic_name_keeps_letters_digits_dash_and_underscore_and_replaces_the_
 
 
 def test_two_cameras_with_one_topic_name_the_first_keeps_it_the_other_gets_its_id():
-    assert camera_topic_names([(7, "Gate/1"), (3, "Gate 1"), (4, "yard")]) == {3: "Gate_1", 4: "yard", 7: "Gate_1_7"}
+    assert topic_names([(7, "Gate/1"), (3, "Gate 1"), (4, "yard")]) == {3: "Gate_1", 4: "yard", 7: "Gate_1_7"}
 
 
 def test_ingest_topics_name_one_camera_level_and_results_are_not_ingest_topics():

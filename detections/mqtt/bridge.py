@@ -38,9 +38,11 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, close_old_connections, connection
 
 from detections.core import followers
+from detections.models import Camera
 from detections.mqtt import discovery, ingest, outgoing
 from detections.mqtt.topics import Topics
 from detections.operations import metrics
+from detections.sites.models import Site
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +91,8 @@ class Bridge:
         self.held_configs: set[str] = set()
         self.configs_due = True
         self.state_due = True  # the today topics of every camera (a new connection, a new day)
-        self.cameras: dict[int, discovery.CameraOnWire] | None = None
+        self.cameras: dict[int, discovery.OnWire] | None = None
+        self.sites: dict[int, discovery.OnWire] | None = None
         self.day = None
         self.client = self._client()
 
@@ -273,26 +276,41 @@ class Bridge:
     # --- discovery and the cameras' state ------------------------------------------------------
 
     def _read_cameras(self):
-        """Compare the cameras with what was published for them; a camera
+        """Compare the cameras and sites with what was published for them: one
         added, renamed or removed makes the configs due, and a renamed one's
         state moves to its new topics."""
-        cameras = {camera.pk: camera for camera in outgoing.cameras_on_wire()}
-        if cameras == self.cameras:
+        cameras = {camera.pk: camera for camera in outgoing.on_wire(Camera)}
+        sites = {site.pk: site for site in outgoing.on_wire(Site)}
+        if (cameras, sites) == (self.cameras, self.sites):
             return
-        before, self.cameras = self.cameras or {}, cameras
-        wanted = discovery.all_configs(list(cameras.values()), self.topics)
+        cameras_before, sites_before = self.cameras or {}, self.sites or {}
+        self.cameras, self.sites = cameras, sites
+        wanted = discovery.all_configs(list(cameras.values()), list(sites.values()), self.topics)
         with self.lock:
             self.wanted_configs = wanted
             self.configs_due = True
-        moved = [camera for pk, camera in cameras.items() if pk in before and before[pk].topic != camera.topic]
-        if moved and self.connected.is_set():
-            for camera in moved:
-                for what in ("snapshot", "today"):  # nothing left under the old name
-                    self._publish_now(self.topics.camera(before[camera.pk].topic, what), b"", retain=True, kind=what)
-            self.publish(outgoing.latest_snapshot_messages(moved, self.topics, seq=0))
-        added = [camera for pk, camera in cameras.items() if pk not in before or pk in {c.pk for c in moved}]
-        if added and self.connected.is_set():
-            self.publish(outgoing.today_messages(added, self.topics))
+        if not self.connected.is_set():
+            return  # the state of every camera and site is published at the connection
+        moved = [
+            camera
+            for pk, camera in cameras.items()
+            if pk in cameras_before and cameras_before[pk].topic != camera.topic
+        ]
+        for camera in moved:
+            for what in ("snapshot", "today"):  # nothing left under the old name
+                self._publish_now(
+                    self.topics.camera(cameras_before[camera.pk].topic, what), b"", retain=True, kind=what
+                )
+        self.publish(outgoing.latest_snapshot_messages(moved, self.topics, seq=0))
+        fresh = [camera for pk, camera in cameras.items() if pk not in cameras_before or camera in moved]
+        self.publish(outgoing.today_messages(fresh, self.topics))
+        for pk, site in sites.items():
+            if pk in sites_before and sites_before[pk].topic != site.topic:
+                self._publish_now(
+                    self.topics.site(sites_before[pk].topic, "occupancy"), b"", retain=True, kind="occupancy"
+                )
+        fresh_sites = [site for pk, site in sites.items() if sites_before.get(pk) != site]
+        self.publish(outgoing.occupancy_messages(fresh_sites, self.topics))
 
     def _publish_configs(self):
         with self.lock:
@@ -312,16 +330,21 @@ class Bridge:
                 self.configs_due = True
 
     def _publish_state(self):
+        """Every camera's count of the day and every site's occupancy, at each
+        connection and when the local day changes."""
         day, _ = outgoing.local_day()
         with self.lock:
             due = self.state_due or day != self.day
             self.state_due = False
-        if due and self.cameras:
-            if self.publish(outgoing.today_messages(list(self.cameras.values()), self.topics)) == len(self.cameras):
-                self.day = day
-            else:
-                with self.lock:
-                    self.state_due = True
+        if not due:
+            return
+        messages = outgoing.today_messages(list(self.cameras.values()), self.topics)
+        messages += outgoing.occupancy_messages(list(self.sites.values()), self.topics)
+        if self.publish(messages) == len(messages):
+            self.day = day
+        else:
+            with self.lock:
+                self.state_due = True
 
     # --- waking at commits ------------------------------------------------------------------
 

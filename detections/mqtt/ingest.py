@@ -89,7 +89,7 @@ def results(messages: list[Incoming]) -> list[dict]:
 
 def _cameras_by_topic() -> dict[str, Camera]:
     cameras = {camera.pk: camera for camera in Camera.objects.all()}
-    names = wire.camera_topic_names([(pk, camera.name) for pk, camera in cameras.items()])
+    names = wire.topic_names([(pk, camera.name) for pk, camera in cameras.items()])
     return {names[pk]: camera for pk, camera in cameras.items()}
 
 

@@ -11,7 +11,7 @@ only around a restart of the bridge or the broker, and carries the same `seq`.
 
 Besides the events of MQTT_EVENTS, each step publishes the state topics its
 events changed, retained: a camera's latest thumbnail (raw JPEG) and its
-detections since local midnight. The step's transaction stays open while the
+detections since local midnight, a site's occupancy. The step's transaction stays open while the
 broker acknowledges (the cursor row is locked, so one bridge at a time steps):
 the wait is bounded well within DATABASE_IDLE_TRANSACTION_SECONDS.
 """
@@ -30,7 +30,9 @@ from detections.core import counters, events, images
 from detections.core.followers import Follower, Progress, Span
 from detections.models import Camera, Detection, Event, EventKind, HourlyCount
 from detections.mqtt import topics as wire
-from detections.mqtt.discovery import CameraOnWire
+from detections.mqtt.discovery import OnWire
+from detections.sites.models import Site
+from detections.sites.queries import occupancy_now
 
 # Seqs one step reads at most.
 PAGE = 500
@@ -58,10 +60,11 @@ class Message:
 Publish = Callable[[list[Message]], int]
 
 
-def cameras_on_wire() -> list[CameraOnWire]:
-    cameras = list(Camera.objects.order_by("pk").values_list("pk", "name"))
-    names = wire.camera_topic_names(cameras)
-    return [CameraOnWire(pk=pk, name=name, topic=names[pk]) for pk, name in cameras]
+def on_wire(model) -> list[OnWire]:
+    """Every camera (or site) with its topic name."""
+    rows = list(model.objects.order_by("pk").values_list("pk", "name"))
+    names = wire.topic_names(rows)
+    return [OnWire(pk=pk, name=name, topic=names[pk]) for pk, name in rows]
 
 
 def start_following():
@@ -78,13 +81,22 @@ def step(publish: Publish, topics: wire.Topics, page: int = PAGE) -> Progress:
 
 def _work(span: Span, publish: Publish, topics: wire.Topics, page: int) -> int:
     upper = min(span.head, span.after + page)
-    cameras = cameras_on_wire()
-    by_name = {camera.name: camera for camera in cameras}
+    by_name = {camera.name: camera for camera in on_wire(Camera)}
+    sites = {site.pk: site for site in on_wire(Site)}
     published = {wire.KIND_OF[name] for name in settings.MQTT_EVENTS if name in wire.KIND_OF}
     messages: list[Message] = []
-    touched: dict[int, CameraOnWire] = {}  # cameras whose count changed
+    touched: dict[int, OnWire] = {}  # cameras whose count changed
     latest_thumbnail: dict[int, int] = {}  # camera -> its newest detection with a thumbnail
-    for event in span.events(upper).only("seq", "kind", "camera", "vehicle_type", "payload"):
+    occupied: dict[int, OnWire] = {}  # sites whose occupancy may have changed
+    for event in span.events(upper).only("seq", "kind", "camera", "vehicle_type", "detection_id", "payload"):
+        if event.kind in wire.SITE_KINDS:
+            site = sites.get(site_of(event))
+            if site is None:
+                continue  # deleted since, with its visits
+            occupied[site.pk] = site
+            if event.kind in published:
+                messages.append(event_message(event, topics.site(site.topic, wire.EVENT_TYPE_OF[event.kind])))
+            continue
         camera = by_name.get(event.camera)
         if event.kind in published:
             level = camera.topic if camera else wire.topic_name(event.camera)
@@ -99,17 +111,26 @@ def _work(span: Span, publish: Publish, topics: wire.Topics, page: int) -> int:
     # the step is taken again and so is the state.
     messages += snapshot_messages(latest_thumbnail, touched, topics, seq=upper)
     messages += today_messages(list(touched.values()), topics, seq=upper)
+    messages += occupancy_messages(list(occupied.values()), topics, seq=upper)
     done = publish(messages)
     if done == len(messages):
         return upper
     return messages[done].seq - 1  # every event before the first one unacknowledged
 
 
+def site_of(event: Event) -> int | None:
+    """The site a visit or site event is about."""
+    if event.kind == EventKind.SITE:
+        return event.payload.get("site")
+    return (event.payload.get("visit") or {}).get("site")
+
+
 def event_message(event: Event, topic: str) -> Message:
     """The socket message without the inline image, URLs absolute, and the
     `event_type` Home Assistant's event entity fires with (the vehicle type)."""
     payload = events.with_absolute_urls(event.payload)
-    payload["event_type"] = event.vehicle_type
+    # A site's event (full, available) is about no vehicle: what happened, then.
+    payload["event_type"] = event.vehicle_type or event.payload.get("event")
     return Message(
         topic=topic,
         payload=json.dumps(payload, separators=(",", ":")).encode(),
@@ -120,7 +141,7 @@ def event_message(event: Event, topic: str) -> Message:
 
 
 def snapshot_messages(
-    newest: dict[int, int], cameras: dict[int, CameraOnWire], topics: wire.Topics, *, seq: int
+    newest: dict[int, int], cameras: dict[int, OnWire], topics: wire.Topics, *, seq: int
 ) -> list[Message]:
     """Each camera's latest thumbnail, retained, from the detections named in
     `newest` (camera -> detection); one deleted since sends nothing."""
@@ -133,7 +154,7 @@ def snapshot_messages(
     return messages
 
 
-def latest_snapshot_messages(cameras: list[CameraOnWire], topics: wire.Topics, *, seq: int) -> list[Message]:
+def latest_snapshot_messages(cameras: list[OnWire], topics: wire.Topics, *, seq: int) -> list[Message]:
     """The latest thumbnail of each of `cameras`, read from the detections
     (a camera renamed: its snapshot under the new name)."""
     newest = {}
@@ -194,7 +215,7 @@ def _add(counts: dict, camera_pk: int, vehicle_type: str, n: int):
         by_type[vehicle_type] = by_type.get(vehicle_type, 0) + n
 
 
-def today_messages(cameras: list[CameraOnWire], topics: wire.Topics, *, seq: int = 0) -> list[Message]:
+def today_messages(cameras: list[OnWire], topics: wire.Topics, *, seq: int = 0) -> list[Message]:
     if not cameras:
         return []
     day, _ = local_day()
@@ -215,4 +236,22 @@ def today_messages(cameras: list[CameraOnWire], topics: wire.Topics, *, seq: int
             seq,
         )
         for camera in cameras
+    ]
+
+
+def occupancy_messages(sites: list[OnWire], topics: wire.Topics, *, seq: int = 0) -> list[Message]:
+    """Each site's occupancy now, retained: {"occupancy", "capacity"}."""
+    capacity = dict(Site.objects.filter(pk__in=[site.pk for site in sites]).values_list("pk", "capacity"))
+    return [
+        Message(
+            topics.site(site.topic, "occupancy"),
+            json.dumps(
+                {"occupancy": occupancy_now(site.pk), "capacity": capacity.get(site.pk)}, separators=(",", ":")
+            ).encode(),
+            True,
+            "occupancy",
+            seq,
+        )
+        for site in sites
+        if site.pk in capacity
     ]

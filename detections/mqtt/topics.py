@@ -1,10 +1,10 @@
 """Names on the wire: every topic the bridge publishes or subscribes to, and
-how a camera's name becomes a topic level (protocol.md, "MQTT").
+how a camera's or a site's name becomes a topic level (protocol.md, "MQTT").
 
-A camera's topic name is its name with every character outside A-Za-z0-9_-
-replaced by `_`; when two cameras would get the same one, the one made first
-keeps it and the others get `_{id}` appended, so adding a camera never moves
-another's topics. Home Assistant's ids come from primary keys, never names, so
+A camera's (or site's) topic name is its name with every character outside
+A-Za-z0-9_- replaced by `_`; when two cameras would get the same one, the one
+made first keeps it and the others get `_{id}` appended, so adding a camera
+never moves another's topics. Home Assistant's ids come from primary keys, never names, so
 a rename keeps the entities (and their history) and moves only the state topics.
 """
 
@@ -17,13 +17,18 @@ from detections.models import EventKind
 
 _OUTSIDE = re.compile(r"[^A-Za-z0-9_-]")
 
-# The event kinds of the log, as MQTT_EVENTS and the topics name them.
+# The event kinds of the log, as MQTT_EVENTS and the topics name them. Visits and
+# sites go to the site's topics, the others to the camera's.
 EVENT_TYPE_OF = {
     EventKind.NEW_DETECTION: "detection",
     EventKind.DELETION: "deletion",
     EventKind.ALERT: "alert",
+    EventKind.DETECTION_UPDATED: "detection_updated",
+    EventKind.VISIT: "visit",
+    EventKind.SITE: "site",
 }
 KIND_OF = {event_type: kind for kind, event_type in EVENT_TYPE_OF.items()}
+SITE_KINDS = frozenset({EventKind.VISIT, EventKind.SITE})
 
 
 def topic_name(name: str) -> str:
@@ -31,11 +36,11 @@ def topic_name(name: str) -> str:
     return _OUTSIDE.sub("_", name) or "_"
 
 
-def camera_topic_names(cameras: list[tuple[int, str]]) -> dict[int, str]:
-    """The topic name of each camera (primary key, name) -> by primary key."""
+def topic_names(rows: list[tuple[int, str]]) -> dict[int, str]:
+    """The topic name of each camera (or each site): (primary key, name) -> by primary key."""
     taken: dict[str, int] = {}
     names = {}
-    for pk, name in sorted(cameras):
+    for pk, name in sorted(rows):
         plain = topic_name(name)
         names[pk] = plain if taken.setdefault(plain, pk) == pk else f"{plain}_{pk}"
     return names
@@ -57,6 +62,10 @@ class Topics:
     def camera(self, camera: str, what: str) -> str:
         """{prefix}/cameras/{camera}/{what}: an event type, snapshot or today."""
         return f"{self.prefix}/cameras/{camera}/{what}"
+
+    def site(self, site: str, what: str) -> str:
+        """{prefix}/sites/{site}/{what}: visit, site or occupancy."""
+        return f"{self.prefix}/sites/{site}/{what}"
 
     @property
     def ingest_filter(self) -> str:

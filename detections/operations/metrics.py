@@ -162,8 +162,8 @@ WEBHOOK_DELIVERY_SECONDS = Histogram(
 
 MQTT_PUBLISHED = Counter(
     "vehicle_monitor_mqtt_published",
-    "Messages published, by kind: an event type (detection, deletion, alert), snapshot, today, discovery "
-    "and status once the broker acknowledged them (QoS 1); result once sent.",
+    "Messages published, by kind: an event type (detection, deletion, alert, ...), snapshot, today, "
+    "occupancy, discovery and status once the broker acknowledged them (QoS 1); result once sent.",
     ["kind"],
 )
 MQTT_PUBLISH_FAILED = Counter(

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from detections.mqtt.bridge import Bridge
+from detections.mqtt.topics import KIND_OF
 
 
 class Command(BaseCommand):
@@ -25,6 +26,9 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if not settings.MQTT_URL:
             raise CommandError("MQTT_URL is not set: name the broker, e.g. MQTT_URL=mqtt://user:password@broker:1883")
+        unknown = sorted(set(settings.MQTT_EVENTS) - set(KIND_OF))
+        if unknown:
+            raise CommandError(f"MQTT_EVENTS names {', '.join(unknown)}; the event types are {', '.join(KIND_OF)}")
         bridge = Bridge()
         for stop_signal in (signal.SIGTERM, signal.SIGINT):
             signal.signal(stop_signal, lambda *_: bridge.stop())
