@@ -47,8 +47,9 @@ from detections.sites.models import Site
 logger = logging.getLogger(__name__)
 
 QOS = 1
-# How long a step waits for the broker's acknowledgements: the step's transaction
-# is open meanwhile, and MariaDB ends one left idle DATABASE_IDLE_TRANSACTION_SECONDS.
+# How long a step waits for the broker's acknowledgements at most: the step's
+# transaction is open meanwhile, and MariaDB ends one left idle
+# DATABASE_IDLE_TRANSACTION_SECONDS (`ack_wait_seconds`).
 ACK_WAIT_SECONDS = 2.0
 # Ingest messages stored in one transaction at most.
 INGEST_BATCH = 200
@@ -183,7 +184,7 @@ class Bridge:
 
     def publish(self, messages: list[outgoing.Message]) -> int:
         """Publish in order at QoS 1; how many, from the first, the broker
-        acknowledged within ACK_WAIT_SECONDS (the rest are counted failed)."""
+        acknowledged within `ack_wait_seconds()` (the rest are counted failed)."""
         if not messages:
             return 0
         sent = []
@@ -192,7 +193,7 @@ class Bridge:
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 break
             sent.append(info)
-        deadline = time.monotonic() + ACK_WAIT_SECONDS
+        deadline = time.monotonic() + ack_wait_seconds()
         done = 0
         for info in sent:
             while not info.is_published() and self.connected.is_set() and time.monotonic() < deadline:
@@ -392,6 +393,11 @@ class Bridge:
             return
         for generation, mid, qos, _ in batch:
             self._ack(mid, qos, generation)
+
+
+def ack_wait_seconds() -> float:
+    idle = settings.DATABASE_IDLE_TRANSACTION_SECONDS
+    return min(ACK_WAIT_SECONDS, idle / 2) if idle > 0 else ACK_WAIT_SECONDS
 
 
 def _results(batch) -> list[dict]:
