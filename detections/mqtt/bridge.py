@@ -80,7 +80,12 @@ def broker_address(url: str) -> dict:
 
 
 class Bridge:
-    def __init__(self, *, url: str | None = None, ingest_enabled: bool | None = None):
+    def __init__(self, *, url: str | None = None, ingest_enabled: bool | None = None, loop_ready=None):
+        """`loop_ready(loop)` is called with the bridge's event loop once it runs:
+        the command hands the feed's publisher to it, so that the detections
+        the bridge stores reach the sockets as a server's do (queued, sent
+        together from one loop), which this package does not know of."""
+        self.loop_ready = loop_ready
         self.address = broker_address(url or settings.MQTT_URL)
         self.ingest_enabled = settings.MQTT_INGEST if ingest_enabled is None else ingest_enabled
         self.topics = Topics.from_settings()
@@ -95,7 +100,7 @@ class Bridge:
         self.wanted_configs: dict[str, dict] = {}
         self.held_configs: set[str] = set()
         self.configs_due = True
-        self.state_due = True  # the today topics of every camera (a new connection, a new day)
+        self.state_due = True  # every camera's today and site's occupancy (a new connection, a new day)
         self.cameras: dict[int, discovery.OnWire] | None = None
         self.sites: dict[int, discovery.OnWire] | None = None
         self.day = None
@@ -358,6 +363,8 @@ class Bridge:
 
     def _listen_for_commits(self):
         async def listen():
+            if self.loop_ready is not None:
+                self.loop_ready(asyncio.get_running_loop())
             awake = asyncio.Event()
             listener = asyncio.create_task(followers.wake_on_commits(awake, channel_prefix="mqtt."))
             while not self.stopping.is_set():

@@ -14,6 +14,7 @@ import signal
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from detections.feed.publisher import publisher
 from detections.mqtt.bridge import Bridge
 from detections.mqtt.topics import KIND_OF
 
@@ -29,7 +30,10 @@ class Command(BaseCommand):
         unknown = sorted(set(settings.MQTT_EVENTS) - set(KIND_OF))
         if unknown:
             raise CommandError(f"MQTT_EVENTS names {', '.join(unknown)}; the event types are {', '.join(KIND_OF)}")
-        bridge = Bridge()
+        # The events of what the bridge stores go to the sockets from its own loop,
+        # queued and sent together, as from a server (one message per batch, not
+        # a new event loop and Redis connection per event).
+        bridge = Bridge(loop_ready=publisher.attach)
         for stop_signal in (signal.SIGTERM, signal.SIGINT):
             signal.signal(stop_signal, lambda *_: bridge.stop())
         address = bridge.address
