@@ -39,10 +39,7 @@ from pathlib import Path
 import aiohttp
 import paho.mqtt.client as mqtt
 import psutil
-from database import bench_env, make_credentials, recreate_database, wait_for_services
-from measures import pct
-from PIL import Image
-from processes import (
+from bench_processes import (
     PYTHON,
     CpuMeter,
     Server,
@@ -54,6 +51,9 @@ from processes import (
     stop_process,
     wait_for_quiet,
 )
+from database import bench_env, make_credentials, recreate_database, wait_for_services
+from measures import pct
+from PIL import Image
 
 PREFIX = "vm_bench"
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -92,7 +92,7 @@ def test_readyz_does_not_ask_the_broker_and_metrics_show_the_bridges_lag(transac
             store_detection(f"trk-{n}", with_image=False)
         lag = {
             family.name: sample.value
-            for family in text_string_to_metric_families(httpx.get(f"{server.base_url}/metrics", timeout=10).text)
+            for family in text_string_to_metric_families(server.metrics().text)
             for sample in family.samples
             if sample.labels == {"follower": "mqtt"}
         }
