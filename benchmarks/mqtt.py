@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/mqtt.py            # 5 minutes at 50/s out, 10,000 in (~12 min)
     .venv/bin/python benchmarks/mqtt.py --quick    # 1 minute out, 2,000 in (~4 min)
+    .venv/bin/python benchmarks/mqtt.py --parts out  # only the out part (also: in, drill)
 
 - out: detections POSTed over HTTP at --rate a second for --duration seconds; a
   subscriber on the broker gets every event: none missing, in seq order, and the
@@ -324,8 +325,10 @@ def main():
     parser.add_argument("--duration", type=float)
     parser.add_argument("--ingest", type=int)
     parser.add_argument("--publishers", type=int, default=10)
+    parser.add_argument("--parts", default="out,in,drill", help="which parts to run (out, in, drill)")
     parser.add_argument("--no-save", action="store_true")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     duration = args.duration or (60 if args.quick else 300)
     count = args.ingest or (2000 if args.quick else 10_000)
 
@@ -368,47 +371,15 @@ def main():
     )
     rows = {}
     try:
-        wait_for_quiet(cpu, 60)
-        say(f"out: {args.rate:g}/s for {duration:g} s over HTTP, watched on MQTT")
-        rows["out"] = run_out(server, broker.port, keys, cameras, args.rate, duration)
-        say(f"out: {rows['out']}")
-
-        wait_for_quiet(cpu, 60)
-        say(f"in over HTTP: {count} by {args.publishers} clients")
-        before = cpu.snapshot()
-        run_http_ingest(server, keys, cameras, count, args.publishers)
-        wait_stored("http", count, 120)
-        time.sleep(2)  # the bridge publishes their events too: counted alike
-        rows["http"] = {"stored": stored("http"), **CpuMeter.seconds(before, cpu.snapshot())}
-        rows["http"]["other"] = CpuMeter.percent(before, cpu.snapshot()).get("other")
-        say(f"in over HTTP: {rows['http']}")
-
-        wait_for_quiet(cpu, 60)
-        say(f"in over MQTT: {count} from {args.publishers} units at QoS 1")
-        before = cpu.snapshot()
-        run_mqtt_ingest(broker.port, cameras, count, args.publishers, "mqtt")
-        drained = wait_stored("mqtt", count, 300)
-        time.sleep(2)
-        rows["mqtt"] = {"stored": stored("mqtt"), "drain_s": drained, **CpuMeter.seconds(before, cpu.snapshot())}
-        rows["mqtt"]["other"] = CpuMeter.percent(before, cpu.snapshot()).get("other")
-        say(f"in over MQTT: {rows['mqtt']}")
-
-        say("drill: the same with the bridge SIGKILLed once and the broker restarted once")
-        events = []
-
-        def drill(published):
-            if published == count // 3:
-                bridge.kill()
-                events.append(f"bridge SIGKILLed at {published} published")
-                bridge.start()
-            elif published == 2 * count // 3:
-                broker.restart()
-                events.append(f"broker restarted at {published} published")
-
-        run_mqtt_ingest(broker.port, cameras, count, args.publishers, "drill", drill)
-        wait_stored("drill", count, 300)
-        rows["drill"] = {"stored": stored("drill"), "events": events}
-        say(f"drill: {rows['drill']}")
+        if "out" in parts:
+            wait_for_quiet(cpu, 60)
+            say(f"out: {args.rate:g}/s for {duration:g} s over HTTP, watched on MQTT")
+            rows["out"] = run_out(server, broker.port, keys, cameras, args.rate, duration)
+            say(f"out: {rows['out']}")
+        if "in" in parts:
+            ingest_against_http(rows, server, broker, cpu, keys, cameras, count, args.publishers)
+        if "drill" in parts:
+            rows["drill"] = drill_run(broker, bridge, cameras, count, args.publishers)
     finally:
         server.stop()
         stop_process(bridge.process)
@@ -417,11 +388,53 @@ def main():
     print(report)
     if not args.no_save:
         RESULTS.mkdir(exist_ok=True)
-        stem = RESULTS / f"{time.strftime('%Y-%m-%d')}-mqtt{'-quick' if args.quick else ''}"
+        stem = RESULTS / f"{time.strftime('%Y-%m-%d')}-mqtt{'-quick' if args.quick else ''}-{'-'.join(sorted(parts))}"
         stem.with_suffix(".md").write_text(report)
         stem.with_suffix(".json").write_text(json.dumps(rows, indent=2, default=str))
         say(f"saved {stem}.md")
     shutil.rmtree(workdir / "media", ignore_errors=True)
+
+
+def ingest_against_http(rows, server, broker, cpu, keys, cameras, count, publishers):
+    wait_for_quiet(cpu, 60)
+    say(f"in over HTTP: {count} by {publishers} clients")
+    before = cpu.snapshot()
+    run_http_ingest(server, keys, cameras, count, publishers)
+    wait_stored("http", count, 120)
+    time.sleep(2)  # the bridge publishes their events too: counted alike
+    rows["http"] = {"stored": stored("http"), **CpuMeter.seconds(before, cpu.snapshot())}
+    rows["http"]["other"] = CpuMeter.percent(before, cpu.snapshot()).get("other")
+    say(f"in over HTTP: {rows['http']}")
+
+    wait_for_quiet(cpu, 60)
+    say(f"in over MQTT: {count} from {publishers} units at QoS 1")
+    before = cpu.snapshot()
+    run_mqtt_ingest(broker.port, cameras, count, publishers, "mqtt")
+    drained = wait_stored("mqtt", count, 300)
+    time.sleep(2)
+    rows["mqtt"] = {"stored": stored("mqtt"), "drain_s": drained, **CpuMeter.seconds(before, cpu.snapshot())}
+    rows["mqtt"]["other"] = CpuMeter.percent(before, cpu.snapshot()).get("other")
+    say(f"in over MQTT: {rows['mqtt']}")
+
+
+def drill_run(broker, bridge, cameras, count, publishers) -> dict:
+    say("drill: the same with the bridge SIGKILLed once and the broker restarted once")
+    events = []
+
+    def drill(published):
+        if published == count // 3:
+            bridge.kill()
+            events.append(f"bridge SIGKILLed at {published} published")
+            bridge.start()
+        elif published == 2 * count // 3:
+            broker.restart()
+            events.append(f"broker restarted at {published} published")
+
+    run_mqtt_ingest(broker.port, cameras, count, publishers, "drill", drill)
+    wait_stored("drill", count, 300)
+    row = {"stored": stored("drill"), "events": events}
+    say(f"drill: {row}")
+    return row
 
 
 def per_detection(row: dict, count: int) -> float:
@@ -429,39 +442,53 @@ def per_detection(row: dict, count: int) -> float:
 
 
 def table(rows: dict, args, duration: float, count: int) -> str:
-    out, http, mqtt_, drill = rows["out"], rows["http"], rows["mqtt"], rows["drill"]
-    http_ms, mqtt_ms = per_detection(http, count), per_detection(mqtt_, count)
-    ratio = mqtt_ms / http_ms
     lines = [
         f"# MQTT bridge: {args.rate:g}/s out for {duration:g} s, {count} in from {args.publishers} units",
         "",
         "| what | measured | target | met |",
         "|---|---|---|---|",
-        f"| out: events on MQTT / HTTP 201s | {out['posted'] - out['missing']} / {out['posted']} "
-        f"({out['failed_posts']} POSTs failed) | all | {'yes' if not out['missing'] else 'NO'} |",
-        f"| out: seq order (after dropping {out['repeats']} repeats), gaps | "
-        f"{'in order' if out['in_order'] else 'OUT OF ORDER'}, {out['gaps']} gaps | in order | "
-        f"{'yes' if out['in_order'] else 'NO'} |",
-        f"| out: HTTP answer -> subscriber, p50 / p99 / max | {out['p50']:.1f} / {out['p99']:.1f} / "
-        f"{out['max']:.1f} ms | p99 < 200 ms | {'yes' if out['p99'] < 200 else 'NO'} |",
-        f"| in: stored over MQTT / HTTP | {mqtt_['stored']} / {http['stored']} of {count} each | all, once | "
-        f"{'yes' if mqtt_['stored'] == http['stored'] == count else 'NO'} |",
-        f"| in: CPU per detection (server + bridge + MariaDB), HTTP | {http_ms:.2f} ms "
-        f"(server {1000 * http['server'] / count:.2f}, bridge {1000 * http['bridge'] / count:.2f}, "
-        f"MariaDB {1000 * http['mariadb'] / count:.2f}) | | |",
-        f"| in: CPU per detection (server + bridge + MariaDB), MQTT | {mqtt_ms:.2f} ms "
-        f"(server {1000 * mqtt_['server'] / count:.2f}, bridge {1000 * mqtt_['bridge'] / count:.2f}, "
-        f"MariaDB {1000 * mqtt_['mariadb'] / count:.2f}; Mosquitto {1000 * mqtt_['mosquitto'] / count:.2f} "
-        f"not counted) | | |",
-        f"| in: MQTT / HTTP CPU per detection | {ratio:.2f}x | <= 1.2x | {'yes' if ratio <= 1.2 else 'NO'} |",
-        f"| drill ({'; '.join(drill['events'])}): stored | {drill['stored']} of {count} (unique key: none twice) "
-        f"| all, none twice | {'yes' if drill['stored'] == count else 'NO'} |",
-        "",
-        f"Other processes on the machine: {http.get('other') or 0:.0f}% of a core during the HTTP run, "
-        f"{mqtt_.get('other') or 0:.0f}% during the MQTT run (MariaDB's CPU includes what others asked of it).",
-        "",
     ]
-    return "\n".join(lines)
+    if "out" in rows:
+        out = rows["out"]
+        lines += [
+            f"| out: events on MQTT / HTTP 201s | {out['posted'] - out['missing']} / {out['posted']} "
+            f"({out['failed_posts']} POSTs failed) | all | {'yes' if not out['missing'] else 'NO'} |",
+            f"| out: seq order (after dropping {out['repeats']} repeats), gaps | "
+            f"{'in order' if out['in_order'] else 'OUT OF ORDER'}, {out['gaps']} gaps | in order | "
+            f"{'yes' if out['in_order'] else 'NO'} |",
+            f"| out: HTTP answer -> subscriber, p50 / p99 / max | {out['p50']:.1f} / {out['p99']:.1f} / "
+            f"{out['max']:.1f} ms | p99 < 200 ms | {'yes' if out['p99'] < 200 else 'NO'} |",
+        ]
+    if "http" in rows:
+        http, mqtt_ = rows["http"], rows["mqtt"]
+        http_ms, mqtt_ms = per_detection(http, count), per_detection(mqtt_, count)
+        ratio = mqtt_ms / http_ms
+        lines += [
+            f"| in: stored over MQTT / HTTP | {mqtt_['stored']} / {http['stored']} of {count} each | all, once | "
+            f"{'yes' if mqtt_['stored'] == http['stored'] == count else 'NO'} |",
+            f"| in: CPU per detection (server + bridge + MariaDB), HTTP | {http_ms:.2f} ms "
+            f"(server {1000 * http['server'] / count:.2f}, bridge {1000 * http['bridge'] / count:.2f}, "
+            f"MariaDB {1000 * http['mariadb'] / count:.2f}) | | |",
+            f"| in: CPU per detection (server + bridge + MariaDB), MQTT | {mqtt_ms:.2f} ms "
+            f"(server {1000 * mqtt_['server'] / count:.2f}, bridge {1000 * mqtt_['bridge'] / count:.2f}, "
+            f"MariaDB {1000 * mqtt_['mariadb'] / count:.2f}; Mosquitto {1000 * mqtt_['mosquitto'] / count:.2f} "
+            f"not counted) | | |",
+            f"| in: MQTT / HTTP CPU per detection | {ratio:.2f}x | <= 1.2x | {'yes' if ratio <= 1.2 else 'NO'} |",
+        ]
+    if "drill" in rows:
+        drill = rows["drill"]
+        lines.append(
+            f"| drill ({'; '.join(drill['events'])}): stored | {drill['stored']} of {count} (unique key: none "
+            f"twice) | all, none twice | {'yes' if drill['stored'] == count else 'NO'} |"
+        )
+    if "http" in rows:
+        lines += [
+            "",
+            f"Other processes on the machine: {rows['http'].get('other') or 0:.0f}% of a core during the HTTP run, "
+            f"{rows['mqtt'].get('other') or 0:.0f}% during the MQTT run (MariaDB's CPU includes what others asked "
+            "of it).",
+        ]
+    return "\n".join([*lines, ""])
 
 
 if __name__ == "__main__":
