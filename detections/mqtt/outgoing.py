@@ -107,15 +107,16 @@ def _work(span: Span, publish: Publish, topics: wire.Topics, page: int) -> int:
             touched[camera.pk] = camera
         if event.kind == EventKind.NEW_DETECTION and event.payload.get("thumbnail_url"):
             latest_thumbnail[camera.pk] = event.detection_id
-    # The state last, belonging to the page's last seq: if the broker misses it,
-    # the step is taken again and so is the state.
-    messages += snapshot_messages(latest_thumbnail, touched, topics, seq=upper)
-    messages += today_messages(list(touched.values()), topics, seq=upper)
-    messages += occupancy_messages(list(occupied.values()), topics, seq=upper)
+    # The events go out before the state is read, which would only delay them.
     done = publish(messages)
-    if done == len(messages):
-        return upper
-    return messages[done].seq - 1  # every event before the first one unacknowledged
+    if done < len(messages):
+        return messages[done].seq - 1  # every event before the first one unacknowledged
+    # The state belongs to the page's last seq: if the broker misses it, the step
+    # is taken again from that event on, and so is the state.
+    state = snapshot_messages(latest_thumbnail, touched, topics, seq=upper)
+    state += today_messages(list(touched.values()), topics, seq=upper)
+    state += occupancy_messages(list(occupied.values()), topics, seq=upper)
+    return upper if publish(state) == len(state) else upper - 1
 
 
 def site_of(event: Event) -> int | None:
