@@ -103,6 +103,7 @@ class Bridge:
         self.state_due = True  # every camera's today and site's occupancy (a new connection, a new day)
         self.cameras: dict[int, discovery.OnWire] | None = None
         self.sites: dict[int, discovery.OnWire] | None = None
+        self.cameras_read_at = float("-inf")
         self.day = None
         self.client = self._client()
 
@@ -276,15 +277,18 @@ class Bridge:
             return False
 
     def _keep_up(self):
-        """One round of the main thread: discovery and state if due, then the
-        events committed since, step after step while more wait."""
-        self._read_cameras()
-        self._publish_configs()
-        self._publish_state()
+        """One round of the main thread: the events committed since, step after
+        step while more wait; then (the events first: nothing here is as
+        urgent) the cameras and sites, every MQTT_POLL_SECONDS, and the
+        discovery configs and state that are due."""
         while not self.stopping.is_set() and self.connected.is_set():
             progress = outgoing.step(self.publish, self.topics)
             if not progress.stepped or not progress.more:
                 break
+        if time.monotonic() - self.cameras_read_at >= settings.MQTT_POLL_SECONDS:
+            self._read_cameras()
+        self._publish_configs()
+        self._publish_state()
 
     # --- discovery and the cameras' state ------------------------------------------------------
 
@@ -292,6 +296,7 @@ class Bridge:
         """Compare the cameras and sites with what was published for them: one
         added, renamed or removed makes the configs due, and a renamed one's
         state moves to its new topics."""
+        self.cameras_read_at = time.monotonic()
         cameras = {camera.pk: camera for camera in outgoing.on_wire(Camera)}
         sites = {site.pk: site for site in outgoing.on_wire(Site)}
         if (cameras, sites) == (self.cameras, self.sites):
