@@ -36,6 +36,6 @@ def test_the_bridge_refuses_to_start_without_a_broker(settings):
 
 def test_the_bridge_refuses_an_event_type_it_does_not_know(settings):
     settings.MQTT_URL = "mqtt://127.0.0.1:1"
-    settings.MQTT_EVENTS = ["detection", "journey"]
-    with pytest.raises(CommandError, match="MQTT_EVENTS names journey; the event types are detection, deletion, alert"):
+    settings.MQTT_EVENTS = ["detection", "parking"]
+    with pytest.raises(CommandError, match="MQTT_EVENTS names parking; the event types are detection, deletion, alert"):
         call_command("mqtt_bridge")

@@ -98,3 +98,49 @@ def test_readyz_does_not_ask_the_broker_and_metrics_show_the_bridges_lag(transac
         }
     assert lag["vehicle_monitor_follower_lag_events"] == 4
     assert lag["vehicle_monitor_follower_lag_seconds"] >= 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_step_sends_the_listed_events_to_their_topics_in_order_and_moves_only_past_what_was_acknowledged(settings):
+    from django.db import transaction
+
+    from detections.core import counters
+    from detections.models import Event, EventKind
+
+    settings.MQTT_URL = "mqtt://broker.example:1883"
+    settings.MQTT_EVENTS = ["detection", "journey"]
+    topics = Topics(prefix="vm", discovery="homeassistant")
+    outgoing.start_following()
+    start = feed_head()
+    detection = store_detection("trk-1", camera="bridge-n", with_image=False)
+    with transaction.atomic():
+        (seq,) = counters.take_seqs(1)
+        Event.objects.create(
+            seq=seq,
+            kind=EventKind.JOURNEY,
+            detection_id=detection.pk,
+            camera="bridge-n",
+            vehicle_type="car",
+            payload={"type": "journey", "seq": seq, "event": "completed", "camera": "bridge-n"},
+        )
+    store_detection("trk-2", camera="bridge-n", with_image=False)
+    sent = []
+
+    def broker_takes_two(messages):
+        sent.extend(messages)
+        return min(2, len(messages))
+
+    outgoing.step(broker_takes_two, topics)
+    assert [(m.topic, m.seq) for m in sent] == [
+        ("vm/cameras/bridge-n/detection", start + 1),
+        ("vm/cameras/bridge-n/journey", start + 2),
+        ("vm/cameras/bridge-n/detection", start + 3),
+    ]
+    assert [m.kind for m in sent] == ["detection", "journey", "detection"]
+    assert outgoing.FOLLOWER.position() == start + 2  # the third was not acknowledged
+
+    sent.clear()
+    outgoing.step(lambda messages: sent.extend(messages) or len(messages), topics)
+    assert [m.topic for m in sent] == ["vm/cameras/bridge-n/detection", "vm/cameras/bridge-n/today"]
+    assert sent[1].retain and not sent[0].retain
+    assert outgoing.FOLLOWER.position() == feed_head()

@@ -328,8 +328,9 @@ JOURNEY_POLL_SECONDS = env.float("JOURNEY_POLL_SECONDS", default=1.0)
 MQTT_URL = env.str("MQTT_URL", default="")
 MQTT_TOPIC_PREFIX = env.str("MQTT_TOPIC_PREFIX", default="vehicle_monitor").strip("/")
 MQTT_DISCOVERY_PREFIX = env.str("MQTT_DISCOVERY_PREFIX", default="homeassistant").strip("/")
-# The event types published: detection and deletion by default; alert (plates of
-# watched vehicles) only when listed, since the broker's read ACL then decides who sees them.
+# The event types published: detection and deletion by default; alert,
+# detection_updated, visit, site and journey only when listed, since the broker's
+# read ACL then decides who sees them.
 MQTT_EVENTS = env.list("MQTT_EVENTS", default=["detection", "deletion"])
 # true: units may publish detections to {prefix}/ingest/{camera}.
 MQTT_INGEST = env.bool("MQTT_INGEST", default=False)

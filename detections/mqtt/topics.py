@@ -18,7 +18,7 @@ from detections.models import EventKind
 _OUTSIDE = re.compile(r"[^A-Za-z0-9_-]")
 
 # The event kinds of the log, as MQTT_EVENTS and the topics name them. Visits and
-# sites go to the site's topics, the others to the camera's.
+# sites go to the site's topics, the others to the camera's (a journey: its end camera's).
 EVENT_TYPE_OF = {
     EventKind.NEW_DETECTION: "detection",
     EventKind.DELETION: "deletion",
@@ -26,6 +26,7 @@ EVENT_TYPE_OF = {
     EventKind.DETECTION_UPDATED: "detection_updated",
     EventKind.VISIT: "visit",
     EventKind.SITE: "site",
+    EventKind.JOURNEY: "journey",
 }
 KIND_OF = {event_type: kind for kind, event_type in EVENT_TYPE_OF.items()}
 SITE_KINDS = frozenset({EventKind.VISIT, EventKind.SITE})
