@@ -20,3 +20,4 @@ class DetectionsConfig(AppConfig):
         import_module("detections.webhooks.outbox")
         import_module("detections.sites.engine")
         import_module("detections.journeys.engine")
+        import_module("detections.mqtt.outgoing")

@@ -72,8 +72,9 @@ if [ -n "$PY" ]; then
     esac
 fi
 if [ "$DEV" -eq 1 ]; then
-    # The browser tests' Chromium; the multi-host tests' load balancer and namespaces.
-    need+=(chromium chromium-driver haproxy iproute2)
+    # The browser tests' Chromium; the multi-host tests' load balancer and namespaces;
+    # the MQTT tests' brokers (each test starts its own) and mosquitto_passwd.
+    need+=(chromium chromium-driver haproxy iproute2 mosquitto mosquitto-clients)
 fi
 
 missing=()

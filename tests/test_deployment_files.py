@@ -36,7 +36,7 @@ from vehicle_monitor.admission import OVERLOADED_RETRY_AFTER_SECONDS
 from vehicle_monitor.redis_clients import redis_location
 
 ROOT = Path(__file__).resolve().parent.parent
-APP_SERVICES = ("migrate", "web", "webhooks", "journeys")
+APP_SERVICES = ("migrate", "web", "webhooks", "journeys", "visits", "mqtt")
 SENTINELS = ("sentinel-1", "sentinel-2", "sentinel-3")
 REDIS_SERVERS = ("redis-1", "redis-2")
 HAPROXY_CONFIG = "/usr/local/etc/haproxy/haproxy.cfg"  # where the official image reads it
@@ -189,6 +189,7 @@ def test_the_expected_services_exist(services):
         "webhooks",
         "visits",
         "journeys",
+        "mqtt",
     }
 
 
@@ -205,7 +206,7 @@ def test_every_service_has_an_image_or_a_build_that_exists(services):
         context = build if isinstance(build, str) else build.get("context", ".")
         dockerfile = "Dockerfile" if isinstance(build, str) else build.get("dockerfile", "Dockerfile")
         assert (ROOT / context / dockerfile).is_file(), f"{name}: no {context}/{dockerfile}"
-    # One image for all: the migration runs the code that is served and delivers webhooks.
+    # One image for all: the migration runs the code that is served, delivers webhooks and bridges MQTT.
     assert {services[name]["image"] for name in APP_SERVICES} == {services["web"]["image"]}
 
 
@@ -215,7 +216,7 @@ def test_app_services_set_only_variables_settings_reads(services):
         unknown = set(environment(services[name])) - known
         assert not unknown, f"{name} sets {sorted(unknown)}, which settings.py never reads"
         assert "env_file" not in services[name] or services[name]["env_file"] in ([], None)
-    # One environment for all three: the worker and the migration see what web sees.
+    # One environment for all: the workers and the migration see what web sees.
     assert all(services[name]["environment"] == services["web"]["environment"] for name in APP_SERVICES)
 
 
@@ -631,7 +632,7 @@ def test_services_start_in_order(services):
 
 def test_every_long_running_service_but_the_workers_has_a_healthcheck(services):
     for name, service in services.items():
-        if service.get("restart") == "no" or name in ("webhooks", "visits", "journeys"):
+        if service.get("restart") == "no" or name in ("webhooks", "visits", "journeys", "mqtt"):
             continue  # one-off steps, and workers with no port to ask
         assert service["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL"), name
         assert service.get("restart") == "unless-stopped", name

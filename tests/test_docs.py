@@ -8,7 +8,7 @@ from conftest import ROOT
 from django.conf import settings
 from drf_spectacular.generators import SchemaGenerator
 
-from detections.api.serializers import FIELD_ALIASES, DetectionIngestSerializer
+from detections.ingest.body import FIELD_ALIASES, DetectionIngestSerializer
 from detections.models import EventKind
 
 # What a clone's reader is given: the front page, the docs, the benchmark's notes.

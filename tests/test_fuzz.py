@@ -36,8 +36,8 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from detections.api.serializers import VEHICLE_TYPES
 from detections.core import writes
+from detections.ingest.body import VEHICLE_TYPES
 from detections.models import Camera, Detection, Event, IdempotencyKey
 
 INGEST_PATHS = ("/api/detect", "/api/detect/", "/api/detections/")

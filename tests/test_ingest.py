@@ -17,9 +17,10 @@ from helpers import counter_state
 from PIL import Image
 from prometheus_client import REGISTRY
 
-from detections.api.serializers import VEHICLE_TYPES, DetectionSerializer
+from detections.api.serializers import DetectionSerializer
 from detections.core import counters, writes
 from detections.core.device_keys import issue_device_key, revoke_device_keys
+from detections.ingest.body import VEHICLE_TYPES
 from detections.models import Detection, DeviceKey, Event
 
 pytestmark = pytest.mark.django_db

@@ -18,6 +18,10 @@ RULES = [
     ("operations", "api"),
     ("journeys", "api"),
     ("journeys", "feed"),
+    ("ingest", "api"),
+    ("ingest", "feed"),
+    ("mqtt", "api"),
+    ("mqtt", "feed"),
 ]
 
 

@@ -10,8 +10,8 @@ from django.core.management import call_command
 from django.utils import timezone
 from helpers import assert_counters_match_the_table
 
-from detections.api.serializers import VEHICLE_TYPES
 from detections.core import counters
+from detections.ingest.body import VEHICLE_TYPES
 from detections.models import CameraTypeTotal, Detection, Event, FeedState, HourlyCount
 
 pytestmark = pytest.mark.django_db

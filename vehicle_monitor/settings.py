@@ -321,6 +321,31 @@ WEBHOOK_SECRET_KEYS = env.list("WEBHOOK_SECRET_KEYS", default=[])
 # How often an idle journey engine looks at the log and for edited routes (a
 # commit wakes it at once when the channel layer reaches across processes).
 JOURNEY_POLL_SECONDS = env.float("JOURNEY_POLL_SECONDS", default=1.0)
+# --- MQTT (docs/mqtt.md) ----------------------------------------------------------------
+
+# The broker the bridge (`manage.py mqtt_bridge`) connects to: mqtt://USER:PASSWORD@HOST:1883,
+# mqtts:// for TLS. Empty: no bridge, and no process keeps events for one.
+MQTT_URL = env.str("MQTT_URL", default="")
+MQTT_TOPIC_PREFIX = env.str("MQTT_TOPIC_PREFIX", default="vehicle_monitor").strip("/")
+MQTT_DISCOVERY_PREFIX = env.str("MQTT_DISCOVERY_PREFIX", default="homeassistant").strip("/")
+# The event types published: detection and deletion by default; alert,
+# detection_updated, visit, site and journey only when listed, since the broker's
+# read ACL then decides who sees them.
+MQTT_EVENTS = env.list("MQTT_EVENTS", default=["detection", "deletion"])
+# true: units may publish detections to {prefix}/ingest/{camera}.
+MQTT_INGEST = env.bool("MQTT_INGEST", default=False)
+# The bridge's client id: its persistent session (the ingest messages queued
+# while it is away) is kept by the broker under this name.
+MQTT_CLIENT_ID = env.str("MQTT_CLIENT_ID", default="vehicle_monitor_bridge")
+# Reconnect back-off: from the first to the longest wait, doubling.
+MQTT_RECONNECT_MIN_SECONDS = env.int("MQTT_RECONNECT_MIN_SECONDS", default=1)
+MQTT_RECONNECT_MAX_SECONDS = env.int("MQTT_RECONNECT_MAX_SECONDS", default=60)
+# How often an idle bridge looks at the event log and the cameras (a commit wakes it
+# at once when REDIS_URL or REDIS_SENTINELS is set).
+MQTT_POLL_SECONDS = env.float("MQTT_POLL_SECONDS", default=0.5)
+# Tests only: the bridge stores ingested detections but never acknowledges their
+# messages, so a test can kill it between the two.
+MQTT_TEST_HOLD_ACKS = env.bool("MQTT_TEST_HOLD_ACKS", default=False)
 
 # --- REST framework ------------------------------------------------------------------
 

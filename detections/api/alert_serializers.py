@@ -7,14 +7,10 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from detections.alerts import conditions, entries
-from detections.api.serializers import (
-    VEHICLE_TYPES,
-    ApiModelSerializer,
-    StrictCharField,
-    StrictFloatField,
-    any_case_pattern,
-)
+from detections.api.serializers import ApiModelSerializer
 from detections.core.formats import format_time
+from detections.ingest.body import VEHICLE_TYPES
+from detections.ingest.typed import StrictCharField, StrictFloatField, any_case_pattern
 from detections.models import Alert, AlertRule, Watchlist, WatchlistEntry
 
 

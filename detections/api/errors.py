@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 from detections.core import storage
+from detections.ingest.errors import TOO_LARGE_CODES, validation_body
 
 logger = logging.getLogger(__name__)
 
@@ -77,41 +78,12 @@ def error_response(status_code: int, code: str, detail: str, field: str | None =
     return Response(body, status=status_code)
 
 
-# Validation codes that mean "too large" rather than "wrong": answered with 413.
-TOO_LARGE_CODES = {"image_too_large", "batch_too_large"}
-
-
-def validation_body(detail) -> dict:
-    """The first problem as error/detail/field; every problem under `errors`."""
-    field, first = _first_error(detail)
-    body = {"error": getattr(first, "code", None) or "invalid", "detail": str(first)}
-    if field and field != "non_field_errors":
-        body["field"] = field
-        if not str(first).startswith(field):
-            body["detail"] = f"{field}: {first}"
-    body["errors"] = detail
-    return body
-
-
 def _all_codes(codes) -> set[str]:
     if isinstance(codes, dict):
         return set().union(*map(_all_codes, codes.values())) if codes else set()
     if isinstance(codes, list):
         return set().union(*map(_all_codes, codes)) if codes else set()
     return {codes}
-
-
-def _first_error(detail, field=None):
-    if isinstance(detail, dict):
-        key, value = next(iter(detail.items()))
-        name = key if field is None else f"{field}.{key}"
-        return _first_error(value, name)
-    if isinstance(detail, list) and detail:
-        first = detail[0]
-        if isinstance(first, (dict, list)):
-            return _first_error(first, f"{field}[0]" if field else None)
-        return field, first
-    return field, detail
 
 
 def _code_of(exc) -> str:

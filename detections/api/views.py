@@ -25,14 +25,16 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from detections.api.authentication import camera_for_device
-from detections.api.errors import error_response, validation_body
+from detections.api.errors import error_response
 from detections.api.filters import DetectionFilter
 from detections.api.permissions import CanDelete, CanView, IsDevice
 from detections.api.queries import QuerySerializer, QueryTimeField
 from detections.api.schema import ERROR_BODY
-from detections.api.serializers import DetectionIngestSerializer, DetectionSerializer
+from detections.api.serializers import DetectionSerializer
 from detections.core import counters, stats, storage, writes
 from detections.core.group_commit import group_commit
+from detections.ingest.body import DetectionIngestSerializer
+from detections.ingest.errors import validation_body
 from detections.models import Detection, VehicleType
 from detections.operations import metrics
 

@@ -28,8 +28,9 @@ from detections.api.pagination import StrictCursor
 from detections.api.permissions import CanManageWebhooks
 from detections.api.queries import QuerySerializer
 from detections.api.schema import ERROR_BODY
-from detections.api.serializers import ApiModelSerializer, StrictCharField
+from detections.api.serializers import ApiModelSerializer
 from detections.core.formats import format_time
+from detections.ingest.typed import StrictCharField
 from detections.models import Camera, MessageStatus, WebhookAttempt, WebhookEndpoint, WebhookEvent, WebhookMessage
 from detections.webhooks import queue, secrets, targets
 

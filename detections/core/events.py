@@ -8,11 +8,15 @@ and the followers of the log (`detections.core.followers`) take it from there,
 the webhook workers among them (`detections.webhooks.outbox`).
 """
 
+from django.conf import settings
 from django.dispatch import Signal
 
 from detections.core import counters
 from detections.core.formats import file_url, format_time
 from detections.models import Alert, Detection, Event, EventKind
+
+# The fields of a payload (and of an alert's detection) that hold a file's URL.
+_URL_FIELDS = ("image_url", "thumbnail_url")
 
 # The channel-layer group every committed event is published to: the feed's
 # processes join it, and so do the followers of the log, to wake at a commit.
@@ -87,3 +91,22 @@ def event_row(payload: dict, detection: Detection, *, to_webhooks: bool = True) 
         payload=payload,
         to_webhooks=to_webhooks,
     )
+
+
+def with_absolute_urls(payload: dict) -> dict:
+    """A copy of an event's payload whose URLs start with PUBLIC_BASE_URL: what
+    leaves the service for receivers that do not know its address (webhooks,
+    MQTT)."""
+    data = _absolute(payload)
+    if isinstance(data.get("detection"), dict):
+        data["detection"] = _absolute(data["detection"])
+    return data
+
+
+def _absolute(fields: dict) -> dict:
+    fields = dict(fields)
+    for name in _URL_FIELDS:
+        url = fields.get(name)
+        if isinstance(url, str) and url.startswith("/"):
+            fields[name] = settings.PUBLIC_BASE_URL + url
+    return fields

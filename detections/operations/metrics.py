@@ -155,6 +155,30 @@ WEBHOOK_DELIVERY_SECONDS = Histogram(
 )
 
 
+# --- MQTT -------------------------------------------------------------------------------------
+# Counted by the bridge (`mqtt_bridge`): they reach a web process's /metrics when
+# both share PROMETHEUS_MULTIPROC_DIR. Its lag behind the event log is the
+# follower lag below (follower="mqtt"), read from the database at each scrape.
+
+MQTT_PUBLISHED = Counter(
+    "vehicle_monitor_mqtt_published",
+    "Messages published, by kind: an event type (detection, deletion, alert, ...), snapshot, today, "
+    "occupancy, discovery and status once the broker acknowledged them (QoS 1); result once sent.",
+    ["kind"],
+)
+MQTT_PUBLISH_FAILED = Counter(
+    "vehicle_monitor_mqtt_publish_failed",
+    "Messages the broker did not acknowledge in time or the client could not send, by kind "
+    "(events among them are published again from the log: none is lost).",
+    ["kind"],
+)
+MQTT_INGESTED = Counter(
+    "vehicle_monitor_mqtt_ingested",
+    "Detections received over MQTT, by outcome: created, duplicate or error (nothing stored).",
+    ["outcome"],
+)
+
+
 class WebhookQueueCollector:
     """vehicle_monitor_webhook_messages{endpoint, status}: pending and failed
     messages of every endpoint (0 included). Counted when /metrics is scraped."""

@@ -23,9 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from django.conf import settings
 from django.db import connection
 
+from detections.core import events
 from detections.core.followers import Follower, Span
 from detections.core.formats import format_time
 from detections.models import Event, EventKind, MessageStatus, WebhookEndpoint, WebhookEvent, WebhookMessage
@@ -54,7 +54,6 @@ def webhook_event_type(event: Event) -> str | None:
     return WEBHOOK_EVENT_OF.get(event.kind)
 
 
-_URL_FIELDS = ("image_url", "thumbnail_url")
 # Seqs one step reads at most: a few hundred messages per endpoint in one insert.
 PAGE = 500
 
@@ -230,16 +229,4 @@ def message_body(event: Event, event_type: str) -> str:
 
 def message_data(payload: dict) -> dict:
     """The socket message of an event without type and seq, with absolute URLs."""
-    data = {key: value for key, value in payload.items() if key not in ("type", "seq")}
-    _make_absolute(data)
-    if isinstance(data.get("detection"), dict):
-        data["detection"] = dict(data["detection"])
-        _make_absolute(data["detection"])
-    return data
-
-
-def _make_absolute(fields: dict):
-    for name in _URL_FIELDS:
-        url = fields.get(name)
-        if isinstance(url, str) and url.startswith("/"):
-            fields[name] = settings.PUBLIC_BASE_URL + url
+    return {key: value for key, value in events.with_absolute_urls(payload).items() if key not in ("type", "seq")}

@@ -1,0 +1,1 @@
+"""The MQTT bridge: events out to a broker, Home Assistant discovery, detections in (docs/mqtt.md)."""
