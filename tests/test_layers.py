@@ -18,6 +18,8 @@ RULES = [
     ("operations", "api"),
     ("journeys", "api"),
     ("journeys", "feed"),
+    ("sites", "api"),
+    ("sites", "feed"),
 ]
 
 

@@ -292,6 +292,33 @@ def _printable(value: str, name: str) -> str:
     return value
 
 
+class DetectionCorrectionSerializer(TypedBody, serializers.Serializer):
+    """The body of PATCH /api/detections/{id}/: a read's plate, as staff correct it."""
+
+    plate = StrictCharField(
+        max_length=writes.PLATE_MAX_LENGTH,
+        allow_blank=True,
+        help_text="the plate the snapshot shows; empty when it shows none",
+    )
+
+    def to_internal_value(self, data):
+        if not hasattr(data, "keys"):
+            raise serializers.ValidationError({"non_field_errors": ["The body must be a JSON object."]}, code="invalid")
+        # A read is what a camera saw: its plate is the one thing staff correct.
+        unknown = sorted(set(data.keys()) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError(
+                {unknown[0]: [f"{unknown[0]} cannot be changed; only plate can be corrected."]}, code="read_only"
+            )
+        return super().to_internal_value(data)
+
+    def validate_plate(self, value):
+        try:
+            return writes.checked_plate(value)
+        except writes.InvalidPlate as problem:
+            raise serializers.ValidationError(str(problem), code="invalid") from None
+
+
 class DetectionSerializer(ApiModelSerializer):
     """A stored detection as the REST API shows it (image URLs, never base64)."""
 
