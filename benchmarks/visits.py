@@ -171,7 +171,7 @@ def occupancy_errors(site, day) -> tuple[int, int]:
     def level(t):  # visits with entered_at <= t < exited_at
         return bisect_right(entries, t) - bisect_right(exits, t)
 
-    series = occupancy_series(site.pk, day.start, day.start + timedelta(days=1), "minute", ZoneInfo("UTC"))
+    series = occupancy_series(site, day.start, day.start + timedelta(days=1), "minute", ZoneInfo("UTC"))
     wrong = 0
     for bucket in series:
         start = bucket.t.astimezone(UTC)
