@@ -31,7 +31,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from processes import PYTHON, ROOT, CpuMeter, Server, say, service_processes, start_process, stop_all_on_exit
+from bench_processes import PYTHON, ROOT, CpuMeter, Server, say, service_processes, start_process, stop_all_on_exit
 
 sys.path.insert(0, str(ROOT))
 
@@ -357,7 +357,7 @@ def run_lag(env: dict, workdir: Path, rate: float, seconds: float) -> dict:
             say(f"  {phase}: {json.dumps(record)}")
     finally:
         server.stop()
-        from processes import stop_process
+        from bench_processes import stop_process
 
         stop_process(engine)
     results["cost_ratio"] = results["three sites"]["total_ms_per_det"] / results["no sites"]["total_ms_per_det"]
