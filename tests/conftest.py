@@ -478,6 +478,76 @@ class ServerProcess:
         end_process(self.process)
 
 
+class CommandProcess:
+    """A management command in a process of its own, on the test database, as
+    production runs its workers (docker-compose.yml's services): a subclass
+    names the command, the start of the line it prints once it runs, and
+    settings of its own."""
+
+    command = ""
+    ready = ""
+    extra_env: dict = {}
+
+    def __init__(self, *arguments: str, env: dict | None = None, launcher: tuple[str, ...] = ()):
+        self.output: list[str] = []
+        self._started = threading.Event()
+        self.process = subprocess.Popen(
+            [*launcher, sys.executable, "manage.py", self.command, *arguments],
+            cwd=ROOT,
+            env={
+                **os.environ,
+                "DATABASE_URL": database_url(),
+                # The test process's key: the secrets it encrypted open in the worker.
+                "DJANGO_SECRET_KEY": settings.SECRET_KEY,
+                "PYTHONUNBUFFERED": "1",
+                **self.extra_env,
+                **(env or {}),
+            },
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        threading.Thread(target=self._read_output, daemon=True).start()
+        if not self._started.wait(timeout=30) or self.process.poll() not in (None, 0):
+            self.kill()
+            raise RuntimeError(f"{self.command} did not start:\n" + self.text())
+
+    def _read_output(self):
+        for line in self.process.stdout:
+            self.output.append(line)
+            if line.startswith(self.ready):
+                self._started.set()
+        self._started.set()
+
+    def text(self) -> str:
+        return "".join(self.output)
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def wait(self, timeout: float = 30.0) -> int:
+        return self.process.wait(timeout=timeout)
+
+    def terminate(self) -> int:
+        """SIGTERM, as systemd and docker stop it; its exit status."""
+        self.process.terminate()
+        return self.wait()
+
+    def kill(self):
+        """SIGKILL: no chance to finish or record anything."""
+        if self.alive:
+            self.process.kill()
+        self.process.wait(timeout=10)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.kill()
+        print(f"--- {self.command} output ---\n" + self.text())  # shown when the test fails
+
+
 def compose_web_command() -> list[str]:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     command = compose["services"]["web"]["command"]

@@ -9,7 +9,7 @@ from django.conf import settings
 from drf_spectacular.generators import SchemaGenerator
 
 from detections.ingest.body import FIELD_ALIASES, DetectionIngestSerializer
-from detections.models import EventKind
+from detections.models import EventKind, WebhookEvent
 
 # What a clone's reader is given: the front page, the docs, the benchmark's notes.
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")), ROOT / "benchmarks" / "README.md"]
@@ -58,8 +58,16 @@ def test_the_wire_contract_is_the_projects_own_and_covers_what_units_and_apps_us
         "Deletion",
         "Watch-lists and alerts (extension)",
         "Webhooks (extension)",
+        "Sites, visits and occupancy (extension)",
     ):
         section(contract, heading)
+    sites = section(contract, "Sites, visits and occupancy (extension)")
+    parts = ["Direction", "Sites", "The walk", "Visits", "Occupancy", "Dwell", "Overstay", "Capacity"]
+    for part in [*parts, "Corrections", "Retention", "Events"]:
+        assert f"### {part}\n" in sites, part
+    webhooks = [name for name in WebhookEvent.values if name.startswith(("visit.", "site.", "detection.updated"))]
+    for name in ("visit", "site", "detection_updated", *webhooks):
+        assert f"`{name}`" in sites or f'"{name}"' in sites, name
     # The API docs page shows the contract, then the socket in full.
     assert settings.SPECTACULAR_SETTINGS["DESCRIPTION"].startswith(contract)
 

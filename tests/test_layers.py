@@ -22,6 +22,8 @@ RULES = [
     ("ingest", "feed"),
     ("mqtt", "api"),
     ("mqtt", "feed"),
+    ("sites", "api"),
+    ("sites", "feed"),
 ]
 
 

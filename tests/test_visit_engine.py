@@ -3,6 +3,7 @@ whatever order they arrive in, a late read derives its stretch again (and its
 look-alikes'), a step that fails leaves nothing, a site edit derives history
 with no events; on real MariaDB."""
 
+import json
 import random
 from datetime import UTC, datetime, timedelta
 from itertools import count
@@ -203,3 +204,17 @@ def test_deleting_a_read_derives_its_visit_again():
     detection_delete(detection=leave)
     run_engine()
     assert visits(site) == [("34ABC123", "open", 0, None)]
+
+
+def test_the_events_of_a_step_reach_the_channel_layer_in_one_message(feed_listener):
+    make_site()
+    read("34ABC123", "in-1", 0)
+    read("06XYZ77", "in-1", 1)
+    assert [feed_listener.receive()["type"] for _ in range(2)] == ["new_detection", "new_detection"]
+    run_engine()
+    first = feed_listener.receive()
+    assert (first["type"], first["event"], first["visit"]["plate"]) == ("visit", "opened", "34ABC123")
+    # The other visit's event came in the same channel-layer message, not a round trip of its own.
+    assert [json.loads(event["text"])["visit"]["plate"] for event in feed_listener.pending] == ["06XYZ77"]
+    assert feed_listener.receive()["visit"]["plate"] == "06XYZ77"
+    feed_listener.assert_nothing_else()

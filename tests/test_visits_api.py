@@ -64,6 +64,16 @@ def test_occupancy_counts_who_is_inside_by_minute_and_now(depot, reader):
     assert (series[10]["min"], series[10]["max"]) == (2, 2)
 
 
+def test_occupancy_counts_a_visit_that_entered_long_before_the_window(depot, reader):
+    # 06XYZ77 entered at minute 10 and is inside still; 34ABC123 left at minute 60.
+    since = START + timedelta(hours=6)
+    body = reader.get(
+        f"/api/sites/{depot.pk}/occupancy/",
+        {"since": since.isoformat(), "until": (since + timedelta(minutes=5)).isoformat(), "bucket": "minute"},
+    ).json()
+    assert [(bucket["min"], bucket["max"], bucket["end"]) for bucket in body["series"]] == [(1, 1, 1)] * 5
+
+
 def test_dwell_takes_closed_visits_that_ended_in_the_window(depot, reader):
     body = reader.get(
         f"/api/sites/{depot.pk}/dwell/", {"since": START.isoformat(), "until": (START + timedelta(hours=2)).isoformat()}

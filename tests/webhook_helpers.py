@@ -3,17 +3,14 @@ the receiver program and the delivery worker as real processes, and waiting
 for what they do."""
 
 import json
-import os
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from datetime import datetime
 from pathlib import Path
 
-from conftest import ROOT, database_url, free_port
-from django.conf import settings
+from conftest import CommandProcess, free_port
 from django.utils import timezone
 
 from detections.core.formats import format_time
@@ -128,64 +125,9 @@ class ReceiverProcess:
         self.stop()
 
 
-class WorkerProcess:
+class WorkerProcess(CommandProcess):
     """`manage.py deliver_webhooks` in a process of its own, on the test database."""
 
-    def __init__(self, *arguments: str, env: dict | None = None, launcher: tuple[str, ...] = ()):
-        self.output: list[str] = []
-        self._started = threading.Event()
-        self.process = subprocess.Popen(
-            [*launcher, sys.executable, "manage.py", "deliver_webhooks", *arguments],
-            cwd=ROOT,
-            env={
-                **os.environ,
-                "DATABASE_URL": database_url(),
-                # The test process's key: the secrets it encrypted open in the worker.
-                "DJANGO_SECRET_KEY": settings.SECRET_KEY,
-                "PYTHONUNBUFFERED": "1",
-                **WORKER_ENV,
-                **(env or {}),
-            },
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        threading.Thread(target=self._read_output, daemon=True).start()
-        if not self._started.wait(timeout=30) or self.process.poll() not in (None, 0):
-            self.kill()
-            raise RuntimeError("the worker did not start:\n" + self.text())
-
-    def _read_output(self):
-        for line in self.process.stdout:
-            self.output.append(line)
-            if line.startswith("Delivering webhooks"):
-                self._started.set()
-        self._started.set()
-
-    def text(self) -> str:
-        return "".join(self.output)
-
-    @property
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def wait(self, timeout: float = 30.0) -> int:
-        return self.process.wait(timeout=timeout)
-
-    def terminate(self) -> int:
-        """SIGTERM, as systemd and docker stop it; its exit status."""
-        self.process.terminate()
-        return self.wait()
-
-    def kill(self):
-        """SIGKILL: no chance to finish or record anything."""
-        if self.alive:
-            self.process.kill()
-        self.process.wait(timeout=10)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.kill()
-        print("--- worker output ---\n" + self.text())  # shown when the test fails
+    command = "deliver_webhooks"
+    ready = "Delivering webhooks"
+    extra_env = WORKER_ENV

@@ -287,6 +287,9 @@ WEBHOOK_MESSAGE_RETENTION_DAYS = env.int("WEBHOOK_MESSAGE_RETENTION_DAYS", defau
 # transitions), are kept this many days, on their own: purging detections
 # does not derive journeys again. 0 keeps them forever.
 JOURNEY_RETENTION_DAYS = env.int("JOURNEY_RETENTION_DAYS", default=365)
+# Visits that began more than this many days ago, and are no longer open, are
+# purged with the detections (0: kept forever); purging detections keeps them.
+VISIT_RETENTION_DAYS = env.int("VISIT_RETENTION_DAYS", default=365)
 
 # --- Alerts and webhooks ----------------------------------------------------------------
 

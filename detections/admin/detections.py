@@ -2,19 +2,23 @@
 
 Deleting, one at a time or with the bulk action, goes through the model's
 signals like any other path: the files go and every socket gets a `deletion`.
-Detections are read-only: they are what a camera saw, and counters follow them.
+A detection is what a camera saw, and counters follow it: only its plate may
+be corrected (with the `change detection` permission), through the same
+function as the API's PATCH (`writes.detection_correct`).
 The list reads no more than it shows: no facet counts, no full COUNT(*), and
 "detections today" of a camera comes from the hourly counters.
 """
 
 from datetime import date, datetime, time, timedelta
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.core.exceptions import PermissionDenied
 from django.core.files.storage import default_storage
 from django.db.models import IntegerField, OuterRef, Q, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
+from django.http import Http404
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.html import format_html
@@ -218,8 +222,23 @@ def _number(value: float) -> str:
     return f"{value:g}"
 
 
+class DetectionCorrectionForm(forms.ModelForm):
+    """The change form: its one editable field is the plate, checked as the API checks it."""
+
+    class Meta:
+        model = Detection
+        fields = ["plate"]
+
+    def clean_plate(self):
+        try:
+            return writes.checked_plate(self.cleaned_data["plate"])
+        except writes.InvalidPlate as problem:
+            raise forms.ValidationError(str(problem)) from None
+
+
 @admin.register(Detection)
 class DetectionAdmin(admin.ModelAdmin):
+    form = DetectionCorrectionForm
     list_display = ["thumbnail_preview", "vehicle_type", "camera", "detected_at", "tracking_id", "plate", "confidence"]
     list_display_links = ["thumbnail_preview", "vehicle_type"]
     list_filter = ["camera", "vehicle_type", "detected_at", DateRangeFilter, ConfidenceFilter]
@@ -258,7 +277,8 @@ class DetectionAdmin(admin.ModelAdmin):
         "image",
         "thumbnail",
     ]
-    readonly_fields = fields
+    # A read's plate is the one thing staff correct (an OCR misread).
+    readonly_fields = [name for name in fields if name != "plate"]
 
     @admin.display(description="Snapshot")
     def thumbnail_preview(self, detection):
@@ -281,8 +301,13 @@ class DetectionAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
-    def has_change_permission(self, request, obj=None):
-        return False
+    def save_model(self, request, obj, form, change):
+        # Never obj.save(): the correction's event, its alerts and the derived
+        # visits come from the one function that corrects a read.
+        try:
+            writes.detection_correct(detection_id=obj.pk, plate=form.cleaned_data["plate"])
+        except Detection.DoesNotExist:
+            raise Http404("The detection was deleted meanwhile.") from None
 
     # --- Actions -----------------------------------------------------------------------
 

@@ -4,7 +4,8 @@
 
 `writes.detections_create` calls these in that order for every created
 detection, on every ingest path, so an alert commits or rolls back with the
-detection that raised it.
+detection that raised it; `writes.detection_correct` for a read whose plate
+staff corrected, with `after_correction` in place of `candidates`.
 """
 
 from dataclasses import dataclass
@@ -66,6 +67,23 @@ def candidates(detections: list[Detection], snapshot: Snapshot, now: datetime) -
     return found
 
 
+def after_correction(detection: Detection, snapshot: Snapshot, now: datetime) -> list[Candidate]:
+    """The candidates of a read whose plate was corrected: the new plate is
+    matched against the watch-lists as a new read's would be. Rules without a
+    list are left out (what they match is not the plate, and they ran when the
+    read was stored), and so is an entry that already raised an alert for this
+    read under its rule (a correction to a plate the entry matched already)."""
+    with_list = [c for c in candidates([detection], snapshot, now) if c.match is not None]
+    if not with_list:
+        return []
+    raised_before = set(
+        Alert.objects.filter(detection_id=detection.pk, rule_id__in=[c.rule.id for c in with_list]).values_list(
+            "rule_id", "entry_id"
+        )
+    )
+    return [c for c in with_list if (c.rule.id, c.match.entry.id) not in raised_before]
+
+
 def without_repeats(found: list[Candidate]) -> list[Candidate]:
     """The candidates their rule's cooldown does not hold back; the others are
     counted, not stored. The cooldown rows are locked until commit, so every
@@ -117,15 +135,17 @@ def _locked_cooldowns(keys: list[tuple[int, str]]) -> dict[tuple[int, str], Aler
     return {(row.rule_id, row.key): row for row in AlertCooldown.objects.select_for_update().filter(wanted)}
 
 
-def store(raised: list[Candidate], detection_events: dict[int, Event]) -> list[tuple[Alert, Event]]:
-    """Alert rows and their feed events, numbered after the detections' events."""
+def store(raised: list[Candidate], detection_fields: dict[int, dict]) -> list[tuple[Alert, Event]]:
+    """Alert rows and their feed events, numbered after the detections' events;
+    `detection_fields` holds each detection's new_detection payload, by id,
+    which its alerts carry (without the type)."""
     if not raised:
         return []
     seqs = counters.take_seqs(len(raised))
     alerts = []
     for seq, candidate in zip(seqs, raised, strict=True):
         detection = candidate.detection
-        fields = {k: v for k, v in detection_events[detection.pk].payload.items() if k != "type"}
+        fields = {k: v for k, v in detection_fields[detection.pk].items() if k != "type"}
         alert = Alert(
             seq=seq,
             rule_id=candidate.rule.id,

@@ -2,7 +2,7 @@
 the rules the feed shares live in detections/core/access.py.
 
 Edge units (device keys) write; viewers (users) read; staff with the
-`delete_detection` permission delete. An operator may open reading to anyone
+`delete_detection` permission delete, with `change_detection` correct a plate. An operator may open reading to anyone
 with PUBLIC_FEED=true. Without credentials the answer is 401, with the wrong
 kind 403.
 """
@@ -43,6 +43,11 @@ class HasModelPermission(BasePermission):
 
     def has_permission(self, request, view):
         return is_viewer(request.user) and request.user.has_perm(self.permission)
+
+
+class CanCorrect(HasModelPermission):
+    permission = "detections.change_detection"
+    message = "Correcting a read needs the 'change detection' permission (staff)."
 
 
 class CanManageWatchlists(HasModelPermission):

@@ -9,7 +9,7 @@ has a path parameter, needs credentials, pages a list) are added here, so that
 no operation can forget one.
 """
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
@@ -48,6 +48,16 @@ class ViewerTokenScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "description": "A viewer's user token: `Authorization: Token <40 hex digits>` (or `Bearer ...`).",
         }
+
+
+class ClosedCorrectionBody(OpenApiSerializerExtension):
+    """A correction's body takes its plate and nothing else (another field is
+    a 400 naming it): the schema says so, so that no client sends one."""
+
+    target_class = "detections.api.serializers.DetectionCorrectionSerializer"
+
+    def map_serializer(self, auto_schema, direction):
+        return {**super().map_serializer(auto_schema, direction), "additionalProperties": False}
 
 
 # What each error status means, wherever it is documented.

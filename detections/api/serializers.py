@@ -5,6 +5,7 @@ which the MQTT bridge uses too."""
 from django.db import models
 from rest_framework import serializers
 
+from detections.core import writes
 from detections.core.formats import file_url, format_time
 from detections.ingest.typed import (
     FormBooleanField,
@@ -32,6 +33,33 @@ class ApiModelSerializer(TypedBody, serializers.ModelSerializer):
         models.SmallIntegerField: StrictIntegerField,
         models.FloatField: StrictFloatField,
     }
+
+
+class DetectionCorrectionSerializer(TypedBody, serializers.Serializer):
+    """The body of PATCH /api/detections/{id}/: a read's plate, as staff correct it."""
+
+    plate = StrictCharField(
+        max_length=writes.PLATE_MAX_LENGTH,
+        allow_blank=True,
+        help_text="the plate the snapshot shows; empty when it shows none",
+    )
+
+    def to_internal_value(self, data):
+        if not hasattr(data, "keys"):
+            raise serializers.ValidationError({"non_field_errors": ["The body must be a JSON object."]}, code="invalid")
+        # A read is what a camera saw: its plate is the one thing staff correct.
+        unknown = sorted(set(data.keys()) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError(
+                {unknown[0]: [f"{unknown[0]} cannot be changed; only plate can be corrected."]}, code="read_only"
+            )
+        return super().to_internal_value(data)
+
+    def validate_plate(self, value):
+        try:
+            return writes.checked_plate(value)
+        except writes.InvalidPlate as problem:
+            raise serializers.ValidationError(str(problem), code="invalid") from None
 
 
 class DetectionSerializer(ApiModelSerializer):

@@ -329,7 +329,7 @@ class SiteViewSet(viewsets.ModelViewSet):
         now = timezone.now()
         until = wanted.get("until") or now
         since = wanted.get("since") or until - timedelta(days=1)
-        series = queries.occupancy_series(site.pk, since, until, wanted.get("bucket", "hour"), tz)
+        series = queries.occupancy_series(site, since, until, wanted.get("bucket", "hour"), tz)
         return Response(
             {
                 "now": queries.occupancy_now(site.pk, now),

@@ -27,10 +27,10 @@ from rest_framework.views import APIView
 from detections.api.authentication import camera_for_device
 from detections.api.errors import error_response
 from detections.api.filters import DetectionFilter
-from detections.api.permissions import CanDelete, CanView, IsDevice
+from detections.api.permissions import CanCorrect, CanDelete, CanView, IsDevice
 from detections.api.queries import QuerySerializer, QueryTimeField
 from detections.api.schema import ERROR_BODY
-from detections.api.serializers import DetectionSerializer
+from detections.api.serializers import DetectionCorrectionSerializer, DetectionSerializer
 from detections.core import counters, stats, storage, writes
 from detections.core.group_commit import group_commit
 from detections.ingest.body import DetectionIngestSerializer
@@ -178,7 +178,8 @@ class DetectionViewSet(
     mixins.DestroyModelMixin,
     async_viewsets.GenericViewSet,
 ):
-    """/api/detections/: list (filtered, cursor-paginated), retrieve, create, destroy.
+    """/api/detections/: list (filtered, cursor-paginated), retrieve, create,
+    correct the plate (PATCH), destroy.
 
     An async DRF viewset (adrf): `create` runs on the event loop and awaits the
     group commit; the other actions are sync and run on the request threads.
@@ -194,11 +195,32 @@ class DetectionViewSet(
             return [IsDevice()]
         if self.action == "destroy":
             return [CanDelete()]
+        if self.action == "partial_update":
+            return [CanCorrect()]
+        if self.action is None:
+            return []  # a method no route takes (PUT): 405 for everyone
         return [CanView()]
 
     @extend_schema(request=DetectionIngestSerializer, responses=INGEST_RESPONSES, parameters=[IDEMPOTENCY_HEADER])
     async def create(self, request, *args, **kwargs):
         return await ingest_response(request)
+
+    @extend_schema(
+        request=DetectionCorrectionSerializer,
+        responses={200: DetectionSerializer, **{code: ERROR_BODY for code in (400, 401, 403, 404, 415, 503)}},
+    )
+    def partial_update(self, request, *args, **kwargs):
+        """Correct a read's plate: visits and journeys are derived again, the alert
+        rules run for the new plate (never again for the old), and the feed and
+        webhooks carry `detection_updated`. The same plate again changes nothing."""
+        detection = self.get_object()
+        body = DetectionCorrectionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            corrected = writes.detection_correct(detection_id=detection.pk, plate=body.validated_data["plate"])
+        except Detection.DoesNotExist:
+            raise Http404("No such detection.") from None  # deleted meanwhile
+        return Response(DetectionSerializer(corrected.detection).data)
 
     def perform_destroy(self, instance):
         writes.detection_delete(detection=instance)

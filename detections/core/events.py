@@ -1,5 +1,5 @@
-"""The event log: the payload of each event (a detection created or deleted,
-an alert raised) and its row.
+"""The event log: the payload of each event (a detection created, corrected
+or deleted, an alert raised) and its row.
 
 `writes` writes every event to the Event table, numbered by its seq, inside the
 transaction that changes the detections; the feed publishes it after commit
@@ -58,6 +58,20 @@ def deletion_payload(detection: Detection, position: counters.FeedPosition) -> d
         # Extensions: let a filtered client and the dashboard's counters follow.
         "camera": detection.camera.name,
         "vehicle_type": detection.vehicle_type,
+    }
+
+
+def detection_updated_payload(detection: Detection, seq: int, previous_plate: str) -> dict:
+    """The `detection_updated` event of a read whose plate staff corrected
+    (exactly the contract's fields: the followers of the log take the rest
+    from the event's row and the detection)."""
+    return {
+        "type": EventKind.DETECTION_UPDATED,
+        "seq": seq,
+        "id": detection.pk,
+        "camera": detection.camera.name,
+        "plate": detection.plate,
+        "previous_plate": previous_plate,
     }
 
 

@@ -1,4 +1,5 @@
-"""Every change to detections: create one, create many, delete one, delete many.
+"""Every change to detections: create one, create many, correct a plate,
+delete one, delete many.
 
 Views, the admin, the group commit and the operator commands call these
 functions; nothing else writes detections. Each reads top to bottom in the
@@ -170,7 +171,7 @@ def _store(rows: list[Detection], new: list[NewDetection], thumbnails: list, rul
             events.event_row(events.new_detection_payload(row, position), row)
             for row, position in zip(rows, positions, strict=True)
         )
-        alerts = raising.store(raised, {event.detection_id: event for event in written})
+        alerts = raising.store(raised, {event.detection_id: event.payload for event in written})
         for row, event, thumbnail in zip(rows, written, thumbnails, strict=True):
             _send_post_save(row, event, thumbnail)
         for alert, event in alerts:
@@ -332,6 +333,74 @@ def _send_alert_saved(alert: Alert, event: Event):
     post_save.send(
         sender=Alert, instance=alert, created=True, raw=False, using=alert._state.db, update_fields=None, event=event
     )
+
+
+# --- Correct -----------------------------------------------------------------------------
+
+PLATE_MAX_LENGTH = Detection._meta.get_field("plate").max_length
+
+
+class InvalidPlate(ValueError):
+    """A plate no read may be corrected to; the message says why."""
+
+
+def checked_plate(plate) -> str:
+    """A corrected plate as it is stored (surrounding spaces dropped; empty: the
+    read has no plate); raises InvalidPlate. The API and the admin check with this."""
+    if not isinstance(plate, str):
+        raise InvalidPlate("plate must be a string (an empty one: the read shows no plate).")
+    plate = plate.strip()
+    if len(plate) > PLATE_MAX_LENGTH:
+        raise InvalidPlate(f"plate has {len(plate)} characters; the most is {PLATE_MAX_LENGTH}.")
+    if not plate.isprintable():
+        raise InvalidPlate("plate must not contain control characters.")
+    return plate
+
+
+@dataclass(frozen=True)
+class Corrected:
+    detection: Detection
+    previous_plate: str
+    event: Event | None  # None: the read had that plate already, and nothing changed
+    alerts: list[Alert]
+
+
+def detection_correct(*, detection_id: int, plate: str) -> Corrected:
+    """Correct the plate of a stored read (staff, through the API or the admin).
+
+    In one transaction: the plate and its normal form, a `detection_updated`
+    event, and the alerts the new plate raises; the old plate's alerts stay
+    as they are and are never raised again. The followers of the log (visits,
+    journeys, webhooks) derive again from the event. Raises
+    Detection.DoesNotExist and InvalidPlate.
+    """
+    plate = checked_plate(plate)
+    rules = config.current()  # before the transaction, as for a new read
+    return _retrying_deadlocks(lambda: _correct(detection_id, plate, rules))
+
+
+def _correct(detection_id: int, plate: str, rules: config.Snapshot) -> Corrected:
+    # Not durable: the admin's change form runs it inside its own transaction
+    # (with its log entry); no file is written here for a rollback to orphan.
+    with transaction.atomic():
+        # Locked: a deletion or another correction of the same read waits for this one.
+        detection = Detection.objects.select_for_update().get(pk=detection_id)
+        previous = detection.plate
+        if plate == previous:
+            return Corrected(detection, previous, None, [])
+        detection.plate, detection.plate_normalized = plate, normalize(plate)
+        Detection.objects.filter(pk=detection.pk).update(plate=plate, plate_normalized=detection.plate_normalized)
+        # Before the seqs: the feed row every writer shares is locked last.
+        raised = raising.without_repeats(raising.after_correction(detection, rules, timezone.now()))
+        (seq,) = counters.take_seqs(1)
+        event = events.event_row(events.detection_updated_payload(detection, seq, previous), detection)
+        event.save(force_insert=True)
+        fields = events.new_detection_payload(detection, counters.FeedPosition(seq, counters.current_position().count))
+        alerts = raising.store(raised, {detection.pk: fields})
+        events.events_logged.send(sender=Detection, events=[event])
+        for alert, alert_event in alerts:
+            _send_alert_saved(alert, alert_event)
+    return Corrected(detection, previous, event, [alert for alert, _ in alerts])
 
 
 # --- Delete ------------------------------------------------------------------------------

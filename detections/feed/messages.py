@@ -29,6 +29,12 @@ def publish(event: Event, *, thumbnail: bytes | None = None):
     publisher.publish(feed_message(event, thumbnail))
 
 
+def publish_all(events: list[Event]):
+    """Send events without thumbnails (visits, sites, corrections), in order,
+    together. Never raises."""
+    publisher.publish_all([feed_message(event, None) for event in events])
+
+
 def feed_message(event: Event, thumbnail: bytes | None) -> dict:
     """One event as the consumers take it: routing fields and the socket text."""
     message = {

@@ -60,14 +60,24 @@ class Publisher:
     def publish(self, event: dict):
         """Send one event (a `messages.feed_message`) to every socket: queued when a
         server loop runs, else sent at once. Called from any thread."""
+        self.publish_all([event])
+
+    def publish_all(self, events: list[dict]):
+        """Send events, in order: outside a server (the visit engine, a command)
+        in as few channel-layer messages as EVENTS_PER_MESSAGE allows, not one
+        round trip each."""
         loop = self.loop
         if loop is None or not loop.is_running():
-            async_to_sync(self._send)([event])
+            for start in range(0, len(events), EVENTS_PER_MESSAGE):
+                async_to_sync(self._send)(events[start : start + EVENTS_PER_MESSAGE])
             return
-        if len(self.pending) >= QUEUE_LIMIT:
-            self._failure([event], "the publish queue is full")
+        room = max(0, QUEUE_LIMIT - len(self.pending))
+        if len(events) > room:
+            self._failure(events[room:], "the publish queue is full")
+            events = events[:room]
+        if not events:
             return
-        self.pending.append(event)
+        self.pending.extend(events)
         # One wake-up for everything queued before the loop gets to it: a group
         # commit of fifty events costs the loop one call, not fifty.
         if not self.woken:

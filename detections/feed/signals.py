@@ -44,9 +44,9 @@ def alert_saved(sender, instance: Alert, created: bool, event=None, **kwargs):
 
 
 def events_logged(sender, events, **kwargs):
-    # Events with no model signal of their own (visits, sites, journeys, corrections).
-    for event in events:
-        transaction.on_commit(partial(messages.publish, event), robust=True)
+    # Events with no model signal of their own (visits, sites, journeys, corrections):
+    # together, so an engine's step of many costs one channel-layer message.
+    transaction.on_commit(partial(messages.publish_all, list(events)), robust=True)
 
 
 def connect():

@@ -3,6 +3,11 @@ and `find_orphans`.
 
 Purging deletes through `writes`, one batch per transaction. Nothing here
 scans all of the detections table at once or holds it in memory.
+
+Visits are kept on their own clock (VISIT_RETENTION_DAYS): purging detections
+derives no visit again (the deletions are marked as a purge's, and the engine
+passes them by), and a visit refers to its reads by id only, so one whose
+reads are purged keeps its times.
 """
 
 import posixpath
@@ -20,7 +25,18 @@ from django.utils import timezone
 
 from detections.core import counters, followers, writes
 from detections.core.paging import time_ordered_pages
-from detections.models import Alert, Detection, Event, HourlyCount, Journey, MessageStatus, PlateRead, WebhookMessage
+from detections.models import (
+    Alert,
+    Detection,
+    Event,
+    HourlyCount,
+    Journey,
+    MessageStatus,
+    PlateRead,
+    Visit,
+    VisitState,
+    WebhookMessage,
+)
 
 # The folders Detection's file fields upload to (models._snapshot_path, _thumbnail_path).
 MEDIA_FOLDERS = ("snapshots", "thumbnails")
@@ -109,6 +125,30 @@ def purge_journeys(now: datetime, *, batch_size: int = 1000) -> tuple[int, int]:
     return _delete_in_batches(expired_journeys(now), batch_size), _delete_in_batches(
         expired_plate_reads(now), batch_size
     )
+
+
+def expired_visits(now: datetime):
+    """Visits that began (or, for `entry_missed`, ended) more than
+    VISIT_RETENTION_DAYS ago, open ones aside: those still count in occupancy
+    (none when it is 0)."""
+    if settings.VISIT_RETENTION_DAYS <= 0:
+        return Visit.objects.none()
+    cutoff = now - timedelta(days=settings.VISIT_RETENTION_DAYS)
+    return Visit.objects.filter(anchor_at__lt=cutoff).exclude(state=VisitState.OPEN)
+
+
+def purge_visits(now: datetime, *, batch_size: int = 1000) -> int:
+    """Delete expired visits, site by site along the site's time index, a batch
+    per transaction; how many. They raise no event: housekeeping, like a purge
+    of detections."""
+    deleted = 0
+    for site_id in Visit.objects.order_by().values_list("site_id", flat=True).distinct():
+        oldest_first = expired_visits(now).filter(site_id=site_id).order_by("anchor_at", "id")
+        while ids := list(oldest_first.values_list("pk", flat=True)[:batch_size]):
+            with transaction.atomic():
+                Visit.objects.filter(pk__in=ids).delete()
+            deleted += len(ids)
+    return deleted
 
 
 def _delete_in_batches(queryset, batch_size: int) -> int:

@@ -134,19 +134,26 @@ def seeds_of(logged, sites: list[SiteSpec]) -> dict[int, list[Seed]]:
             by_camera[camera].append(site)
     seeds: dict[int, list[Seed]] = defaultdict(list)
     deleted = []
+    logged = [event for event in logged if event.camera in by_camera]
+    # A correction's event names the read, not its time: the read says when it was.
+    corrected = [event.detection_id for event in logged if event.kind == EventKind.DETECTION_UPDATED]
+    read_at = dict(Detection.objects.filter(pk__in=corrected).values_list("pk", "detected_at")) if corrected else {}
     for event in logged:
         payload = event.payload
-        covering = by_camera.get(event.camera, ())
-        if not covering:
-            continue
+        covering = by_camera[event.camera]
         if event.kind == EventKind.DELETION:
             if event.to_webhooks:  # a retention purge derives nothing again (protocol.md)
                 deleted.append(event.detection_id)
             continue
-        at = datetime.fromisoformat(payload["time"].replace("Z", "+00:00"))
-        plates = [payload.get("plate") or ""]
         if event.kind == EventKind.DETECTION_UPDATED:
-            plates.append(payload.get("previous_plate") or "")
+            at = read_at.get(event.detection_id)
+            if at is None:
+                continue  # deleted since: its deletion's event derives its visit again
+            # Both vehicles: the read leaves the old one's timeline for the new one's.
+            plates = [payload.get("plate") or "", payload.get("previous_plate") or ""]
+        else:
+            at = datetime.fromisoformat(payload["time"].replace("Z", "+00:00"))
+            plates = [payload.get("plate") or ""]
         for site in covering:
             if at < site.since:
                 continue
@@ -296,15 +303,34 @@ def reads_for_walk(queryset) -> list[walk.Read]:
 
 def rederive(site: SiteSpec, cluster: set[str], start: datetime, *, now: datetime, raise_events: bool) -> list[Change]:
     start = max(rest_point(site, cluster, start), site.since)
-    derived = walk.walk(reads_for_walk(_reads(site, cluster, start)), site.params, now)
-    # And a visit anchored at one of these reads under another plate: a
-    # corrected read keeps its visit (and its id) under its new plate.
-    stored = Visit.objects.select_for_update().filter(
-        Q(vehicle__in=cluster, anchor_at__gte=start)
-        | Q(anchor_detection_id__in=[visit.anchor.detection_id for visit in derived]),
-        site_id=site.id,
+    reads = reads_for_walk(_reads(site, cluster, start))
+    derived = walk.walk(reads, site.params, now)
+    walked = [read.detection_id for read in reads]
+    # With the cluster's visits, those anchored at one of its reads under
+    # another plate: a read corrected into the cluster keeps its visit (and
+    # its id) if it still anchors one here, and the visit goes if it does not.
+    stored = list(
+        Visit.objects.select_for_update().filter(
+            Q(vehicle__in=cluster, anchor_at__gte=start) | Q(anchor_detection_id__in=walked), site_id=site.id
+        )
     )
-    return store(site.id, derived, list(stored), now=now, history=not raise_events)
+    return store(site.id, derived, _without_moved_away(stored, set(walked), cluster), now=now, history=not raise_events)
+
+
+def _without_moved_away(stored: list[Visit], walked: set[int], cluster: set[str]) -> list[Visit]:
+    """The stored visits less those whose anchor read was corrected to a
+    vehicle outside the cluster: that vehicle's timeline takes them over (the
+    correction derives it too), so they are not this cluster's to remove."""
+    elsewhere = [visit.anchor_detection_id for visit in stored if visit.anchor_detection_id not in walked]
+    if not elsewhere:
+        return stored
+    moved = set(
+        Detection.objects.filter(pk__in=elsewhere)
+        .exclude(plate_normalized="")
+        .exclude(plate_normalized__in=cluster)
+        .values_list("pk", flat=True)
+    )
+    return [visit for visit in stored if visit.anchor_detection_id not in moved]
 
 
 # The fields of a stored visit the walk decides.

@@ -2,7 +2,7 @@
 
 Occupancy at t counts the visits with entered_at <= t < ends_at (`Visit.ends_at`
 says where each kind of visit stops counting). A window's series reads the
-visits that overlap it, by the (site, ends_at) index, and sweeps them once.
+visits that overlap it, by the site's time index, and sweeps them once.
 """
 
 import math
@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from django.utils import timezone
 
-from detections.sites.models import Visit, VisitState
+from detections.sites.models import Site, Visit, VisitState
 
 BUCKETS = ("minute", "hour", "day")
 # The dwell histogram's bounds, in seconds; a last bucket (upto null) holds the rest.
@@ -59,16 +59,21 @@ def _next(moment: datetime, bucket: str, tz: ZoneInfo) -> datetime:
     return (moment.astimezone(UTC) + step).astimezone(tz)
 
 
-def occupancy_series(site_id: int, since: datetime, until: datetime, bucket: str, tz: ZoneInfo) -> list[Bucket]:
+def occupancy_series(site: Site, since: datetime, until: datetime, bucket: str, tz: ZoneInfo) -> list[Bucket]:
     now = timezone.now()
     until = min(until, now)
     starts = bucket_starts(since, until, bucket, tz)
     if not starts:
         return []
     begin = starts[0]
-    overlapping = Visit.objects.filter(site_id=site_id, ends_at__gt=begin, entered_at__lt=until).values_list(
-        "entered_at", "ends_at"
-    )
+    # No visit counts longer than absent_after_seconds (the walk ends each kind
+    # by then), so only those entered since then can overlap the window: a
+    # range of the site's time index (anchor_at is the entry of every visit
+    # occupancy counts), not every visit that ends after the window starts.
+    earliest = begin - timedelta(seconds=site.absent_after_seconds)
+    overlapping = Visit.objects.filter(
+        site_id=site.pk, anchor_at__gte=earliest, anchor_at__lt=until, ends_at__gt=begin
+    ).values_list("entered_at", "ends_at")
     changes = []
     level = 0
     for entered_at, ends_at in overlapping.iterator(chunk_size=5000):

@@ -9,9 +9,10 @@ other deletion: counters stay exact, the files go after commit, and every
 connected client receives a `deletion` per row. Events older than the cutoff are
 pruned from the event log too (they only serve `resume`); the newest is kept.
 Alerts older than ALERT_RETENTION_DAYS and delivered webhook messages older
-than WEBHOOK_MESSAGE_RETENTION_DAYS go too, and journeys and the journey
-engine's reads older than JOURNEY_RETENTION_DAYS, whatever RETENTION_DAYS says.
-Purging detections derives no journey again.
+than WEBHOOK_MESSAGE_RETENTION_DAYS go too, journeys and the journey engine's
+reads older than JOURNEY_RETENTION_DAYS, and visits older than
+VISIT_RETENTION_DAYS, whatever RETENTION_DAYS says. Purging detections derives
+no journey and no visit again.
 Run it nightly from cron (docs/operations.md).
 """
 
@@ -96,6 +97,13 @@ class Command(BaseCommand):
         journeys, reads = retention.purge_journeys(now)
         self.stdout.write(f"Deleted {journeys} journey(s) and {reads} plate read(s).")
 
+    def purge_visits(self, dry_run: bool):
+        now = timezone.now()
+        if dry_run:
+            self.stdout.write(f"Dry run: would delete {retention.expired_visits(now).count()} visit(s).")
+            return
+        self.stdout.write(f"Deleted {retention.purge_visits(now)} visit(s).")
+
     def handle(self, *args, older_than, dry_run, batch_size, verbosity, **options):
         days = settings.RETENTION_DAYS if older_than is None else older_than
         if days < 0:
@@ -104,6 +112,7 @@ class Command(BaseCommand):
             raise CommandError("--batch-size must be at least 1")
         self.purge_alerts_and_messages(dry_run)
         self.purge_journeys(dry_run)
+        self.purge_visits(dry_run)
         if days == 0:
             if older_than is None:
                 self.stdout.write("Retention is off (RETENTION_DAYS=0): nothing to delete. Pass --older-than DAYS.")
