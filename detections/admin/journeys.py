@@ -15,20 +15,7 @@ class RouteAdmin(admin.ModelAdmin):
     search_fields = ["name"]
     list_select_related = ["from_camera", "to_camera"]
     readonly_fields = ["created_at", "updated_at", "derived"]
-    fields = [
-        "name",
-        "from_camera",
-        "to_camera",
-        "distance_m",
-        "max_seconds",
-        "speed_limit_kmh",
-        "repeat_seconds",
-        "since",
-        "active",
-        "derived",
-        "created_at",
-        "updated_at",
-    ]
+    fields = ["name", *Route.DERIVATION_FIELDS, "derived", "created_at", "updated_at"]
 
     @admin.display(boolean=True, description="history derived")
     def derived(self, route):

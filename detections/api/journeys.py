@@ -57,21 +57,7 @@ class RouteSerializer(ApiModelSerializer):
 
     class Meta:
         model = Route
-        fields = [
-            "id",
-            "name",
-            "from_camera",
-            "to_camera",
-            "distance_m",
-            "max_seconds",
-            "speed_limit_kmh",
-            "repeat_seconds",
-            "since",
-            "active",
-            "created_at",
-            "updated_at",
-            "derived",
-        ]
+        fields = ["id", "name", *Route.DERIVATION_FIELDS, "created_at", "updated_at", "derived"]
 
     def validate_name(self, value):
         return _checked_name(value)
