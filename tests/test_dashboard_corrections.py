@@ -279,6 +279,8 @@ def test_a_correction_from_the_dialog_moves_a_visit_in_the_sites_view(people, st
         expect(field(left.first, "plate")).to_have_text(RIGHT)
         expect(field(left.first, "duration")).to_have_text(re.compile(r"^(9|10) min$"))
         assert visits("entry_missed") == []
+        # The day's dwell takes the visit that ended.
+        expect(field(card, "dwell-note")).to_have_text(re.compile(r"^1 ended"), timeout=LIVE_MS)
         watcher.screenshot(f"correction-sites-{size}.png", full_page=True)
 
         if size == "phone":
