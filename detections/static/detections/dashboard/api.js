@@ -32,7 +32,7 @@ export async function fetchJSON(url, signal) {
 /** A write to the API with the page's session: DRF's SessionAuthentication
  *  wants the CSRF token in a header. Answers `{ok, status, body}`, the body the
  *  API's JSON (a refusal's too, `{error, detail, field}`: the caller shows it),
- *  or null when the answer was none (an expired session's login page). */
+ *  or null when the answer is not the API's (a proxy's error page). */
 export async function sendJSON(url, method, data) {
   const response = await fetch(url, {
     method,

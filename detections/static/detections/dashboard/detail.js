@@ -165,8 +165,8 @@ export const detail = {
       this.correctionError(answer.body.detail || answer.body.error || `Refused (${answer.status}).`);
       if (answer.status === 401) signedOut();
     } else if (answer.status) {
-      this.correctionError(`Not saved: the server answered ${answer.status}. Log in again and retry.`);
-      signedOut();
+      // Not the API's answer (a proxy's error page, say).
+      this.correctionError(`Not saved: the server answered ${answer.status}. Try again.`);
     } else {
       this.correctionError("Not saved: the server could not be reached. Try again.");
     }
