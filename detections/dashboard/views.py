@@ -17,6 +17,7 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import JsonResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import render, resolve_url
 from django.urls import reverse
 from django.utils import timezone
@@ -102,6 +103,8 @@ def page(request):
         cameras.append(chosen["camera"])
     # The socket sends alerts only to these users; the page shows its alert panel only to them.
     can_view_alerts = request.user.has_perm("detections.view_alert")
+    # The API refuses a correction to anyone else (CanCorrect); the page offers none.
+    can_correct = request.user.has_perm("detections.change_detection")
     config = {
         **page_config(request, reverse("dashboard")),
         "stateUrl": reverse("dashboard"),
@@ -110,6 +113,7 @@ def page(request):
         "adminChangeUrl": (reverse("admin:detections_detection_change", args=[0]) if request.user.is_staff else None),
         "vehicleTypes": list(VehicleType.values),
         "canViewAlerts": can_view_alerts,
+        "canCorrect": can_correct,
     }
     return render(
         request,
@@ -121,6 +125,7 @@ def page(request):
             "vehicle_types": VehicleType.values,
             "chosen": chosen,
             "can_view_alerts": can_view_alerts,
+            "can_correct": can_correct,
             "can_view_visits": may_view_visits(request.user),
         },
     )
@@ -133,6 +138,8 @@ def page_config(request, here: str) -> dict:
         "loginUrl": f"{resolve_url(settings.LOGIN_URL)}?next={here}",
         # window.dashboard and the reconnect hold, for the browser tests only.
         "testHooks": settings.DASHBOARD_TEST_HOOKS,
+        # The API's writes with the page's session need it (DRF's SessionAuthentication checks CSRF).
+        "csrfToken": get_token(request),
     }
 
 

@@ -1,4 +1,7 @@
-/* JSON from the server's HTTP endpoints (the snapshot, the stats, one detection). */
+/* JSON from the server's HTTP endpoints (the snapshot, the stats, one detection),
+ * and the API's writes with the page's session (a correction). */
+
+import { config } from "./dom.js";
 
 /** The session has ended: the caller stops and says so instead of retrying. */
 export class SignedOut extends Error {
@@ -24,4 +27,20 @@ export async function fetchJSON(url, signal) {
     throw error;
   }
   return response.json();
+}
+
+/** A write to the API with the page's session: DRF's SessionAuthentication
+ *  wants the CSRF token in a header. Answers `{ok, status, body}`, the body the
+ *  API's JSON (a refusal's too, `{error, detail, field}`: the caller shows it),
+ *  or null when the answer is not the API's (a proxy's error page). */
+export async function sendJSON(url, method, data) {
+  const response = await fetch(url, {
+    method,
+    credentials: "same-origin",
+    headers: { Accept: "application/json", "Content-Type": "application/json", "X-CSRFToken": config.csrfToken },
+    cache: "no-store",
+    body: JSON.stringify(data),
+  });
+  const json = (response.headers.get("Content-Type") || "").includes("json");
+  return { ok: response.ok && json, status: response.status, body: json ? await response.json() : null };
 }

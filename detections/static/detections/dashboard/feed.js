@@ -53,9 +53,7 @@ export const feed = {
       thumb.classList.add("no-image");
     }
     row.querySelector(".type-badge").textContent = detection.vehicle_type;
-    const plate = row.querySelector(".plate");
-    plate.textContent = detection.plate || "no plate";
-    plate.classList.toggle("no-plate", !detection.plate);
+    showPlate(row, detection.plate);
     row.querySelector(".feed-camera").textContent = detection.camera;
     const time = row.querySelector(".feed-time");
     time.textContent = shortTime(detection.time);
@@ -63,6 +61,12 @@ export const feed = {
     time.title = fullTime(detection.time);
     this.rows.set(detection.id, row);
     return row;
+  },
+
+  /** A corrected read: its row, if the feed shows it, says the new plate. */
+  setPlate(id, plate) {
+    const row = this.rows.get(id);
+    if (row) showPlate(row, plate);
   },
 
   update() {
@@ -73,6 +77,12 @@ export const feed = {
     $("feed-note").textContent = scope ? `${scope} · latest on top` : "latest on top";
   },
 };
+
+function showPlate(row, text) {
+  const plate = row.querySelector(".plate");
+  plate.textContent = text || "no plate";
+  plate.classList.toggle("no-plate", !text);
+}
 
 /** The inline thumbnail of a live event, else the stored one's URL. */
 function thumbnailSource(detection) {

@@ -10,9 +10,9 @@
  *   model.js   what the page shows, as data
  *   sync.js    snapshot, events, reload, filter change: how the page stays exact
  *   socket.js  the socket: resume, heartbeat, reconnect, the connection state
- *   api.js     JSON from the HTTP endpoints
+ *   api.js     JSON from the HTTP endpoints, and the API's writes (a correction)
  *   feed.js    the latest detections
- *   detail.js  the snapshot dialog
+ *   detail.js  the snapshot dialog, and the plate's correction (users who may correct)
  *   alerts.js  watch-list alerts: the panel and the banner (users who may view them)
  *   charts.js  the hourly chart and its series
  *   stats.js   the counters and the per-camera bars

@@ -106,6 +106,7 @@ function onMessage(event) {
   switch (message.type) {
     case "new_detection":
     case "deletion":
+    case "detection_updated": // a read's plate corrected
     case "alert": // only to users who may view alerts
     case "visit": // these two only to users who may view visits
     case "site":

@@ -54,6 +54,9 @@ export function applyEvent(event) {
   }
   // Visits and sites have a view of their own (sites.js); here they only move the position.
   if (event.type === "visit" || event.type === "site") return;
+  // A correction changes no count: the plate of what the page shows, whatever the filter
+  // (the event names no vehicle type; a detection the page holds matched when it came).
+  if (event.type === "detection_updated") return correctDetection(event);
   if (Number.isInteger(event.count)) model.total = event.count;
   // The alert stays when its detection goes, whatever the filter shows.
   if (event.type === "deletion") alerts.detectionDeleted(event.deleted_id);
@@ -94,6 +97,13 @@ function removeDetection(event) {
   feed.remove(event.deleted_id);
   detail.deleted(event.deleted_id);
   renderCameras();
+}
+
+function correctDetection(event) {
+  const known = model.detections.get(event.id);
+  if (known) model.detections.set(event.id, { ...known, plate: event.plate });
+  feed.setPlate(event.id, event.plate);
+  detail.corrected(event.id, event.plate);
 }
 
 // --- The series, again from the server -------------------------------------------------
