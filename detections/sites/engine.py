@@ -89,9 +89,13 @@ def active_sites() -> list[SiteSpec]:
     ]
 
 
+def any_active_site() -> bool:
+    return Site.objects.filter(active=True).exists()
+
+
 def _needs_nothing_up_to(position: int, head: int) -> int:
     # Without an active site no event needs the engine.
-    return position if Site.objects.filter(active=True).exists() else head
+    return position if any_active_site() else head
 
 
 # History is derived when a site is made or changed: a new cursor skips it.
