@@ -133,18 +133,18 @@ def test_a_step_that_fails_leaves_no_visit_and_no_moved_cursor_and_the_next_step
     run_engine()
     position = FollowerCursor.objects.get(name="visits").position
     read("34ABC123", "in-1", 0)
-    real = engine.log_visit_events
+    real = engine.log_event_batches
 
     def fail_after_writing(*args, **kwargs):
         real(*args, **kwargs)
         raise DatabaseError("the engine died here")
 
-    monkeypatch.setattr(engine, "log_visit_events", fail_after_writing)
+    monkeypatch.setattr(engine, "log_event_batches", fail_after_writing)
     with pytest.raises(DatabaseError):
         engine.step()
     assert not Visit.objects.exists() and not Event.objects.filter(kind=EventKind.VISIT).exists()
     assert FollowerCursor.objects.get(name="visits").position == position
-    monkeypatch.setattr(engine, "log_visit_events", real)
+    monkeypatch.setattr(engine, "log_event_batches", real)
     run_engine()
     assert visits(site) == [("34ABC123", "open", 0, None)] and visit_events() == [("opened", "open")]
 

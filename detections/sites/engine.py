@@ -124,9 +124,13 @@ def _work(span: Span, page: int) -> int:
     BOOK.note(logged, upto=upper)
     seeds = seeds_of(logged, sites)
     now = timezone.now()
+    changed = []
     for site in sites:
         if seeds.get(site.id):
-            apply(site, seeds[site.id], now=now, raise_events=True, book=BOOK)
+            changes = apply(site, seeds[site.id], now=now, raise_events=True, book=BOOK)
+            if changes:
+                changed.append((site, changes))
+    log_changes(changed, now)
     return upper
 
 
@@ -196,18 +200,16 @@ class Change:
 def apply(
     site: SiteSpec, seeds: list[Seed], *, now: datetime, raise_events: bool, book: seen.PlateBook | None = None
 ) -> list[Change]:
-    """Derive again the stretches the seeds touch, store the difference and
-    (with `raise_events`) log its events; inside the step's transaction.
+    """Derive again the stretches the seeds touch and store the difference,
+    inside the step's transaction; the changes, whose events (`raise_events`)
+    the step logs for all its sites at its end (`log_changes`).
 
     The stretches of one step are derived together: one query for their
     reads, one for their stored visits, one write for what changed (a step
     at a busy site holds a few reads of different vehicles). With a `book`
     brought up to the step, look-alikes are looked for there first."""
     stretches = _stretches(site, seeds, book)
-    changes = rederive(site, stretches, now=now, raise_events=raise_events)
-    if raise_events and changes:
-        log_changes(site, changes, now)
-    return changes
+    return rederive(site, stretches, now=now, raise_events=raise_events)
 
 
 def _stretches(site: SiteSpec, seeds: list[Seed], book: seen.PlateBook | None) -> list[tuple[set[str], datetime]]:
@@ -559,12 +561,17 @@ def store(
 # --- Events ------------------------------------------------------------------------------
 
 
-def log_changes(site: SiteSpec, changes: list[Change], now: datetime):
-    """The events of the changes, and the site's capacity event if it crossed."""
-    occupancy = occupancy_now(site.id, now)
-    logged = [(change.event, change.visit) for change in changes]
-    crossing = capacity_crossing(site.id, occupancy) if site.capacity is not None else None
-    log_visit_events(logged, occupancy, site_row=crossing)
+def log_changes(changed: list[tuple[SiteSpec, list[Change]]], now: datetime):
+    """The events of a step's changes at each site, and each site's capacity
+    event if it crossed: numbered together, last in the step, so the feed's
+    row (which every write to the log locks) is held for the commit only."""
+    batches = []
+    for site, changes in changed:
+        occupancy = occupancy_now(site.id, now)
+        logged = [(change.event, change.visit) for change in changes]
+        crossing = capacity_crossing(site.id, occupancy) if site.capacity is not None else None
+        batches.append((logged, occupancy, crossing))
+    log_event_batches(batches)
 
 
 def capacity_crossing(site_id: int, occupancy: int):
@@ -585,35 +592,42 @@ def capacity_crossing(site_id: int, occupancy: int):
 def log_visit_events(logged: list[tuple[str, Visit]], occupancy: int, *, site_row=None):
     """Event rows for visit events (and one site event), numbered last in the
     transaction, published after its commit."""
-    count = len(logged) + (1 if site_row else 0)
+    log_event_batches([(logged, occupancy, site_row)])
+
+
+def log_event_batches(batches: list[tuple[list[tuple[str, Visit]], int, tuple | None]]):
+    """`log_visit_events` for several sites' (logged, occupancy, site_row) at once."""
+    count = sum(len(logged) + (1 if site_row else 0) for logged, _, site_row in batches)
     if not count:
         return
-    seqs = counters.take_seqs(count)
+    seqs = iter(counters.take_seqs(count))
     rows = []
-    for seq, (name, visit) in zip(seqs, logged, strict=False):
-        payload = payloads.visit_payload(seq, name, visit, occupancy)
-        rows.append(
-            Event(
-                seq=seq,
-                kind=EventKind.VISIT,
-                detection_id=visit.anchor_detection_id,
-                camera=visit.entry_camera or visit.exit_camera,
-                vehicle_type=visit.vehicle_type,
-                payload=payload,
+    for logged, occupancy, site_row in batches:
+        for name, visit in logged:
+            seq = next(seqs)
+            rows.append(
+                Event(
+                    seq=seq,
+                    kind=EventKind.VISIT,
+                    detection_id=visit.anchor_detection_id,
+                    camera=visit.entry_camera or visit.exit_camera,
+                    vehicle_type=visit.vehicle_type,
+                    payload=payloads.visit_payload(seq, name, visit, occupancy),
+                )
             )
-        )
-    if site_row:
-        site, name, occupancy = site_row
-        rows.append(
-            Event(
-                seq=seqs[-1],
-                kind=EventKind.SITE,
-                detection_id=0,
-                camera="",
-                vehicle_type="",
-                payload=payloads.site_payload(seqs[-1], name, site, occupancy),
+        if site_row:
+            site, name, site_occupancy = site_row
+            seq = next(seqs)
+            rows.append(
+                Event(
+                    seq=seq,
+                    kind=EventKind.SITE,
+                    detection_id=0,
+                    camera="",
+                    vehicle_type="",
+                    payload=payloads.site_payload(seq, name, site, site_occupancy),
+                )
             )
-        )
     Event.objects.bulk_create(rows)
     events.events_logged.send(sender=Visit, events=rows)
 
