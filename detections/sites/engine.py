@@ -105,18 +105,19 @@ ENGINE = Follower("visits", starts_at_head=True, needs_nothing_up_to=_needs_noth
 # --- One step ----------------------------------------------------------------------------
 
 
-def step(*, wait: bool = False, page: int = PAGE) -> bool:
-    """One step of the engine; True when more committed events wait."""
-    return ENGINE.step(lambda span: _work(span, page), wait=wait).more
+def step(*, wait: bool = False, page: int = PAGE, sites: list[SiteSpec] | None = None) -> bool:
+    """One step of the engine; True when more committed events wait. `sites`:
+    the active sites as the caller has just read them (else read here)."""
+    return ENGINE.step(lambda span: _work(span, page, sites), wait=wait).more
 
 
 # A seed: a vehicle whose timeline changed at a time.
 Seed = tuple[str, datetime]
 
 
-def _work(span: Span, page: int) -> int:
+def _work(span: Span, page: int, sites: list[SiteSpec] | None) -> int:
     upper = min(span.head, span.after + page)
-    sites = [site for site in active_sites() if site.derived]
+    sites = [site for site in (active_sites() if sites is None else sites) if site.derived]
     if not sites:
         return upper
     logged = list(span.events(upper).filter(kind__in=list(_READ_KINDS)))
@@ -635,10 +636,10 @@ def log_event_batches(batches: list[tuple[list[tuple[str, Visit]], int, tuple | 
 # --- Deriving a site's history -----------------------------------------------------------
 
 
-def derive_pending() -> bool:
+def derive_pending(sites: list[SiteSpec] | None = None) -> bool:
     """Derive the history of one site whose revision is ahead of what was
     derived, and swap it in; True if there was one."""
-    pending = [site for site in active_sites() if not site.derived]
+    pending = [site for site in (active_sites() if sites is None else sites) if not site.derived]
     if not pending:
         return False
     derive_site(pending[0])

@@ -80,9 +80,11 @@ class Runner:
     def round(self) -> bool:
         """One round: a site to derive, a step, the timers when due; True when more waits."""
         close_old_connections()
-        self.idle = not engine.any_active_site()
-        derived = not self.idle and engine.derive_pending()
-        more = engine.step()
+        # The active sites read once a round: deriving and the step both need them.
+        sites = engine.active_sites()
+        self.idle = not sites
+        derived = bool(sites) and engine.derive_pending(sites)
+        more = engine.step(sites=None if derived else sites)  # a derived site changed them
         if time.monotonic() - self.ticked_at >= self.tick_seconds:
             self.ticked_at = time.monotonic()
             timers.tick()
