@@ -13,7 +13,7 @@ from django.db import DatabaseError
 
 from detections.core.writes import detection_create
 from detections.models import Camera, Event, EventKind, FollowerCursor, Visit
-from detections.sites import edits, engine
+from detections.sites import edits, engine, seen
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -102,6 +102,24 @@ def test_a_late_read_of_a_look_alike_plate_derives_its_neighbours_again():
     assert visits(site) == [("34ABC123", "closed", 0, 60)]
     # A late entry of 34ABC129: now two open visits are within one edit of the exit, so it goes to none.
     read("34ABC129", "in-1", 10)
+    run_engine()
+    assert visits(site) == [
+        ("34ABC123", "open", 0, None),
+        ("34ABC129", "open", 10, None),
+        ("34ABC128", "entry_missed", None, 60),
+    ]
+
+
+def test_look_alikes_read_while_another_engine_took_the_steps_are_found(monkeypatch):
+    site = make_site()
+    read("34ABC123", "in-1", 0)
+    run_engine()
+    mine = engine.BOOK  # this process's plates: up to here
+    monkeypatch.setattr(engine, "BOOK", seen.PlateBook())  # another process takes the next step
+    read("34ABC129", "in-1", 10)
+    run_engine()
+    monkeypatch.setattr(engine, "BOOK", mine)  # behind the log now: it catches up from the events
+    read("34ABC128", "out-1", 60)  # within one edit of both open visits: it goes to neither (rule 5)
     run_engine()
     assert visits(site) == [
         ("34ABC123", "open", 0, None),

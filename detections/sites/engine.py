@@ -278,6 +278,7 @@ class Neighbours:
                 set(
                     Detection.objects.filter(camera_id__in=self.site.camera_ids, plate_normalized__in=wanted)
                     .values_list("plate_normalized", flat=True)
+                    .order_by()
                     .distinct()
                 )
                 if wanted
@@ -289,7 +290,7 @@ class Neighbours:
             # Two edits are far too many spellings: the site's vehicles, measured.
             if self.known is None:
                 self.known = list(
-                    Visit.objects.filter(site_id=self.site.id).values_list("vehicle", flat=True).distinct()
+                    Visit.objects.filter(site_id=self.site.id).values_list("vehicle", flat=True).order_by().distinct()
                 )
             for vehicle in vehicles:
                 self.found[vehicle] = {

@@ -69,6 +69,7 @@ class PlateBook:
             Detection.objects.filter(camera__name__in=self.cameras)
             .exclude(plate_normalized="")
             .values_list("camera__name", "plate_normalized")
+            .order_by()
             .distinct()
         )
         for camera, plate in rows.iterator(chunk_size=10_000):
