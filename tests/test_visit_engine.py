@@ -13,7 +13,7 @@ from django.db import DatabaseError
 
 from detections.core.writes import detection_create
 from detections.models import Camera, Event, EventKind, FollowerCursor, Visit
-from detections.sites import edits, engine
+from detections.sites import edits, engine, seen
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -110,6 +110,24 @@ def test_a_late_read_of_a_look_alike_plate_derives_its_neighbours_again():
     ]
 
 
+def test_look_alikes_read_while_another_engine_took_the_steps_are_found(monkeypatch):
+    site = make_site()
+    read("34ABC123", "in-1", 0)
+    run_engine()
+    mine = engine.BOOK  # this process's plates: up to here
+    monkeypatch.setattr(engine, "BOOK", seen.PlateBook())  # another process takes the next step
+    read("34ABC129", "in-1", 10)
+    run_engine()
+    monkeypatch.setattr(engine, "BOOK", mine)  # behind the log now: it catches up from the events
+    read("34ABC128", "out-1", 60)  # within one edit of both open visits: it goes to neither (rule 5)
+    run_engine()
+    assert visits(site) == [
+        ("34ABC123", "open", 0, None),
+        ("34ABC129", "open", 10, None),
+        ("34ABC128", "entry_missed", None, 60),
+    ]
+
+
 def test_the_same_reads_posted_in_different_orders_give_the_same_visits():
     rng = random.Random(5)
     plates = ["34ABC123", "34ABC128", "06XYZ77", "35KLM900", "34ABC129"]
@@ -133,18 +151,18 @@ def test_a_step_that_fails_leaves_no_visit_and_no_moved_cursor_and_the_next_step
     run_engine()
     position = FollowerCursor.objects.get(name="visits").position
     read("34ABC123", "in-1", 0)
-    real = engine.log_visit_events
+    real = engine.log_event_batches
 
     def fail_after_writing(*args, **kwargs):
         real(*args, **kwargs)
         raise DatabaseError("the engine died here")
 
-    monkeypatch.setattr(engine, "log_visit_events", fail_after_writing)
+    monkeypatch.setattr(engine, "log_event_batches", fail_after_writing)
     with pytest.raises(DatabaseError):
         engine.step()
     assert not Visit.objects.exists() and not Event.objects.filter(kind=EventKind.VISIT).exists()
     assert FollowerCursor.objects.get(name="visits").position == position
-    monkeypatch.setattr(engine, "log_visit_events", real)
+    monkeypatch.setattr(engine, "log_event_batches", real)
     run_engine()
     assert visits(site) == [("34ABC123", "open", 0, None)] and visit_events() == [("opened", "open")]
 

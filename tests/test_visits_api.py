@@ -1,11 +1,14 @@
 """/api/sites/{id}/visits/, /api/visits/{id}/, occupancy and dwell: read from
 the stored visits the engine derived, for users who may view visits."""
 
+import math
 from datetime import timedelta
 
 import pytest
 from alert_helpers import client_with
 from test_visit_engine import T0, make_site, read, run_engine
+
+from detections.sites.models import Visit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 START = T0
@@ -81,6 +84,44 @@ def test_dwell_takes_closed_visits_that_ended_in_the_window(depot, reader):
     assert (body["count"], body["median_seconds"], body["p90_seconds"]) == (2, 600, 3600)
     assert {row["upto_seconds"]: row["count"] for row in body["histogram"]}[900] == 1
     assert {row["upto_seconds"]: row["count"] for row in body["histogram"]}[7200] == 1
+
+
+def test_dwell_percentiles_are_the_nearest_rank_of_every_duration(depot, reader):
+    # Durations on and either side of the histogram's bounds, many within one
+    # minute, some fractional: what sorting them all would answer.
+    durations = [59.5, 60, 60.25, 61, 119.999, 899.5, 900, 900, 901.75, 1799, 1800, 3599.5, 86399, 86400, 90000]
+    durations += [1000 + n / 7 for n in range(40)]
+    exited = START + timedelta(days=1)
+    Visit.objects.bulk_create(
+        Visit(
+            site=depot,
+            vehicle=f"V{n}",
+            plate=f"V{n}",
+            state="closed",
+            anchor_detection_id=10_000 + n,
+            anchor_at=exited - timedelta(seconds=d),
+            entered_at=exited - timedelta(seconds=d),
+            exited_at=exited,
+            ends_at=exited,
+            duration_seconds=d,
+        )
+        for n, d in enumerate(durations)
+    )
+    body = reader.get(
+        f"/api/sites/{depot.pk}/dwell/",
+        {"since": (exited - timedelta(minutes=1)).isoformat(), "until": (exited + timedelta(minutes=1)).isoformat()},
+    ).json()
+    ordered = sorted(durations)
+    assert body["count"] == len(ordered)
+    assert body["median_seconds"] == ordered[math.ceil(0.5 * len(ordered)) - 1]
+    assert body["p90_seconds"] == ordered[math.ceil(0.9 * len(ordered)) - 1]
+    bounds = [900, 1800, 3600, 7200, 14400, 28800, 86400, None]
+    lower = [float("-inf"), *bounds[:-1]]
+    expected = [
+        {"upto_seconds": upto, "count": sum(1 for d in ordered if low <= d and (upto is None or d < upto))}
+        for low, upto in zip(lower, bounds, strict=True)
+    ]
+    assert body["histogram"] == expected
 
 
 @pytest.mark.parametrize(

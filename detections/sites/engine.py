@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Min, Q
+from django.db.models import Q
 from django.utils import timezone
 from rapidfuzz.distance import Levenshtein
 
@@ -30,7 +30,7 @@ from detections.alerts.plates import normalize, within_one_edit
 from detections.core import counters, events
 from detections.core.followers import Follower, Span
 from detections.models import Detection, Event, EventKind, feed_head
-from detections.sites import payloads, walk
+from detections.sites import payloads, seen, walk
 from detections.sites.models import Site, SiteCamera, Visit, VisitState
 from detections.sites.queries import occupancy_now
 
@@ -89,9 +89,13 @@ def active_sites() -> list[SiteSpec]:
     ]
 
 
+def any_active_site() -> bool:
+    return Site.objects.filter(active=True).exists()
+
+
 def _needs_nothing_up_to(position: int, head: int) -> int:
     # Without an active site no event needs the engine.
-    return position if Site.objects.filter(active=True).exists() else head
+    return position if any_active_site() else head
 
 
 # History is derived when a site is made or changed: a new cursor skips it.
@@ -101,29 +105,38 @@ ENGINE = Follower("visits", starts_at_head=True, needs_nothing_up_to=_needs_noth
 # --- One step ----------------------------------------------------------------------------
 
 
-def step(*, wait: bool = False, page: int = PAGE) -> bool:
-    """One step of the engine; True when more committed events wait."""
-    return ENGINE.step(lambda span: _work(span, page), wait=wait).more
+def step(*, wait: bool = False, page: int = PAGE, sites: list[SiteSpec] | None = None) -> bool:
+    """One step of the engine; True when more committed events wait. `sites`:
+    the active sites as the caller has just read them (else read here)."""
+    return ENGINE.step(lambda span: _work(span, page, sites), wait=wait).more
 
 
 # A seed: a vehicle whose timeline changed at a time.
 Seed = tuple[str, datetime]
 
 
-def _work(span: Span, page: int) -> int:
+def _work(span: Span, page: int, sites: list[SiteSpec] | None) -> int:
     upper = min(span.head, span.after + page)
-    sites = [site for site in active_sites() if site.derived]
+    sites = [site for site in (active_sites() if sites is None else sites) if site.derived]
     if not sites:
         return upper
-    seeds = seeds_of(
-        span.events(upper).filter(kind__in=[EventKind.NEW_DETECTION, EventKind.DELETION, EventKind.DETECTION_UPDATED]),
-        sites,
-    )
+    logged = list(span.events(upper).filter(kind__in=list(_READ_KINDS)))
+    BOOK.bring_to(span.after, frozenset().union(*(site.cameras for site in sites)))
+    BOOK.note(logged, upto=upper)
+    seeds = seeds_of(logged, sites)
     now = timezone.now()
+    changed = []
     for site in sites:
         if seeds.get(site.id):
-            apply(site, seeds[site.id], now=now, raise_events=True)
+            changes = apply(site, seeds[site.id], now=now, raise_events=True, book=BOOK)
+            if changes:
+                changed.append((site, changes))
+    log_changes(changed, now)
     return upper
+
+
+# The plates read at the sites' cameras, as far as this process's steps know.
+BOOK = seen.PlateBook()
 
 
 def seeds_of(logged, sites: list[SiteSpec]) -> dict[int, list[Seed]]:
@@ -185,26 +198,31 @@ class Change:
     visit: Visit
 
 
-def apply(site: SiteSpec, seeds: list[Seed], *, now: datetime, raise_events: bool) -> list[Change]:
-    """Derive again the stretches the seeds touch, store the difference and
-    (with `raise_events`) log its events; inside the step's transaction."""
-    changes: list[Change] = []
-    for cluster, start in _stretches(site, seeds):
-        changes.extend(rederive(site, cluster, start, now=now, raise_events=raise_events))
-    if raise_events and changes:
-        log_changes(site, changes, now)
-    return changes
+def apply(
+    site: SiteSpec, seeds: list[Seed], *, now: datetime, raise_events: bool, book: seen.PlateBook | None = None
+) -> list[Change]:
+    """Derive again the stretches the seeds touch and store the difference,
+    inside the step's transaction; the changes, whose events (`raise_events`)
+    the step logs for all its sites at its end (`log_changes`).
+
+    The stretches of one step are derived together: one query for their
+    reads, one for their stored visits, one write for what changed (a step
+    at a busy site holds a few reads of different vehicles). With a `book`
+    brought up to the step, look-alikes are looked for there first."""
+    stretches = _stretches(site, seeds, book)
+    return rederive(site, stretches, now=now, raise_events=raise_events)
 
 
-def _stretches(site: SiteSpec, seeds: list[Seed]) -> list[tuple[set[str], datetime]]:
+def _stretches(site: SiteSpec, seeds: list[Seed], book: seen.PlateBook | None) -> list[tuple[set[str], datetime]]:
     """The seeds grouped by cluster of look-alike vehicles, each with its earliest time."""
+    neighbours = Neighbours(site, {vehicle for vehicle, _ in seeds}, book)
     stretches: list[tuple[set[str], datetime]] = []
     for vehicle, at in sorted(seeds, key=lambda seed: seed[1]):
         for cluster, _ in stretches:
             if vehicle in cluster:
                 break
         else:
-            stretches.append((cluster_of(site, vehicle), at))
+            stretches.append((cluster_of(vehicle, neighbours), at))
     # Two seeds' clusters may meet: merge them.
     merged: list[tuple[set[str], datetime]] = []
     for cluster, start in stretches:
@@ -217,63 +235,131 @@ def _stretches(site: SiteSpec, seeds: list[Seed]) -> list[tuple[set[str], dateti
     return merged
 
 
-def cluster_of(site: SiteSpec, vehicle: str) -> set[str]:
+def cluster_of(vehicle: str, neighbours: "Neighbours") -> set[str]:
     """The vehicle and every vehicle read at the site within max_edits of it,
     and theirs in turn: the walk pairs an exit only among them (rule 5)."""
     cluster, todo = {vehicle}, [vehicle]
     while todo and len(cluster) < MAX_CLUSTER:
-        for near in _neighbours(site, todo.pop()):
+        for near in sorted(neighbours.of(todo.pop())):
             if near not in cluster and len(cluster) < MAX_CLUSTER:
                 cluster.add(near)
                 todo.append(near)
     return cluster
 
 
-def _neighbours(site: SiteSpec, vehicle: str) -> set[str]:
-    edits = site.params.max_edits
-    if edits == 0:
-        return set()
-    if edits == 1:
-        # The few hundred spellings one edit away, looked up by the plate index.
-        return set(
-            Detection.objects.filter(
-                camera_id__in=site.camera_ids, plate_normalized__in=within_one_edit(vehicle)
-            ).values_list("plate_normalized", flat=True)
-        ) - {vehicle}
-    # Two edits are far too many spellings: the site's vehicles, measured.
-    known = Visit.objects.filter(site_id=site.id).values_list("vehicle", flat=True).distinct()
-    return {
-        other
-        for other in known
-        if other != vehicle and Levenshtein.distance(vehicle, other, score_cutoff=edits) <= edits
-    }
+class Neighbours:
+    """The vehicles read at a site within max_edits of a vehicle: those of a
+    step's seed vehicles found together in one query, any other's on demand;
+    with a book, only those the book finds, and none when it finds none."""
+
+    def __init__(self, site: SiteSpec, vehicles: set[str], book: seen.PlateBook | None = None):
+        self.site = site
+        self.book = book
+        self.found: dict[str, set[str]] = {}
+        self.known: list[str] | None = None
+        self._find(vehicles)
+
+    def of(self, vehicle: str) -> set[str]:
+        if vehicle not in self.found:
+            self._find({vehicle})
+        return self.found[vehicle]
+
+    def _find(self, vehicles: set[str]):
+        edits = self.site.params.max_edits
+        if edits == 0:
+            self.found.update((vehicle, set()) for vehicle in vehicles)
+        elif edits == 1:
+            # The few hundred spellings one edit away, looked up by the plate index.
+            spellings = {vehicle: within_one_edit(vehicle) - {vehicle} for vehicle in vehicles}
+            if self.book is not None:
+                spellings = {vehicle: self.book.near(self.site.cameras, near) for vehicle, near in spellings.items()}
+            wanted = set().union(*spellings.values())
+            read = (
+                set(
+                    Detection.objects.filter(camera_id__in=self.site.camera_ids, plate_normalized__in=wanted)
+                    .values_list("plate_normalized", flat=True)
+                    .order_by()
+                    .distinct()
+                )
+                if wanted
+                else set()
+            )
+            for vehicle, near in spellings.items():
+                self.found[vehicle] = (read & near) - {vehicle}
+        else:
+            # Two edits are far too many spellings: the site's vehicles, measured.
+            if self.known is None:
+                self.known = list(
+                    Visit.objects.filter(site_id=self.site.id).values_list("vehicle", flat=True).order_by().distinct()
+                )
+            for vehicle in vehicles:
+                self.found[vehicle] = {
+                    other
+                    for other in self.known
+                    if other != vehicle and Levenshtein.distance(vehicle, other, score_cutoff=edits) <= edits
+                }
 
 
-def rest_point(site: SiteSpec, cluster: set[str], start: datetime) -> datetime:
+def rest_point(site: SiteSpec, cluster: set[str], start: datetime, window: "Window") -> tuple[datetime, bool]:
     """The latest time at or before `start` where the walk over the cluster
     holds nothing: no visit of theirs under way and no read a later one could
-    repeat. Walking their reads from there gives what walking all of them does."""
+    repeat. Walking their reads from there gives what walking all of them does.
+    None when the window does not reach back far enough to tell."""
     repeat = timedelta(seconds=site.params.repeat_seconds)
+    absent = timedelta(seconds=site.params.absent_after_seconds)
     while True:
+        # A visit under way at `start` entered at most absent_after_seconds before
+        # it (the walk ends every kind by then): the window must hold those.
+        if start - absent - repeat < window.since:
+            return start, False
         earliest = start
-        live = Visit.objects.filter(
-            site_id=site.id, vehicle__in=cluster, entered_at__lt=start, ends_at__gte=start
-        ).aggregate(first=Min("entered_at"))["first"]
-        if live is not None:
-            earliest = min(earliest, live)
-        recent = _reads(site, cluster, earliest - repeat, until=earliest).aggregate(first=Min("detected_at"))["first"]
-        if recent is not None:
-            earliest = min(earliest, recent)
+        live = [
+            visit.entered_at
+            for visit in window.visits
+            if visit.vehicle in cluster
+            and visit.entered_at is not None
+            and visit.entered_at < start
+            and visit.ends_at is not None
+            and visit.ends_at >= start
+        ]
+        if live:
+            earliest = min(earliest, *live)
+        recent = [
+            read.at for read in window.reads if read.vehicle in cluster and earliest - repeat <= read.at < earliest
+        ]
+        if recent:
+            earliest = min(earliest, *recent)
         if earliest == start:
-            return start
+            return start, True
         start = earliest
 
 
-def _reads(site: SiteSpec, cluster: set[str], since: datetime, *, until: datetime | None = None):
-    reads = Detection.objects.filter(
-        camera_id__in=site.camera_ids, plate_normalized__in=cluster, detected_at__gte=since
+@dataclass
+class Window:
+    """The reads of some vehicles at a site since a time, and their stored
+    visits anchored since then or at one of those reads (locked)."""
+
+    since: datetime
+    reads: list[walk.Read]
+    visits: list[Visit]
+
+
+def _window(site: SiteSpec, vehicles: set[str], since: datetime) -> Window:
+    reads = reads_for_walk(
+        Detection.objects.filter(
+            camera_id__in=site.camera_ids, plate_normalized__in=vehicles, detected_at__gte=since
+        ).order_by()
     )
-    return reads.filter(detected_at__lt=until) if until is not None else reads
+    visits = list(
+        Visit.objects.select_for_update()
+        .filter(
+            Q(vehicle__in=vehicles, anchor_at__gte=since)
+            | Q(anchor_detection_id__in=[read.detection_id for read in reads]),
+            site_id=site.id,
+        )
+        .order_by()
+    )
+    return Window(since, reads, visits)
 
 
 def reads_for_walk(queryset) -> list[walk.Read]:
@@ -301,20 +387,43 @@ def reads_for_walk(queryset) -> list[walk.Read]:
     ]
 
 
-def rederive(site: SiteSpec, cluster: set[str], start: datetime, *, now: datetime, raise_events: bool) -> list[Change]:
-    start = max(rest_point(site, cluster, start), site.since)
-    reads = reads_for_walk(_reads(site, cluster, start))
-    derived = walk.walk(reads, site.params, now)
-    walked = [read.detection_id for read in reads]
-    # With the cluster's visits, those anchored at one of its reads under
-    # another plate: a read corrected into the cluster keeps its visit (and
-    # its id) if it still anchors one here, and the visit goes if it does not.
-    stored = list(
-        Visit.objects.select_for_update().filter(
-            Q(vehicle__in=cluster, anchor_at__gte=start) | Q(anchor_detection_id__in=walked), site_id=site.id
+def rederive(
+    site: SiteSpec, stretches: list[tuple[set[str], datetime]], *, now: datetime, raise_events: bool
+) -> list[Change]:
+    """Derive the stretches again: each cluster's reads from its rest point,
+    and its stored visits made what the walk gives."""
+    if not stretches:
+        return []
+    vehicles = set().union(*(cluster for cluster, _ in stretches))
+    slack = timedelta(seconds=site.params.absent_after_seconds + site.params.repeat_seconds)
+    # Twice the slack: a rest point is mostly the entry of a visit under way,
+    # and the window must reach a visit's length before that to tell.
+    since = min(start for _, start in stretches) - 2 * slack
+    while True:
+        window = _window(site, vehicles, since)
+        rests = [rest_point(site, cluster, start, window) for cluster, start in stretches]
+        if all(complete for _, complete in rests):
+            break
+        # A rest point further back than the window reaches: widen it.
+        since = min(rest for rest, complete in rests if not complete) - slack
+    plans = []
+    for (cluster, _), (rest, _) in zip(stretches, rests, strict=True):
+        start = max(rest, site.since)
+        reads = [read for read in window.reads if read.vehicle in cluster and read.at >= start]
+        derived = walk.walk(reads, site.params, now)
+        walked = {read.detection_id for read in reads}
+        # With the cluster's visits, those anchored at one of its reads under
+        # another plate: a read corrected into the cluster keeps its visit (and
+        # its id) if it still anchors one here, and the visit goes if it does not.
+        stored = [
+            visit
+            for visit in window.visits
+            if (visit.vehicle in cluster and visit.anchor_at >= start) or visit.anchor_detection_id in walked
+        ]
+        plans.append(
+            plan(site.id, derived, _without_moved_away(stored, walked, cluster), now=now, history=not raise_events)
         )
-    )
-    return store(site.id, derived, _without_moved_away(stored, set(walked), cluster), now=now, history=not raise_events)
+    return write(site.id, plans)
 
 
 def _without_moved_away(stored: list[Visit], walked: set[int], cluster: set[str]) -> list[Visit]:
@@ -373,11 +482,19 @@ def _fields(visit: walk.Visit) -> dict:
     }
 
 
-def store(
-    site_id: int, derived: list[walk.Visit], stored: list[Visit], *, now: datetime, history: bool
-) -> list[Change]:
-    """Make the stored visits what was derived: a visit keeps its row (and id)
-    while it keeps its anchor read; the changes, in anchor order."""
+@dataclass
+class Plan:
+    """What makes the stored visits of a stretch what was derived."""
+
+    changes: list[Change]
+    new: list[Visit]
+    changed: list[Visit]
+    gone: list[Visit]
+
+
+def plan(site_id: int, derived: list[walk.Visit], stored: list[Visit], *, now: datetime, history: bool) -> Plan:
+    """A visit keeps its row (and id) while it keeps its anchor read; the
+    changes, in anchor order."""
     by_anchor = {visit.anchor_detection_id: visit for visit in stored}
     changes, new, changed = [], [], []
     for visit in derived:
@@ -404,12 +521,24 @@ def store(
         row.updated_at = now
         changed.append(row)
         changes.append(Change("closed" if was_open and row.state != VisitState.OPEN else "changed", row))
-    gone = list(by_anchor.values())
+    gone = sorted(by_anchor.values(), key=lambda row: (row.anchor_at, row.pk), reverse=True)
+    changes.extend(Change("removed", row) for row in gone)
+    return Plan(changes, new, changed, gone)
+
+
+def write(site_id: int, plans: list[Plan]) -> list[Change]:
+    """The plans' rows written together; their changes, plan by plan."""
+    gone = [row for each in plans for row in each.gone]
+    changed = [row for each in plans for row in each.changed]
+    new = [row for each in plans for row in each.new]
     if gone:
         Visit.objects.filter(pk__in=[row.pk for row in gone]).delete()
-        changes.extend(Change("removed", row) for row in gone)
     if changed:
-        Visit.objects.bulk_update(changed, [*DERIVED_FIELDS, "overstay_raised", "updated_at"])
+        # One INSERT ... ON DUPLICATE KEY UPDATE of the locked rows, by id: a
+        # bulk_update's CASE per field costs far more for the few rows of a step.
+        Visit.objects.bulk_create(
+            changed, update_conflicts=True, update_fields=[*DERIVED_FIELDS, "overstay_raised", "updated_at"]
+        )
     if new:
         Visit.objects.bulk_create(new)
         if any(row.pk is None for row in new):
@@ -421,17 +550,30 @@ def store(
             )
             for row in new:
                 row.pk = ids[row.anchor_detection_id]
-    return changes
+    return [change for each in plans for change in each.changes]
+
+
+def store(
+    site_id: int, derived: list[walk.Visit], stored: list[Visit], *, now: datetime, history: bool
+) -> list[Change]:
+    """Make the stored visits what was derived; the changes, in anchor order."""
+    return write(site_id, [plan(site_id, derived, stored, now=now, history=history)])
 
 
 # --- Events ------------------------------------------------------------------------------
 
 
-def log_changes(site: SiteSpec, changes: list[Change], now: datetime):
-    """The events of the changes, and the site's capacity event if it crossed."""
-    occupancy = occupancy_now(site.id, now)
-    logged = [(change.event, change.visit) for change in changes]
-    log_visit_events(logged, occupancy, site_row=capacity_crossing(site.id, occupancy))
+def log_changes(changed: list[tuple[SiteSpec, list[Change]]], now: datetime):
+    """The events of a step's changes at each site, and each site's capacity
+    event if it crossed: numbered together, last in the step, so the feed's
+    row (which every write to the log locks) is held for the commit only."""
+    batches = []
+    for site, changes in changed:
+        occupancy = occupancy_now(site.id, now)
+        logged = [(change.event, change.visit) for change in changes]
+        crossing = capacity_crossing(site.id, occupancy) if site.capacity is not None else None
+        batches.append((logged, occupancy, crossing))
+    log_event_batches(batches)
 
 
 def capacity_crossing(site_id: int, occupancy: int):
@@ -452,35 +594,42 @@ def capacity_crossing(site_id: int, occupancy: int):
 def log_visit_events(logged: list[tuple[str, Visit]], occupancy: int, *, site_row=None):
     """Event rows for visit events (and one site event), numbered last in the
     transaction, published after its commit."""
-    count = len(logged) + (1 if site_row else 0)
+    log_event_batches([(logged, occupancy, site_row)])
+
+
+def log_event_batches(batches: list[tuple[list[tuple[str, Visit]], int, tuple | None]]):
+    """`log_visit_events` for several sites' (logged, occupancy, site_row) at once."""
+    count = sum(len(logged) + (1 if site_row else 0) for logged, _, site_row in batches)
     if not count:
         return
-    seqs = counters.take_seqs(count)
+    seqs = iter(counters.take_seqs(count))
     rows = []
-    for seq, (name, visit) in zip(seqs, logged, strict=False):
-        payload = payloads.visit_payload(seq, name, visit, occupancy)
-        rows.append(
-            Event(
-                seq=seq,
-                kind=EventKind.VISIT,
-                detection_id=visit.anchor_detection_id,
-                camera=visit.entry_camera or visit.exit_camera,
-                vehicle_type=visit.vehicle_type,
-                payload=payload,
+    for logged, occupancy, site_row in batches:
+        for name, visit in logged:
+            seq = next(seqs)
+            rows.append(
+                Event(
+                    seq=seq,
+                    kind=EventKind.VISIT,
+                    detection_id=visit.anchor_detection_id,
+                    camera=visit.entry_camera or visit.exit_camera,
+                    vehicle_type=visit.vehicle_type,
+                    payload=payloads.visit_payload(seq, name, visit, occupancy),
+                )
             )
-        )
-    if site_row:
-        site, name, occupancy = site_row
-        rows.append(
-            Event(
-                seq=seqs[-1],
-                kind=EventKind.SITE,
-                detection_id=0,
-                camera="",
-                vehicle_type="",
-                payload=payloads.site_payload(seqs[-1], name, site, occupancy),
+        if site_row:
+            site, name, site_occupancy = site_row
+            seq = next(seqs)
+            rows.append(
+                Event(
+                    seq=seq,
+                    kind=EventKind.SITE,
+                    detection_id=0,
+                    camera="",
+                    vehicle_type="",
+                    payload=payloads.site_payload(seq, name, site, site_occupancy),
+                )
             )
-        )
     Event.objects.bulk_create(rows)
     events.events_logged.send(sender=Visit, events=rows)
 
@@ -488,10 +637,10 @@ def log_visit_events(logged: list[tuple[str, Visit]], occupancy: int, *, site_ro
 # --- Deriving a site's history -----------------------------------------------------------
 
 
-def derive_pending() -> bool:
+def derive_pending(sites: list[SiteSpec] | None = None) -> bool:
     """Derive the history of one site whose revision is ahead of what was
     derived, and swap it in; True if there was one."""
-    pending = [site for site in active_sites() if not site.derived]
+    pending = [site for site in (active_sites() if sites is None else sites) if not site.derived]
     if not pending:
         return False
     derive_site(pending[0])

@@ -6,11 +6,12 @@ visits that overlap it, by the site's time index, and sweeps them once.
 """
 
 import math
-from bisect import bisect_left
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from django.db import connection
 from django.utils import timezone
 
 from detections.sites.models import Site, Visit, VisitState
@@ -18,6 +19,8 @@ from detections.sites.models import Site, Visit, VisitState
 BUCKETS = ("minute", "hour", "day")
 # The dwell histogram's bounds, in seconds; a last bucket (upto null) holds the rest.
 DWELL_BOUNDS = (900, 1800, 3600, 7200, 14400, 28800, 86400)
+# Whole minutes: `dwell` counts by minute of duration.
+assert all(bound % 60 == 0 for bound in DWELL_BOUNDS)
 
 
 def occupancy_now(site_id: int, now: datetime | None = None) -> int:
@@ -112,22 +115,56 @@ class Dwell:
 
 
 def dwell(site_id: int, since: datetime, until: datetime) -> Dwell:
-    """Over `closed` visits that ended in [since, until); percentiles by nearest rank."""
-    durations = sorted(
-        Visit.objects.filter(
-            site_id=site_id, state=VisitState.CLOSED, exited_at__gte=since, exited_at__lt=until
-        ).values_list("duration_seconds", flat=True)
-    )
-    histogram, below = [], 0
-    for bound in DWELL_BOUNDS:
-        under = bisect_left(durations, bound)
-        histogram.append((bound, under - below))
-        below = under
-    histogram.append((None, len(durations) - below))
-    return Dwell(len(durations), _rank(durations, 0.5), _rank(durations, 0.9), histogram)
+    """Over `closed` visits that ended in [since, until); percentiles by nearest rank.
+
+    A month at a busy site is some 100,000 visits: too many to fetch and sort
+    here. MariaDB counts them by whole minute of duration over the covering
+    index (site, state, exited_at, duration_seconds); the histogram's bounds
+    are whole minutes, and each percentile is then the k-th duration of one
+    minute, fetched in a second pass with the other's."""
+    closed = f"FROM {Visit._meta.db_table} WHERE site_id = %s AND state = %s AND exited_at >= %s AND exited_at < %s"
+    params = [site_id, VisitState.CLOSED, since, until]
+    with connection.cursor() as cursor:
+        # ORDER BY NULL: MariaDB would sort the groups otherwise.
+        cursor.execute(f"SELECT FLOOR(duration_seconds / 60), COUNT(*) {closed} GROUP BY 1 ORDER BY NULL", params)
+        by_minute = sorted((int(minute), count) for minute, count in cursor.fetchall())
+        count = sum(n for _, n in by_minute)
+        ranks = {fraction: _rank_in_minutes(by_minute, count, fraction) for fraction in (0.5, 0.9)}
+        wanted = sorted({minute for minute, _ in ranks.values() if minute is not None})
+        in_minute = defaultdict(list)
+        if wanted:
+            cursor.execute(
+                f"SELECT duration_seconds {closed} AND FLOOR(duration_seconds / 60) IN ({', '.join(['%s'] * len(wanted))})",
+                params + wanted,
+            )
+            for (duration,) in cursor.fetchall():
+                in_minute[math.floor(duration / 60)].append(duration)
+    percentiles = {
+        fraction: None if minute is None else sorted(in_minute[minute])[offset]
+        for fraction, (minute, offset) in ranks.items()
+    }
+    histogram, bound_index, within = [], 0, 0
+    for minute, n in by_minute:
+        while bound_index < len(DWELL_BOUNDS) and minute * 60 >= DWELL_BOUNDS[bound_index]:
+            histogram.append((DWELL_BOUNDS[bound_index], within))
+            bound_index, within = bound_index + 1, 0
+        within += n
+    while bound_index < len(DWELL_BOUNDS):
+        histogram.append((DWELL_BOUNDS[bound_index], within))
+        bound_index, within = bound_index + 1, 0
+    histogram.append((None, within))
+    return Dwell(count, percentiles[0.5], percentiles[0.9], histogram)
 
 
-def _rank(ordered: list[float], fraction: float) -> float | None:
-    if not ordered:
-        return None
-    return ordered[max(1, math.ceil(fraction * len(ordered))) - 1]
+def _rank_in_minutes(by_minute: list[tuple[int, int]], count: int, fraction: float) -> tuple[int | None, int]:
+    """Where the nearest-rank percentile is (the ceil(fraction * count)-th
+    duration, counting from 1): its minute, and its offset among that minute's."""
+    if not count:
+        return None, 0
+    rank = max(1, math.ceil(fraction * count))
+    below = 0
+    for minute, n in by_minute:
+        if below + n >= rank:
+            return minute, rank - below - 1
+        below += n
+    raise AssertionError("the rank is within the count")

@@ -1,9 +1,12 @@
 """The engine's process loop (`manage.py follow_visits`): derive what a site
 edit asks for, follow the log, and run the timers, until stopped.
 
-It wakes at every commit that writes events (`core.followers.wake_on_commits`),
-so a visit is stored within moments of its read, and looks anyway every
-`poll_seconds` (the timers' resolution too). Several may run, on several
+It wakes at every commit that writes events (`core.followers.wake_on_commits`)
+and gathers the commits of the next `GATHER_SECONDS` into the same step, so a
+visit is stored within moments of its read and a busy log costs a step per
+burst rather than one per commit; it looks anyway every `poll_seconds` (the
+timers' resolution too). With no active site the commits need nothing of it:
+it only looks every `poll_seconds`. Several may run, on several
 hosts: the engine's cursor lets one step at a time, the timers claim their rows.
 """
 
@@ -20,6 +23,7 @@ from detections.sites import engine, timers
 logger = logging.getLogger(__name__)
 
 DATABASE_RETRY_SECONDS = 1.0
+GATHER_SECONDS = 0.05
 
 
 class Runner:
@@ -29,6 +33,7 @@ class Runner:
         self.wake = asyncio.Event()
         self.stopping = False
         self.ticked_at = float("-inf")
+        self.idle = False  # no active site at the last round
         # One thread, one database connection: every round runs on it.
         self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="visits")
 
@@ -54,19 +59,32 @@ class Runner:
                     break
                 if more:
                     continue
-                try:
-                    await asyncio.wait_for(self.wake.wait(), self.poll_seconds)
-                except TimeoutError:
-                    pass
+                await self._wait(loop)
         finally:
             listener.cancel()
             self.thread.shutdown(wait=True)
 
+    async def _wait(self, loop):
+        """Until a commit (and those gathered after it) or the next look."""
+        deadline = loop.time() + self.poll_seconds
+        while not self.stopping and (remaining := deadline - loop.time()) > 0:
+            try:
+                await asyncio.wait_for(self.wake.wait(), remaining)
+            except TimeoutError:
+                return
+            if not self.idle:
+                await asyncio.sleep(GATHER_SECONDS)
+                return
+            self.wake.clear()  # idle: a commit needs nothing, only stopping ends the wait
+
     def round(self) -> bool:
         """One round: a site to derive, a step, the timers when due; True when more waits."""
         close_old_connections()
-        derived = engine.derive_pending()
-        more = engine.step()
+        # The active sites read once a round: deriving and the step both need them.
+        sites = engine.active_sites()
+        self.idle = not sites
+        derived = bool(sites) and engine.derive_pending(sites)
+        more = engine.step(sites=None if derived else sites)  # a derived site changed them
         if time.monotonic() - self.ticked_at >= self.tick_seconds:
             self.ticked_at = time.monotonic()
             timers.tick()
