@@ -52,8 +52,8 @@ export function applyEvent(event) {
     if (matchesFilter(alertScope(event))) alerts.add(event);
     return;
   }
-  // Visits and sites have a view of their own (sites.js); here they only move the position.
-  if (event.type === "visit" || event.type === "site") return;
+  // Visits, sites and journeys have views of their own (sites.js, routes.js); here they only move the position.
+  if (event.type === "visit" || event.type === "site" || event.type === "journey") return;
   if (Number.isInteger(event.count)) model.total = event.count;
   // The alert stays when its detection goes, whatever the filter shows.
   if (event.type === "deletion") alerts.detectionDeleted(event.deleted_id);
