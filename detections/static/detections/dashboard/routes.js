@@ -32,7 +32,7 @@ const FIGURES_AFTER = 1000; // figures asked again this long after a burst of jo
 const FIGURES_EVERY = 60 * 1000; // ...and this often anyway: the last hour slides
 const MATRIX_EVERY = 30 * 1000; // the matrix read again
 const MATRIX_MAX_SECONDS = 1800; // the caption's "within 30 minutes"
-const DEFAULT_CAMERAS = 6; // cameras ticked when no route names any
+const DEFAULT_CAMERAS = 8; // at most this many cameras ticked at first
 
 document.documentElement.classList.add("js");
 model.seq = config.seq;
@@ -208,7 +208,7 @@ function dayChart(canvas) {
     data: {
       labels: [],
       datasets: [
-        { label: "Median", data: [], borderColor: accent, backgroundColor: `${accent}33`, fill: true, tension: 0.25, pointRadius: 2, spanGaps: true },
+        { label: "Median", data: [], borderColor: accent, backgroundColor: `${accent}33`, fill: true, tension: 0.25, pointRadius: 3, spanGaps: true },
         { label: "85th percentile", data: [], borderColor: warn, borderDash: [6, 4], pointRadius: 0, fill: false, tension: 0.25, spanGaps: true },
       ],
     },
@@ -331,7 +331,10 @@ function setUpMatrix(loaded) {
       if (!fromRoutes.includes(name)) fromRoutes.push(name);
     }
   }
-  const chosen = new Set(fromRoutes.length ? fromRoutes : config.cameras.slice(0, DEFAULT_CAMERAS));
+  // Every camera while they are few (a road's middle cameras are where its vehicles go next);
+  // the routes' ends among many.
+  const few = config.cameras.length <= DEFAULT_CAMERAS;
+  const chosen = new Set(few || !fromRoutes.length ? config.cameras.slice(0, DEFAULT_CAMERAS) : fromRoutes);
   const list = $("od-cameras");
   list.replaceChildren(
     ...config.cameras.map((name) => {
