@@ -140,6 +140,7 @@ cat <<EOF
   The server is up. Log in once as admin / admin, then everything below opens in the browser:
     dashboard   $BASE/
     sites       $BASE/sites/   (the car park filling and emptying)
+    routes      $BASE/routes/  (the road's travel times and journeys, and where vehicles go)
     admin       $BASE/admin/
     counts      $BASE/api/stats
     detections  $BASE/api/detections/

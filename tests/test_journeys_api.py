@@ -162,12 +162,116 @@ def test_journeys_travel_times_and_the_matrix_need_view_journey(credentials):
     for path in (
         f"/api/routes/{route.pk}/journeys/",
         f"/api/routes/{route.pk}/travel-times/",
+        f"/api/routes/{route.pk}/travel-time-now/",
         "/api/od-matrix/?cameras=bridge-s",
     ):
         assert viewer.get(path).status_code == 403, path
         assert api_client().get(path).status_code == 401, path
     planner = client_with("planner", "manage_routes")
     assert planner.get(f"/api/routes/{route.pk}/journeys/").status_code == 200
+
+
+def journeys_ending(route, *ends: tuple[datetime, float]) -> None:
+    """Journeys stored as the engine stores them: (end time, seconds) each."""
+    from detections.models import Journey
+
+    Journey.objects.bulk_create(
+        Journey(
+            route=route,
+            plate="x",
+            vehicle="x",
+            from_detection=n,
+            to_detection=10**6 + n,
+            started_at=ended - timedelta(seconds=seconds),
+            ended_at=ended,
+            seconds=seconds,
+            speed_kmh=1.0,
+        )
+        for n, (ended, seconds) in enumerate(ends)
+    )
+
+
+def test_travel_time_now_against_the_same_hour_of_the_same_weekday_in_the_weeks_before(analyst):
+    route = bridge()
+    now = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)  # a Tuesday
+
+    def weeks_before(k: int, minutes: int) -> datetime:
+        return now - timedelta(weeks=k, minutes=minutes)
+
+    journeys_ending(
+        route,
+        (now - timedelta(minutes=50), 100),  # the last hour: 100, 200, 300
+        (now - timedelta(minutes=20), 300),
+        (now - timedelta(seconds=1), 200),
+        (now, 999),  # at `at`: not before it
+        (now - timedelta(minutes=61), 999),  # before the hour
+        (weeks_before(1, 10), 70),  # the same hour a week before: 70 and 60
+        (weeks_before(1, 59), 60),
+        (weeks_before(1, -30), 999),  # an hour later that day
+        (weeks_before(2, 30), 80),
+        (weeks_before(3, 5), 90),
+        (weeks_before(5, 5), 600),  # five weeks before
+        (now - timedelta(days=1, minutes=30), 999),  # yesterday, same hour
+    )
+    url = f"/api/routes/{route.pk}/travel-time-now/"
+    body = analyst.get(url, {"at": "2026-11-24T09:00:00Z"}).json()
+    assert body["route"] == route.pk and body["at"] == "2026-11-24T09:00:00.000000Z"
+    assert body["now"] == {
+        "since": "2026-11-24T08:00:00.000000Z",
+        "until": "2026-11-24T09:00:00.000000Z",
+        "count": 3,
+        "median_seconds": 200,
+    }
+    usual = body["usual"]
+    # 60, 70, 80, 90: the nearest-rank median is the second.
+    assert (usual["weeks"], usual["count"], usual["median_seconds"]) == (4, 4, 70)
+    assert usual["windows"][0] == {"since": "2026-11-17T08:00:00.000000Z", "until": "2026-11-17T09:00:00.000000Z"}
+    assert len(usual["windows"]) == 4
+    five = analyst.get(url, {"at": "2026-11-24T09:00:00Z", "weeks": 5}).json()["usual"]
+    assert (five["count"], five["median_seconds"]) == (5, 80)
+    # No journey at all: counts of 0, no median.
+    empty = analyst.get(url, {"at": "2026-06-01T12:00:00Z"}).json()
+    assert empty["now"]["count"] == 0 and empty["now"]["median_seconds"] is None
+    assert empty["usual"]["count"] == 0 and empty["usual"]["median_seconds"] is None
+    # The default `at` is now.
+    assert analyst.get(url).json()["now"]["count"] == 0
+
+
+def test_the_usual_keeps_the_wall_clock_hour_across_a_clock_change(analyst):
+    route = bridge()
+    # Berlin put its clocks back on 25 October 2026: 8:30 on 3 November is 07:30 UTC,
+    # 8:30 two weeks before (summer time) 06:30 UTC.
+    journeys_ending(route, (datetime(2026, 10, 20, 6, 0, tzinfo=UTC), 120))
+    url = f"/api/routes/{route.pk}/travel-time-now/"
+    params = {"at": "2026-11-03T07:30:00Z", "weeks": 2}
+    berlin = analyst.get(url, {**params, "tz": "Europe/Berlin"}).json()["usual"]
+    assert berlin["windows"][1] == {"since": "2026-10-20T05:30:00.000000Z", "until": "2026-10-20T06:30:00.000000Z"}
+    assert (berlin["count"], berlin["median_seconds"]) == (1, 120)
+    assert analyst.get(url, params).json()["usual"]["count"] == 0  # in UTC, 06:30 to 07:30 that day
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"weeks": 0}, "weeks"),
+        ({"weeks": 53}, "weeks"),
+        ({"weeks": "many"}, "weeks"),
+        ({"weeks": ""}, "weeks"),
+        ({"tz": "Mars/Olympus"}, "tz"),
+        ({"at": "soon"}, "at"),
+    ],
+)
+def test_bad_travel_time_now_parameters_are_400s_naming_the_field(analyst, params, field):
+    route = bridge()
+    response = analyst.get(f"/api/routes/{route.pk}/travel-time-now/", params)
+    assert response.status_code == 400 and response.json()["field"] == field
+    assert analyst.get("/api/routes/999999/travel-time-now/").status_code == 404
+
+
+def test_travel_time_now_near_the_earliest_time_stored_answers(analyst):
+    route = bridge()
+    body = analyst.get(f"/api/routes/{route.pk}/travel-time-now/", {"at": "1001-01-02T00:00:00Z", "weeks": 52}).json()
+    assert body["usual"]["count"] == 0
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from detections.operations import health
 urlpatterns = [
     path("", dashboard_views.dashboard, name="dashboard"),
     path("sites/", dashboard_views.sites_page, name="dashboard-sites"),
+    path("routes/", dashboard_views.routes_page, name="dashboard-routes"),
     # Any active user may watch the dashboard; the admin's login admits staff only.
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

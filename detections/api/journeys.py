@@ -34,6 +34,8 @@ ERRORS = {code: ERROR_BODY for code in (400, 401, 403, 404)}
 METHODS = ["get", "post", "patch", "delete", "head", "options"]
 # The longest range one travel-times or matrix request may span.
 MAX_RANGE = timedelta(days=366)
+# The most weeks a route's usual travel time is taken from.
+MAX_USUAL_WEEKS = 52
 
 
 class CameraNameField(serializers.SlugRelatedField):
@@ -135,15 +137,30 @@ class RangeQuery(QuerySerializer):
         return {**attrs, "since": since, "until": until}
 
 
+def zone(value: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise serializers.ValidationError(f"unknown time zone {value!r}.", code="invalid") from None
+
+
 class TravelTimesQuery(RangeQuery):
     bucket = serializers.ChoiceField(choices=list(queries.BUCKETS), default="hour")
     tz = serializers.CharField(default="UTC", help_text="the zone buckets are aligned in, e.g. Europe/Istanbul")
 
     def validate_tz(self, value):
-        try:
-            return ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise serializers.ValidationError(f"unknown time zone {value!r}.", code="invalid") from None
+        return zone(value)
+
+
+class TravelTimeNowQuery(QuerySerializer):
+    at = QueryTimeField(required=False, help_text="the end of the hour looked at; default: now")
+    weeks = serializers.IntegerField(
+        default=4, min_value=1, max_value=MAX_USUAL_WEEKS, help_text="how many weeks before make the usual"
+    )
+    tz = serializers.CharField(default="UTC", help_text="the zone whose weekday and wall-clock hour are compared")
+
+    def validate_tz(self, value):
+        return zone(value)
 
 
 class MatrixQuery(RangeQuery):
@@ -180,6 +197,31 @@ TRAVEL_TIMES = inline_serializer(
                 "mean_speed_kmh": serializers.FloatField(allow_null=True),
             },
             many=True,
+        ),
+    },
+)
+TRAVEL_TIME_WINDOW = {"since": serializers.CharField(), "until": serializers.CharField()}
+TRAVEL_TIME_NOW = inline_serializer(
+    "TravelTimeNow",
+    {
+        "route": serializers.IntegerField(),
+        "at": serializers.CharField(),
+        "now": inline_serializer(
+            "TravelTimeLastHour",
+            {
+                **TRAVEL_TIME_WINDOW,
+                "count": serializers.IntegerField(),
+                "median_seconds": serializers.FloatField(allow_null=True),
+            },
+        ),
+        "usual": inline_serializer(
+            "TravelTimeUsual",
+            {
+                "weeks": serializers.IntegerField(),
+                "windows": inline_serializer("TravelTimeUsualWindow", TRAVEL_TIME_WINDOW, many=True),
+                "count": serializers.IntegerField(),
+                "median_seconds": serializers.FloatField(allow_null=True),
+            },
         ),
     },
 )
@@ -239,6 +281,17 @@ class RouteViewSet(viewsets.ModelViewSet):
         query = checked(TravelTimesQuery, request)
         series = queries.travel_times(route, query["since"], query["until"], query["bucket"], query["tz"])
         return Response({"route": route.pk, "bucket": query["bucket"], "series": series})
+
+    @extend_schema(parameters=[TravelTimeNowQuery], responses={200: TRAVEL_TIME_NOW, **ERRORS})
+    @action(detail=True, methods=["get"], url_path="travel-time-now", permission_classes=[CanViewJourneys])
+    def travel_time_now(self, request, pk):
+        """The median travel time of the journeys that ended in the hour before
+        `at` against the usual: the median of those that ended in the same hour
+        of the same weekday (wall clock in tz) in each of the `weeks` weeks
+        before, taken together (nearest rank; null without a journey)."""
+        route = self.get_object()
+        query = checked(TravelTimeNowQuery, request)
+        return Response(queries.travel_time_now(route, query.get("at") or timezone.now(), query["weeks"], query["tz"]))
 
 
 def journeys_of(route: Route, query: dict):

@@ -25,7 +25,7 @@ from django.views.decorators.cache import never_cache
 
 from detections.api.serializers import DetectionSerializer
 from detections.core import counters, stats
-from detections.core.access import may_view_visits
+from detections.core.access import may_view_journeys, may_view_visits
 from detections.core.formats import format_time
 from detections.models import Camera, VehicleType
 
@@ -126,9 +126,15 @@ def page(request):
             "chosen": chosen,
             "can_view_alerts": can_view_alerts,
             "can_correct": can_correct,
-            "can_view_visits": may_view_visits(request.user),
+            **views_offered(request.user),
         },
     )
+
+
+def views_offered(user) -> dict:
+    """Which of the views the top bar offers (templates/detections/topbar.html):
+    a view the user may not open is not shown."""
+    return {"can_view_visits": may_view_visits(user), "can_view_journeys": may_view_journeys(user)}
 
 
 def page_config(request, here: str) -> dict:
@@ -163,4 +169,29 @@ def sites_page(request):
         "sitesUrl": reverse("site-list").rstrip("/") + "/",
         "detectionsUrl": reverse("detection-list"),
     }
-    return render(request, "detections/sites.html", {"config": config, "can_view_visits": True})
+    return render(request, "detections/sites.html", {"config": config, **views_offered(request.user)})
+
+
+@never_cache
+@login_required
+def routes_page(request):
+    """The routes view: per route, the travel time now against the usual, the
+    day's travel times and the latest journeys, live; and the
+    origin-destination matrix of the cameras and range chosen.
+
+    Like the sites view, the page carries the log's seq read before anything
+    else, the browser loads the routes' state from the API after it and opens
+    the socket from that seq: a journey event both in that state and replayed
+    is known by its id, and applied once.
+    """
+    if not may_view_journeys(request.user):
+        raise PermissionDenied("Routes need the 'view journey' permission.")
+    config = {
+        **page_config(request, reverse("dashboard-routes")),
+        "seq": counters.current_position().seq,
+        # The routes' paths take an optional slash, which reverse() leaves out; the script appends ids.
+        "routesUrl": reverse("route-list").rstrip("/") + "/",
+        "odMatrixUrl": reverse("od-matrix").rstrip("/") + "/",
+        "cameras": list(Camera.objects.order_by("name").values_list("name", flat=True)),
+    }
+    return render(request, "detections/routes.html", {"config": config, **views_offered(request.user)})

@@ -7,10 +7,10 @@ from statistics import fmean
 from zoneinfo import ZoneInfo
 
 from django.db import connection
-from django.db.models import Count, Max, Min
+from django.db.models import Count, Max, Min, Q
 from django.db.models.expressions import RawSQL
 
-from detections.core.formats import format_time
+from detections.core.formats import EARLIEST, format_time
 from detections.journeys.models import Journey, PlateRead, Route
 
 BUCKETS = {"15m": timedelta(minutes=15), "hour": timedelta(hours=1), "day": timedelta(days=1)}
@@ -190,3 +190,47 @@ def od_matrix(camera_ids: list[int], since: datetime, until: datetime, max_secon
     for from_camera, to_camera, n in rows:
         counts[index[from_camera]][index[to_camera]] = n
     return counts
+
+
+def usual_windows(at: datetime, weeks: int, tz: ZoneInfo) -> list[tuple[datetime, datetime]]:
+    """The hour before `at` on the same weekday at the same wall-clock time in
+    `tz`, in each of the `weeks` weeks before: [end - 1 hour, end) per week,
+    most recent first. Wall-clock, so a clock change between then and now
+    keeps "8 in the morning" at 8 in the morning."""
+    local = at.astimezone(tz).replace(tzinfo=None)
+    windows = []
+    for k in range(1, weeks + 1):
+        # fold=0: the first of two such times, should a clock change repeat it.
+        end = (local - timedelta(weeks=k)).replace(tzinfo=tz, fold=0).astimezone(UTC)
+        windows.append((end - timedelta(hours=1), end))
+    return windows
+
+
+def median_in(route: Route, windows: list[tuple[datetime, datetime]]) -> dict:
+    """How many of the route's journeys ended in the windows, and their median
+    seconds (nearest rank; null without a journey)."""
+    ended_in = Q(pk__in=[])
+    for since, until in windows:
+        if until > EARLIEST:  # nothing is stored before EARLIEST, nor can the database compare with it
+            ended_in |= Q(ended_at__gte=max(since, EARLIEST), ended_at__lt=until)
+    seconds = sorted(Journey.objects.filter(ended_in, route=route).values_list("seconds", flat=True))
+    return {"count": len(seconds), "median_seconds": nearest_rank(seconds, 50) if seconds else None}
+
+
+def travel_time_now(route: Route, at: datetime, weeks: int, tz: ZoneInfo) -> dict:
+    """The route's travel time now (the journeys that ended in the hour before
+    `at`) against its usual (those that ended in the same hour of the same
+    weekday in the `weeks` weeks before, taken together): a few hours of
+    journeys, read on the (route, ended_at) index."""
+    hour = (at - timedelta(hours=1), at)
+    windows = usual_windows(at, weeks, tz)
+    return {
+        "route": route.pk,
+        "at": format_time(at),
+        "now": {"since": format_time(hour[0]), "until": format_time(hour[1]), **median_in(route, [hour])},
+        "usual": {
+            "weeks": weeks,
+            "windows": [{"since": format_time(since), "until": format_time(until)} for since, until in windows],
+            **median_in(route, windows),
+        },
+    }

@@ -110,6 +110,7 @@ function onMessage(event) {
     case "alert": // only to users who may view alerts
     case "visit": // these two only to users who may view visits
     case "site":
+    case "journey": // only to users who may view journeys
       handlers.event(message);
       break;
     case "reset":

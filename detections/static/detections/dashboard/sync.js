@@ -52,8 +52,8 @@ export function applyEvent(event) {
     if (matchesFilter(alertScope(event))) alerts.add(event);
     return;
   }
-  // Visits and sites have a view of their own (sites.js); here they only move the position.
-  if (event.type === "visit" || event.type === "site") return;
+  // Visits, sites and journeys have views of their own (sites.js, routes.js); here they only move the position.
+  if (event.type === "visit" || event.type === "site" || event.type === "journey") return;
   // A correction changes no count: the plate of what the page shows, whatever the filter
   // (the event names no vehicle type; a detection the page holds matched when it came).
   if (event.type === "detection_updated") return correctDetection(event);
