@@ -1,5 +1,6 @@
 """`manage.py demo_setup`, which `make demo` runs: the admin login, a viewer
-token, and a fresh device key for the simulated camera each time."""
+token, a fresh device key for the simulated camera each time, and the demo
+road's past, whose journeys make its usual travel time."""
 
 import io
 import random
@@ -9,9 +10,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from rest_framework.test import APIClient
 
 from detections.core.device_keys import hash_key
 from detections.core.writes import detection_create
+from detections.journeys import engine as journey_engine
+from detections.journeys.models import Journey
 from detections.management.commands.demo_setup import (
     DEMO_CAPACITY,
     DEMO_ENTRY,
@@ -20,7 +24,7 @@ from detections.management.commands.demo_setup import (
     DEMO_ROUTE,
     DEMO_SITE,
 )
-from detections.models import Camera, DeviceKey, Route, Visit
+from detections.models import Camera, Detection, DeviceKey, Route, Visit
 from detections.simulation.site import SiteTraffic
 from detections.sites import edits, engine, queries
 from detections.sites.models import Site
@@ -59,6 +63,36 @@ def test_it_makes_the_demo_road_s_route_once_from_its_first_camera_to_its_last()
     assert Route.objects.count() == 1
     assert (route.from_camera.name, route.to_camera.name) == (DEMO_ROAD[0], DEMO_ROAD[-1])
     assert route.distance_m == 1000
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_demo_road_s_past_gives_its_usual_travel_time_from_the_first_minute():
+    """The reads demo_setup writes for the road, made journeys by the journey
+    engine's first start: some end in this hour of this weekday in each of the
+    4 weeks before, so travel-time-now answers a usual; none is recent, and a
+    second run writes no more."""
+    token = demo_setup()["VIEWER_TOKEN"]
+    reads = Detection.objects.count()
+    demo_setup()
+    assert Detection.objects.count() == reads and 3000 < reads < 10000
+    journey_engine.catch_up()
+    route = Route.objects.get(name=DEMO_ROUTE)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+
+    body = client.get(f"/api/routes/{route.pk}/travel-time-now/").json()
+
+    now = datetime.fromisoformat(body["at"])
+    assert body["now"]["count"] == 0
+    windows = [
+        (datetime.fromisoformat(w["since"]), datetime.fromisoformat(w["until"])) for w in body["usual"]["windows"]
+    ]
+    assert [until.weekday() for _, until in windows] == [now.weekday()] * 4
+    for since, until in windows:
+        assert Journey.objects.filter(route=route, ended_at__gte=since, ended_at__lt=until).exists(), since
+    # 1 km at about 60 km/h: a minute.
+    assert body["usual"]["count"] >= 20 and 45 < body["usual"]["median_seconds"] < 90
+    assert not Detection.objects.filter(detected_at__gt=now - timedelta(days=6)).exists()
 
 
 def test_it_makes_the_demo_car_park_once_with_its_entry_and_exit_cameras():
