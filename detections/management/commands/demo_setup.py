@@ -48,6 +48,11 @@ DEMO_HISTORY_VEHICLES_PER_SECOND = 1 / 120
 class Command(BaseCommand):
     help = "Make the demo's admin login, viewer token and device key (used by make demo)."
 
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--no-road-history", action="store_true", help="make the route without the road's past weeks"
+        )
+
     def handle(self, *args, **options):
         users = get_user_model()
         admin = users.objects.filter(username="admin").first()
@@ -73,7 +78,7 @@ class Command(BaseCommand):
             # Only before the journey engine's first start, which takes every read
             # stored by then and derives the new route from them silently; a running
             # engine would pair them too, but as news, an event for each old journey.
-            if engine.FOLLOWER.position() is None:
+            if not options["no_road_history"] and engine.FOLLOWER.position() is None:
                 since, count = write_road_history(cameras[3:], timezone.now())
                 self.stdout.write(f"==> wrote {count} reads of the road's past {DEMO_HISTORY_WEEKS} weeks")
             Route.objects.create(
