@@ -10,11 +10,13 @@ at varying speeds, and a slowdown at a chosen hour.
 - Some reads are missed (`missed_read`), so a journey may skip a camera.
 
 Pure and seeded like SiteTraffic: `reads_until(t)` answers the reads due by t
-seconds after `start`, in time order.
+seconds after `start`, in time order. `weeks_before` plays the same road in the
+weeks before a moment, as the history its usual travel time is made of.
 """
 
 import heapq
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -70,3 +72,18 @@ class CorridorTraffic:
                 at += stretch * (self.slowdown_factor if self.slowed(at) else 1.0)
             if self.rng.random() >= self.missed_read:
                 heapq.heappush(self._due, Read(at, self.cameras[index], plate, vehicle_type, plate))
+
+
+def weeks_before(
+    traffic_at: Callable[[datetime], CorridorTraffic], now: datetime, *, weeks: int = 4, hours: float = 24
+) -> list[tuple[datetime, Read]]:
+    """The road's reads, with their times, over `hours` from an hour before
+    `now` on the same weekday in each of the `weeks` weeks before: the windows
+    the usual for this hour reads, now and for the next hours. `traffic_at(t)`
+    makes the road to play from t (its cameras, speed, rate and slowdown hour)."""
+    played = []
+    for week in range(weeks, 0, -1):
+        start = now - timedelta(weeks=week, hours=1)
+        traffic = traffic_at(start)
+        played.extend((start + timedelta(seconds=read.at), read) for read in traffic.reads_until(hours * 3600))
+    return played
