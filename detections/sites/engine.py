@@ -21,7 +21,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from rapidfuzz.distance import Levenshtein
@@ -536,8 +536,13 @@ def write(site_id: int, plans: list[Plan]) -> list[Change]:
     if changed:
         # One INSERT ... ON DUPLICATE KEY UPDATE of the locked rows, by id: a
         # bulk_update's CASE per field costs far more for the few rows of a step.
+        # MySQL's upsert takes no conflict target; SQLite's (the demo's) needs one.
+        by_id = [Visit._meta.pk.name] if connection.features.supports_update_conflicts_with_target else None
         Visit.objects.bulk_create(
-            changed, update_conflicts=True, update_fields=[*DERIVED_FIELDS, "overstay_raised", "updated_at"]
+            changed,
+            update_conflicts=True,
+            unique_fields=by_id,
+            update_fields=[*DERIVED_FIELDS, "overstay_raised", "updated_at"],
         )
     if new:
         Visit.objects.bulk_create(new)
