@@ -18,6 +18,7 @@ export const detail = {
   id: null,
   bbox: null,
   shown: null, // the detection the dialog shows
+  plateFromEvents: undefined, // its plate as the last detection_updated since it opened says
   // The correction form: absent for users who may not correct.
   form: $("detail-correct"),
   plateInput: $("detail-plate"),
@@ -28,13 +29,18 @@ export const detail = {
     const detection = model.detections.get(id) || fallback;
     if (!detection) return;
     this.id = id;
+    this.plateFromEvents = undefined;
     $("detail-deleted").hidden = true;
     if (this.form) this.resetCorrection();
     this.fill(detection);
     if (!this.dialog.open) this.dialog.showModal();
     // The stored record adds when it was received, and says if it is gone.
     fetchJSON(`${config.detectionsUrl}${encodeURIComponent(id)}/`)
-      .then((stored) => this.id === id && this.fill(stored))
+      // A correction whose event came while this was on its way is newer than the answer may be.
+      .then((stored) => {
+        if (this.id !== id) return;
+        this.fill(this.plateFromEvents === undefined ? stored : { ...stored, plate: this.plateFromEvents });
+      })
       .catch((error) => {
         if (error.status === 404) this.deleted(id);
       });
@@ -112,7 +118,9 @@ export const detail = {
 
   /** A `detection_updated` event: the shown detection's plate was corrected (here or elsewhere). */
   corrected(id, plate) {
-    if (this.id === id && this.shown) this.fill({ ...this.shown, plate });
+    if (this.id !== id) return;
+    this.plateFromEvents = plate;
+    if (this.shown) this.fill({ ...this.shown, plate });
   },
 
   // --- Correcting the plate ------------------------------------------------------------------
