@@ -349,7 +349,9 @@ def run_cost(database: str, rate: float, seconds: float) -> list[tuple[str, str,
                             )
                 _wait_caught_up(lambda: not Route.objects.exclude(derived_revision=F("revision")).exists())
             before, serving = meter.snapshot(), threads.snapshot()
+            posting = time.monotonic()
             answered = asyncio.run(_post_steadily(server.urls[0], key, [c.name for c in cameras], rate, seconds, phase))
+            posting = time.monotonic() - posting
             _wait_caught_up(lambda: FollowerCursor.objects.filter(name="journeys", position__gte=feed_head()).exists())
             after = meter.snapshot()
             used = {**CpuMeter.seconds(before, after), "db (ours)": threads.seconds_since(serving)}
@@ -364,7 +366,7 @@ def run_cost(database: str, rate: float, seconds: float) -> list[tuple[str, str,
         server.stop()
         stop_process(engine)
     journeys = Journey.objects.filter(route__name__startswith="cost ").count()
-    (n0, none, busy0), (n20, routes, busy20) = per_detection["no routes"], per_detection["20 routes"]
+    (n0, none, busy0, rate0), (n20, routes, busy20, rate20) = per_detection["no routes"], per_detection["20 routes"]
 
     def ours(figures):  # server + engine + the MariaDB threads serving them
         return figures["server"] + figures["engine"] + figures["db (ours)"]
@@ -379,13 +381,13 @@ def run_cost(database: str, rate: float, seconds: float) -> list[tuple[str, str,
 
     return [
         (
-            f"cost: no route, {rate:g} det/s for {seconds:g} s (machine {busy0:.0f}% busy)",
-            f"{n0:,} reads",
+            f"cost: no route, {rate:g} det/s asked for {seconds:g} s (machine {busy0:.0f}% busy)",
+            f"{n0:,} reads ({rate0:.0f}/s answered)",
             f"{ours(none):.2f} ms CPU/det ({split(none)}; with all of MariaDB {whole(none):.2f})",
         ),
         (
             f"cost: 20 active routes (machine {busy20:.0f}% busy)",
-            f"{n20:,} reads, {journeys:,} journeys",
+            f"{n20:,} reads ({rate20:.0f}/s answered), {journeys:,} journeys",
             f"{ours(routes):.2f} ms CPU/det ({split(routes)}; with all of MariaDB {whole(routes):.2f})",
         ),
         (
