@@ -361,6 +361,7 @@ def run_cost(database: str, rate: float, seconds: float) -> list[tuple[str, str,
                 len(answered),
                 {group: used[group] * 1000 / len(answered) for group in used},
                 machine,
+                len(answered) / posting,
             )
     finally:
         server.stop()
