@@ -113,12 +113,12 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 def _ranked_in_database(route, since, until, bucket, tz) -> list[tuple[str, int, float, float, float]]:
     """MariaDB counts and ranks, and returns two rows a bucket (fetching every
     journey of a week into Python was the read's whole cost). The spans where
-    a bucket's "t" stays the same are found in Python, which is what makes
-    any time zone exact. When every span
-    starts on a UTC quarter hour (15 minutes, hours and days in zones whose
-    offset is whole quarter hours), a span is a run of the journeys' stored
-    slots, read in order of seconds from the (route, slot, seconds) index;
-    otherwise a journey's span is found from its time in microseconds."""
+    a bucket's "t" stays the same are found in Python, which is what makes any
+    time zone exact. When every span starts on a UTC quarter hour (15 minutes,
+    hours and days in zones whose offset is whole quarter hours), a span is a
+    run of the journeys' stored slots, read in order of seconds from the
+    (route, slot, seconds) index; otherwise a journey's span is found from its
+    time in microseconds (INTERVAL: a binary search over the spans' starts)."""
     journeys = Journey.objects.filter(route=route, ended_at__gte=since, ended_at__lt=until)
     first, last = journeys.aggregate(first=Min("ended_at"), last=Max("ended_at")).values()
     if first is None:
