@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/journeys.py                       # the defaults below (~5 min)
     .venv/bin/python benchmarks/journeys.py --trips 200000        # the issue's week
-    .venv/bin/python benchmarks/journeys.py --day-reads 1000000 --stored-reads 10000000
+    .venv/bin/python benchmarks/journeys.py --skip-exact --stored-reads 10000000
+    .venv/bin/python benchmarks/journeys.py --parts cost --rate 150   # 20 routes' CPU per detection
 
 - **Exact**: a generated week (20 cameras on a 4 x 5 grid of roads, `--trips` trips of 2-5
   cameras each, 5% of the reads arriving late, 1% misread by one character, 2% read twice, 0.5%
@@ -12,9 +13,13 @@
 - **Reads**: the matrix for 20 cameras over a day of `--day-reads` reads, and a route's travel
   times for a week by 15 minutes (`--journeys` journeys), timed with `--stored-reads` reads
   stored in all (the day's plus older ones).
+- **Cost** (`--parts cost`): the production server and `manage.py follow_journeys` as processes,
+  reads posted at `--rate` a second (half of `s0-max`), with no route and then with 20 active
+  routes; the server's, the engine's and MariaDB's CPU per detection, and their ratio.
 
 It needs MariaDB on 127.0.0.1:3306 (root, empty password): it drops and creates the database
-`vm_bench_journeys`, and touches no other.
+`vm_bench_journeys` (or `--database`), and touches no other; the cost part's processes use Redis
+db 9 (as benchmarks/database.py's), with a channel prefix of their own.
 """
 
 import argparse
@@ -30,23 +35,23 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE = "vm_bench_journeys"
-DB_URL = f"mysql://root:@127.0.0.1:3306/{DATABASE}"
 WEEK_START = datetime(2026, 11, 16, tzinfo=UTC)
 ROWS, COLUMNS = 4, 5
 LETTERS = "ACDEFGHJKLMNPRTUVWXY"  # no look-alikes: a misread stays a misread
 
 
-def setup_database():
+def setup_database(database: str):
     import MySQLdb
 
     connection = MySQLdb.connect(host="127.0.0.1", port=3306, user="root", passwd="")
     cursor = connection.cursor()
-    cursor.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
-    cursor.execute(f"CREATE DATABASE {DATABASE} CHARACTER SET utf8mb4")
+    cursor.execute(f"DROP DATABASE IF EXISTS {database}")
+    cursor.execute(f"CREATE DATABASE {database} CHARACTER SET utf8mb4")
     connection.close()
-    env = {**os.environ, "DATABASE_URL": DB_URL, "DJANGO_SETTINGS_MODULE": "vehicle_monitor.settings"}
+    db_url = f"mysql://root:@127.0.0.1:3306/{database}"
+    env = {**os.environ, "DATABASE_URL": db_url, "DJANGO_SETTINGS_MODULE": "vehicle_monitor.settings"}
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
-    os.environ.update({"DATABASE_URL": DB_URL, "DJANGO_SETTINGS_MODULE": "vehicle_monitor.settings"})
+    os.environ.update({"DATABASE_URL": db_url, "DJANGO_SETTINGS_MODULE": "vehicle_monitor.settings"})
     sys.path.insert(0, str(ROOT))
     import django
 
@@ -290,6 +295,156 @@ def exactness(args) -> list[tuple[str, str, str]]:
     ]
 
 
+# --- Cost ---------------------------------------------------------------------------------
+
+
+def run_cost(database: str, rate: float, seconds: float) -> list[tuple[str, str, str]]:
+    """The production server and `manage.py follow_journeys` as processes, reads
+    posted at a steady `rate` (visits.py's open loop: half a new vehicle at a
+    random camera, half one seen before at another) with no route, then with
+    20 active routes: every ordered pair of five cameras, so that every read
+    after another camera's is a journey's end. Server + engine + MariaDB CPU
+    per detection over the posting and until the engine has caught up."""
+    import asyncio
+    import logging
+    import tempfile
+
+    from bench_processes import PYTHON, CpuMeter, Server, service_processes, start_process, stop_process
+    from database import bench_env
+    from django.db.models import F
+    from visits import _post_steadily, _tree
+
+    from detections.core.device_keys import issue_device_key
+    from detections.models import Camera, FollowerCursor, Journey, Route, feed_head
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line a POST otherwise
+    workdir = Path(tempfile.mkdtemp(prefix="vm_bench_journeys_"))
+    (workdir / "media").mkdir()
+    env = {
+        **bench_env(workdir / "media"),
+        "DATABASE_URL": f"mysql://root:@127.0.0.1:3306/{database}",
+        "CHANNEL_LAYER_PREFIX": f"{database}_",
+    }
+    cameras = [Camera.objects.get_or_create(name=f"cost-{n}")[0] for n in range(5)]
+    _, key = issue_device_key(cameras=cameras, label="journey bench")
+    server = Server("uvicorn", 1, env, workdir / "server.log", [])
+    engine = start_process([PYTHON, "manage.py", "follow_journeys"], env=env, log_path=workdir / "engine.log")
+    meter = CpuMeter(
+        {
+            "server": server.all_processes,
+            "engine": lambda: _tree(engine.pid),
+            "db": lambda: service_processes("mariadbd", "mysqld"),
+        }
+    )
+    threads = DatabaseThreads(database)
+    per_detection = {}
+    try:
+        for phase in ("no routes", "20 routes"):
+            if phase == "20 routes":
+                for a in cameras:
+                    for b in cameras:
+                        if a != b:
+                            Route.objects.create(
+                                name=f"cost {a.name}-{b.name}", from_camera=a, to_camera=b, distance_m=800
+                            )
+                _wait_caught_up(lambda: not Route.objects.exclude(derived_revision=F("revision")).exists())
+            before, serving = meter.snapshot(), threads.snapshot()
+            posting = time.monotonic()
+            answered = asyncio.run(_post_steadily(server.urls[0], key, [c.name for c in cameras], rate, seconds, phase))
+            posting = time.monotonic() - posting
+            _wait_caught_up(lambda: FollowerCursor.objects.filter(name="journeys", position__gte=feed_head()).exists())
+            after = meter.snapshot()
+            used = {**CpuMeter.seconds(before, after), "db (ours)": threads.seconds_since(serving)}
+            wall = after["_t"] - before["_t"]
+            machine = 100 * (after["machine"] - before["machine"]) / wall
+            per_detection[phase] = (
+                len(answered),
+                {group: used[group] * 1000 / len(answered) for group in used},
+                machine,
+                len(answered) / posting,
+            )
+    finally:
+        server.stop()
+        stop_process(engine)
+    journeys = Journey.objects.filter(route__name__startswith="cost ").count()
+    (n0, none, busy0, rate0), (n20, routes, busy20, rate20) = per_detection["no routes"], per_detection["20 routes"]
+
+    def ours(figures):  # server + engine + the MariaDB threads serving them
+        return figures["server"] + figures["engine"] + figures["db (ours)"]
+
+    def whole(figures):  # ... + all of MariaDB, whoever else it serves meanwhile
+        return figures["server"] + figures["engine"] + figures["db"]
+
+    def split(figures):
+        return ", ".join(f"{group} {ms:.2f}" for group, ms in figures.items())
+
+    ratio = ours(routes) / ours(none)
+
+    return [
+        (
+            f"cost: no route, {rate:g} det/s asked for {seconds:g} s (machine {busy0:.0f}% busy)",
+            f"{n0:,} reads ({rate0:.0f}/s answered)",
+            f"{ours(none):.2f} ms CPU/det ({split(none)}; with all of MariaDB {whole(none):.2f})",
+        ),
+        (
+            f"cost: 20 active routes (machine {busy20:.0f}% busy)",
+            f"{n20:,} reads ({rate20:.0f}/s answered), {journeys:,} journeys",
+            f"{ours(routes):.2f} ms CPU/det ({split(routes)}; with all of MariaDB {whole(routes):.2f})",
+        ),
+        (
+            "cost: 20 routes / none, server + engine + their MariaDB threads (target <= 1.15x)",
+            "",
+            f"{ratio:.2f}x"
+            + ("" if ratio <= 1.15 else " (a miss)")
+            + f"; with all of MariaDB {whole(routes) / whole(none):.2f}x",
+        ),
+    ]
+
+
+class DatabaseThreads:
+    """MariaDB's CPU on behalf of one database: the OS threads serving its
+    connections (information_schema.PROCESSLIST's TID, one thread a connection),
+    except this process's own. MariaDB's whole process also counts every other
+    client's work, and other sessions' tests share it on this machine."""
+
+    def __init__(self, database: str):
+        from bench_processes import service_processes
+
+        self.database = database
+        self.mariadb = service_processes("mariadbd", "mysqld")[0]
+
+    def _times(self) -> dict[int, float]:
+        return {thread.id: thread.user_time + thread.system_time for thread in self.mariadb.threads()}
+
+    def _serving(self) -> set[int]:
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT TID FROM information_schema.PROCESSLIST WHERE DB = %s AND ID <> CONNECTION_ID()",
+                [self.database],
+            )
+            return {tid for (tid,) in cursor.fetchall()}
+
+    def snapshot(self):
+        return self._times(), self._serving()
+
+    def seconds_since(self, snapshot) -> float:
+        """CPU seconds since `snapshot` of the threads serving the database then
+        or now (a thread new since then counts from zero)."""
+        before, serving = snapshot
+        after = self._times()
+        return sum(after.get(tid, 0.0) - before.get(tid, 0.0) for tid in serving | self._serving())
+
+
+def _wait_caught_up(done, timeout: float = 600):
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the engine did not catch up within {timeout:.0f} s")
+        time.sleep(0.2)
+
+
 # --- Read timings --------------------------------------------------------------------------
 
 
@@ -395,7 +550,7 @@ def read_timings(args) -> list[tuple[str, str, str]]:
     started = time.perf_counter()
     load_reads(args.stored_reads, args.day_reads, cameras, rng)
     loaded = time.perf_counter() - started
-    route = Route.objects.first()
+    route = Route.objects.exclude(name__startswith="cost ").first()
     load_journeys(route, args.journeys, rng)
     day = WEEK_START + timedelta(days=6)
     matrix = timed(lambda: queries.od_matrix(cameras, day, day + timedelta(days=1), 1800))
@@ -418,20 +573,28 @@ def main():
     parser.add_argument("--stored-reads", type=int, default=1_000_000, help="reads stored in all (>= --day-reads)")
     parser.add_argument("--journeys", type=int, default=100_000, help="journeys in the week of travel times")
     parser.add_argument("--seed", type=int, default=22)
-    parser.add_argument("--skip-exact", action="store_true")
+    parser.add_argument("--parts", default="exact,reads", help="any of exact,reads,cost")
+    parser.add_argument("--skip-exact", action="store_true", help="the same as --parts reads")
+    parser.add_argument("--rate", type=float, default=150.0, help="cost: reads a second (half of s0-max)")
+    parser.add_argument("--seconds", type=float, default=60.0, help="cost: seconds per phase")
+    parser.add_argument("--database", default=DATABASE, help="the database dropped and made again")
     args = parser.parse_args()
     if args.stored_reads < args.day_reads:
         parser.error("--stored-reads must be at least --day-reads")
-    setup_database()
+    parts = ["reads"] if args.skip_exact else args.parts.split(",")
+    setup_database(args.database)
     rows = []
-    if not args.skip_exact:
+    if "exact" in parts:
         rows += exactness(args)
     else:
         from detections.models import Camera, Route
 
         cameras = [Camera.objects.create(name=f"cam-{i:02}") for i in range(ROWS * COLUMNS)]
         Route.objects.create(name="r", from_camera=cameras[0], to_camera=cameras[1], distance_m=2400)
-    rows += read_timings(args)
+    if "cost" in parts:
+        rows += run_cost(args.database, args.rate, args.seconds)
+    if "reads" in parts:
+        rows += read_timings(args)
     width = max(len(row[0]) for row in rows)
     print(f"\n| {'what'.ljust(width)} | size | result |\n|{'-' * (width + 2)}|---|---|")
     for what, size, result in rows:

@@ -328,3 +328,42 @@ def test_travel_times_equal_a_brute_force_in_any_time_zone(bucket, tz, since):
     assert [(b["t"], b["count"], b["median_seconds"], b["p85_seconds"]) for b in series] == expected
     means = [2400 * 3.6 * len(v) / sum(v) for v in grouped.values()]
     assert [b["mean_speed_kmh"] for b in series] == pytest.approx(means, rel=1e-12)
+
+
+def test_travel_times_over_a_range_cut_inside_quarter_hours():
+    """Buckets are read from each journey's stored UTC quarter hour (`slot`,
+    computed by the database); a range that starts or ends inside a quarter
+    hour still counts only the journeys inside it, to the microsecond."""
+    from detections.models import Journey
+
+    route = bridge()
+    hour = datetime(2026, 11, 24, 10, tzinfo=UTC)
+    offsets = [timedelta(0), timedelta(minutes=5), timedelta(minutes=14, seconds=59, microseconds=999999)]
+    offsets += [timedelta(minutes=15), timedelta(minutes=20), timedelta(minutes=29, seconds=59)]
+    Journey.objects.bulk_create(
+        Journey(
+            route=route,
+            plate="x",
+            vehicle="x",
+            from_detection=n,
+            to_detection=100 + n,
+            started_at=hour + offset - timedelta(seconds=60),
+            ended_at=hour + offset,
+            seconds=float(10 * (n + 1)),
+        )
+        for n, offset in enumerate(offsets)
+    )
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    assert [
+        slot - (hour - epoch) // timedelta(minutes=15)
+        for slot in Journey.objects.order_by("ended_at").values_list("slot", flat=True)
+    ] == [0, 0, 0, 1, 1, 1]
+    series = queries.travel_times(route, hour + timedelta(minutes=5), hour + timedelta(minutes=20), "15m", UTC)
+    assert [(b["t"], b["count"], b["median_seconds"], b["p85_seconds"]) for b in series] == [
+        ("2026-11-24T10:00:00+00:00", 2, 20.0, 30.0),
+        ("2026-11-24T10:15:00+00:00", 1, 40.0, 40.0),
+    ]
+    series = queries.travel_times(route, hour, hour + timedelta(minutes=20, microseconds=1), "hour", UTC)
+    assert [(b["t"], b["count"], b["median_seconds"], b["p85_seconds"]) for b in series] == [
+        ("2026-11-24T10:00:00+00:00", 5, 30.0, 50.0)
+    ]

@@ -297,16 +297,18 @@ def rule_of(route: Route) -> pairing.Rule:
     return pairing.Rule(max_seconds=route.max_seconds, repeat_seconds=route.repeat_seconds)
 
 
-def derive_route(route: Route, since: datetime | None, output: Output | None):
+def derive_route(route: Route, since: datetime | None, output: Output | None, reads: "CameraReads | None" = None):
     """The route's journeys ending at or after `since` (None: all of them),
-    paired again; `output` collects their events (None: derived silently)."""
+    paired again; `output` collects their events (None: derived silently).
+    `reads`: the step's reads by camera, when several routes share cameras."""
     start_from = route.covers_from if since is None else max(since, route.covers_from)
     window = timedelta(seconds=route.max_seconds)
     repeat = timedelta(seconds=route.repeat_seconds)
-    starts = _reads_at(route.from_camera_id, max(start_from - window, route.covers_from))
+    reads_at = reads.at if reads is not None else _reads_at
+    starts = reads_at(route.from_camera_id, max(start_from - window, route.covers_from))
     state = pairing.State()
     replayed = []
-    for read in _reads_at(route.to_camera_id, max(start_from - repeat, route.covers_from)):
+    for read in reads_at(route.to_camera_id, max(start_from - repeat, route.covers_from)):
         if read.at < start_from:
             last = state.last_end.get(read.vehicle)
             state.last_end[read.vehicle] = read.at if last is None else max(last, read.at)
@@ -329,6 +331,35 @@ def _reads_at(camera_id: int, since: datetime) -> list[pairing.Read]:
     fields = ("detection_id", "vehicle", "detected_at", "tracking_id", "camera_id", "plate", "vehicle_type")
     rows = PlateRead.objects.filter(camera_id=camera_id, detected_at__gte=since).values_list(*fields)
     return [pairing.Read(*values) for values in rows]
+
+
+class CameraReads:
+    """The reads a step's routes replay, read once a camera: routes share
+    cameras (every ordered pair of five cameras is 20 routes on 5), and each
+    route read its two cameras' reads over its window again. A camera's reads
+    are read from the earliest time any of the step's routes needs there."""
+
+    def __init__(self, wanted: list[tuple[Route, datetime]]):
+        self.bounds: dict[int, datetime] = {}
+        for route, since in wanted:
+            start_from = max(since, route.covers_from)
+            needs = (
+                (route.from_camera_id, start_from - timedelta(seconds=route.max_seconds)),
+                (route.to_camera_id, start_from - timedelta(seconds=route.repeat_seconds)),
+            )
+            for camera_id, at in needs:
+                at = max(at, route.covers_from)
+                self.bounds[camera_id] = min(at, self.bounds.get(camera_id, at))
+        self.loaded: dict[int, list[pairing.Read]] = {}
+
+    def at(self, camera_id: int, since: datetime) -> list[pairing.Read]:
+        """The camera's reads at or after `since` (in no particular order)."""
+        bound = self.bounds.get(camera_id)
+        if bound is None or since < bound:
+            return _reads_at(camera_id, since)
+        if camera_id not in self.loaded:
+            self.loaded[camera_id] = _reads_at(camera_id, bound)
+        return [read for read in self.loaded[camera_id] if read.at >= since]
 
 
 def _store(route: Route, old: list[Journey], pairs: list[pairing.Pair], output: Output | None):
@@ -404,6 +435,7 @@ def derive_routes(changes: list[Change], output: Output):
     """Each active, derived route's journeys from its earliest changed read on."""
     if not changes:
         return
+    wanted = []
     for route in Route.objects.filter(active=True).select_related("to_camera"):
         if route.derived_revision != route.revision:
             continue  # derived whole soon, by derive_pending_routes
@@ -412,17 +444,18 @@ def derive_routes(changes: list[Change], output: Output):
             for change in changes
             if change.camera_id in (route.from_camera_id, route.to_camera_id) and change.at >= route.covers_from
         ]
-        if not touched:
-            continue
-        since = min(touched)
+        if touched:
+            wanted.append((route, min(touched)))
+    reads = CameraReads(wanted)
+    for route, since in wanted:
         # A start read after every end read (the usual case: reads in order)
         # changes no journey yet.
         if (
-            not PlateRead.objects.filter(camera_id=route.to_camera_id, detected_at__gte=since).exists()
+            not reads.at(route.to_camera_id, since)
             and not Journey.objects.filter(route=route, ended_at__gte=since).exists()
         ):
             continue
-        derive_route(route, since, output)
+        derive_route(route, since, output, reads)
 
 
 def derive_pending_routes() -> int:
