@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("detections", "0013_routes_and_journeys"),
+        ("detections", "0014_journey_slot"),
     ]
 
     operations = [
