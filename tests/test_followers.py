@@ -4,6 +4,7 @@ process at a time; retention keeps what any follower has not reached, and
 /metrics shows each one's lag."""
 
 import threading
+import time
 
 import pytest
 from conftest import store_detection
@@ -164,3 +165,53 @@ def test_a_follower_that_needs_nothing_of_the_events_holds_nothing_back_and_lags
     busy = make_follower("test-busy")
     lag = followers.lag(busy)
     assert lag.events == 4 and lag.seconds >= 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_engine_step_that_outlasts_its_transaction_is_taken_again_with_fewer_events(make_follower, monkeypatch):
+    """A step's work runs between statements of one transaction, which MariaDB
+    closes when idle too long (DATABASE_IDLE_TRANSACTION_SECONDS): the journey
+    engine's process takes the same events again, fewer at a time, until they
+    fit, and none is lost or taken twice."""
+    if connection.vendor != "mysql":
+        pytest.fail("needs MariaDB's idle_transaction_timeout: run on MariaDB")
+    from django.db.backends.signals import connection_created
+
+    from detections.journeys import worker
+
+    def one_second_idle_limit(sender, connection, **kwargs):
+        with connection.cursor() as cursor:
+            cursor.execute("SET SESSION idle_transaction_timeout = 1")
+
+    connection_created.connect(one_second_idle_limit)
+    try:
+        connection.close()  # the next statement connects, with the short limit
+        follower = make_follower("test-slow-steps")
+        expected = [feed_head() + i for i in range(1, 7)]
+        stored(6)
+        handled = []
+
+        def slow_step(page, *, wait=False):
+            def work(span):
+                upper = min(span.head, span.after + page)
+                seqs = list(span.events(upper).values_list("seq", flat=True))
+                time.sleep(0.3 * len(seqs))  # the transaction idle meanwhile: 1 s at most
+                handled.append(seqs)
+                return upper
+
+            return follower.step(work, wait=wait).more
+
+        monkeypatch.setattr(worker.engine, "step", slow_step)
+        runner = worker.Runner(poll_seconds=1, page=4)
+        for _ in range(10):
+            if follower.position() == expected[-1]:
+                break
+            runner._round(wait=True)
+        # The step of 4 (1.2 s idle) failed, and its events came again two at a time.
+        assert runner.page.now == 2
+        assert follower.position() == expected[-1]
+        committed = [seqs for seqs in handled if len(seqs) <= 2]
+        assert [seq for seqs in committed for seq in seqs] == expected
+    finally:
+        connection_created.disconnect(one_second_idle_limit)
+        connection.close()

@@ -180,6 +180,38 @@ class Follower:
         return self._really_at(position, head)
 
 
+class StepSize:
+    """How many events a follower's next step takes.
+
+    A step runs its work between statements of one transaction, and MariaDB
+    closes a transaction left idle longer than DATABASE_IDLE_TRANSACTION_SECONDS
+    (settings.py): a step whose work takes longer (a unit flushing days of
+    stored reads into an engine that must derive them again) fails, and the
+    same step again would fail forever. So a failed step is taken again with
+    half the events, down to one; after `GROW_AFTER` steps in a row commit,
+    the size doubles back towards `most` (so a size too large again wastes at
+    most one step in that many). A database that was away (a restart) costs a
+    few smaller steps, no more.
+    """
+
+    GROW_AFTER = 10
+
+    def __init__(self, most: int):
+        self.most = most
+        self.now = most
+        self.committed = 0  # steps in a row since the last failure or growth
+
+    def failed(self):
+        self.now = max(1, self.now // 2)
+        self.committed = 0
+
+    def succeeded(self):
+        self.committed += 1
+        if self.committed >= self.GROW_AFTER and self.now < self.most:
+            self.now = min(self.most, self.now * 2)
+            self.committed = 0
+
+
 def lowest_reached() -> int:
     """The seq up to which every follower is done: events past it are kept."""
     head = feed_head()

@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 class Runner:
     def __init__(self, *, poll_seconds: float, page: int = engine.PAGE):
         self.poll_seconds = poll_seconds
-        self.page = page
+        self.page = followers.StepSize(page)
         self.stopping = asyncio.Event()
 
     def stop(self):
@@ -42,13 +42,21 @@ class Runner:
 
     def _round(self, wait: bool) -> bool:
         try:
-            more = engine.step(self.page, wait=wait)
+            more = engine.step(self.page.now, wait=wait)
+            self.page.succeeded()
             engine.derive_pending_routes()
             return more
         except DatabaseError as problem:
-            # The database is away (a restart, a failover): nothing was half
-            # done, and the next round takes the same step again.
-            logger.warning("journey engine: %s: %s; trying again", type(problem).__name__, problem)
+            # The database is away (a restart, a failover), or the step outlasted
+            # its transaction: nothing was half done, and the next round takes
+            # the same events again, fewer at a time.
+            self.page.failed()
+            logger.warning(
+                "journey engine: %s: %s; trying again with steps of %d events",
+                type(problem).__name__,
+                problem,
+                self.page.now,
+            )
             connection.close()
             return False
 

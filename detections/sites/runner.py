@@ -34,6 +34,7 @@ class Runner:
         self.stopping = False
         self.ticked_at = float("-inf")
         self.idle = False  # no active site at the last round
+        self.page = followers.StepSize(engine.PAGE)
         # One thread, one database connection: every round runs on it.
         self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="visits")
 
@@ -50,8 +51,14 @@ class Runner:
                 try:
                     more = await loop.run_in_executor(self.thread, self.round)
                 except DatabaseError as problem:
+                    # The database is away, or the step outlasted its transaction:
+                    # the same events again, fewer at a time (followers.StepSize).
+                    self.page.failed()
                     logger.warning(
-                        "visit engine: database error (trying again in %g s): %s", DATABASE_RETRY_SECONDS, problem
+                        "visit engine: database error (trying again in %g s with steps of %d events): %s",
+                        DATABASE_RETRY_SECONDS,
+                        self.page.now,
+                        problem,
                     )
                     await asyncio.sleep(DATABASE_RETRY_SECONDS)
                     continue
@@ -84,7 +91,8 @@ class Runner:
         sites = engine.active_sites()
         self.idle = not sites
         derived = bool(sites) and engine.derive_pending(sites)
-        more = engine.step(sites=None if derived else sites)  # a derived site changed them
+        more = engine.step(page=self.page.now, sites=None if derived else sites)  # a derived site changed them
+        self.page.succeeded()
         if time.monotonic() - self.ticked_at >= self.tick_seconds:
             self.ticked_at = time.monotonic()
             timers.tick()
