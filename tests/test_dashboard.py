@@ -90,12 +90,19 @@ class Watched:
         self.page.on("websocket", self._socket_opened)
         self.page.on("console", self._console)
         self.page.on("pageerror", lambda error: self.errors.append(str(error)))
-        self.page.on("requestfailed", lambda request: self.failed.append(f"{request.url}: {request.failure}"))
+        self.page.on("requestfailed", self._request_failed)
         self.page.on("response", self._response)
 
     def _console(self, message):
         if message.type == "error":
             self.errors.append(f"{message.text} ({message.location.get('url')})")
+
+    def _request_failed(self, request):
+        # The browser fetches a page's icon on its own after the load: going to the
+        # next page cancels it (net::ERR_ABORTED), which is no failure of the server's.
+        if request.url.endswith(ICON) and request.failure == "net::ERR_ABORTED":
+            return
+        self.failed.append(f"{request.url}: {request.failure}")
 
     def _response(self, response):
         if response.status >= 400:
