@@ -209,15 +209,7 @@ class Server:
             time.sleep(2)
 
     def all_processes(self) -> list[psutil.Process]:
-        found = []
-        for process in self.processes:
-            try:
-                leader = psutil.Process(process.pid)
-                found.append(leader)
-                found.extend(leader.children(recursive=True))
-            except psutil.NoSuchProcess:
-                pass
-        return found
+        return [each for process in self.processes for each in process_tree(process.pid)]
 
     def worker_pids(self) -> list[int]:
         """The processes that run the app (a supervisor and its helpers do not)."""
@@ -251,6 +243,15 @@ class Server:
 
 
 # --- MariaDB's and Redis's processes, and CPU accounting ----------------------------------------
+
+
+def process_tree(pid: int) -> list[psutil.Process]:
+    """The process and all its descendants (none once it has exited)."""
+    try:
+        leader = psutil.Process(pid)
+        return [leader, *leader.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
 
 
 def find_service_process(name: str) -> psutil.Process | None:

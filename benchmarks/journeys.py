@@ -309,10 +309,10 @@ def run_cost(database: str, rate: float, seconds: float) -> list[tuple[str, str,
     import logging
     import tempfile
 
-    from bench_processes import PYTHON, CpuMeter, Server, service_processes, start_process, stop_process
+    from bench_processes import PYTHON, CpuMeter, Server, process_tree, service_processes, start_process, stop_process
     from database import bench_env
     from django.db.models import F
-    from visits import _post_steadily, _tree
+    from visits import post_steadily
 
     from detections.core.device_keys import issue_device_key
     from detections.models import Camera, FollowerCursor, Journey, Route, feed_head
@@ -332,7 +332,7 @@ def run_cost(database: str, rate: float, seconds: float) -> list[tuple[str, str,
     meter = CpuMeter(
         {
             "server": server.all_processes,
-            "engine": lambda: _tree(engine.pid),
+            "engine": lambda: process_tree(engine.pid),
             "db": lambda: service_processes("mariadbd", "mysqld"),
         }
     )
@@ -350,7 +350,7 @@ def run_cost(database: str, rate: float, seconds: float) -> list[tuple[str, str,
                 _wait_caught_up(lambda: not Route.objects.exclude(derived_revision=F("revision")).exists())
             before, serving = meter.snapshot(), threads.snapshot()
             posting = time.monotonic()
-            answered = asyncio.run(_post_steadily(server.urls[0], key, [c.name for c in cameras], rate, seconds, phase))
+            answered = asyncio.run(post_steadily(server.urls[0], key, [c.name for c in cameras], rate, seconds, phase))
             posting = time.monotonic() - posting
             _wait_caught_up(lambda: FollowerCursor.objects.filter(name="journeys", position__gte=feed_head()).exists())
             after = meter.snapshot()

@@ -31,7 +31,17 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bench_processes import PYTHON, ROOT, CpuMeter, Server, say, service_processes, start_process, stop_all_on_exit
+from bench_processes import (
+    PYTHON,
+    ROOT,
+    CpuMeter,
+    Server,
+    process_tree,
+    say,
+    service_processes,
+    start_process,
+    stop_all_on_exit,
+)
 
 sys.path.insert(0, str(ROOT))
 
@@ -318,7 +328,7 @@ def run_lag(env: dict, workdir: Path, rate: float, seconds: float) -> dict:
     meter = CpuMeter(
         {
             "server": server.all_processes,
-            "engine": lambda: _tree(engine.pid),
+            "engine": lambda: process_tree(engine.pid),
             "db": lambda: service_processes("mariadbd", "mysqld"),
         }
     )
@@ -337,7 +347,7 @@ def run_lag(env: dict, workdir: Path, rate: float, seconds: float) -> dict:
                     )
                 _wait_derived()
             before = meter.snapshot()
-            answered = asyncio.run(_post_steadily(server.urls[0], key, [c.name for c in cameras], rate, seconds, phase))
+            answered = asyncio.run(post_steadily(server.urls[0], key, [c.name for c in cameras], rate, seconds, phase))
             _wait_engine_caught_up()  # the engine's work on the last reads counts too
             after = meter.snapshot()
             used = CpuMeter.seconds(before, after)
@@ -364,16 +374,6 @@ def run_lag(env: dict, workdir: Path, rate: float, seconds: float) -> dict:
     return results
 
 
-def _tree(pid: int):
-    import psutil
-
-    try:
-        leader = psutil.Process(pid)
-        return [leader, *leader.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
-
-
 def _wait_derived():
     from django.db.models import F
 
@@ -393,7 +393,7 @@ def _wait_engine_caught_up():
         time.sleep(0.2)
 
 
-async def _post_steadily(url: str, key: str, cameras: list[str], rate: float, seconds: float, phase: str) -> dict:
+async def post_steadily(url: str, key: str, cameras: list[str], rate: float, seconds: float, phase: str) -> dict:
     """An open loop: a POST every 1/rate s whatever the answers take; each read's
     id -> the wall-clock time its answer arrived. Vehicles come and go: every
     plate is read at an entry-side camera, then a few minutes' worth of reads
