@@ -3,6 +3,11 @@
 
 export const $ = (id) => document.getElementById(id);
 
+/** The part of a cloned template (a card, a row) marked data-field="name". */
+export function field(root, name) {
+  return root.querySelector(`[data-field="${name}"]`);
+}
+
 // Written by the view (detections/dashboard/views.py) into a json_script tag.
 export const config = JSON.parse($("dashboard-config").textContent);
 export const TYPES = config.vehicleTypes;

@@ -3,28 +3,20 @@
  * socket's `journey` events; and the origin-destination matrix of the cameras
  * and range chosen (docs/journeys.md).
  *
- * How it stays exact: the page carries the log's seq read before the state is
- * loaded from the API (detections/dashboard/views.py, routes_page), and the
- * socket resumes from that seq once the state is in. A journey both in the
- * loaded state and replayed is known by its id and listed once; the figures
- * (now, usual, today's chart) are asked of the server again after events, never
+ * How it stays exact: it starts as the sites view does (view.js), the socket
+ * resuming from the log's seq read before the state is loaded from the API
+ * (detections/dashboard/views.py, routes_page). A journey both in the loaded
+ * state and replayed is known by its id and listed once; the figures (now,
+ * usual, today's chart) are asked of the server again after events, never
  * counted up here, so a replay cannot count twice.
  *
  * Untrusted text (plates, camera and route names) only reaches the page through
  * textContent or attributes. */
 
-import { $, config, numberFormat, shortTime, hourFormat } from "./dom.js";
-import { model } from "./model.js";
+import { $, config, field, numberFormat, shortTime, hourFormat } from "./dom.js";
 import { fetchJSON } from "./api.js";
-import {
-  connectionState,
-  currentSocket,
-  holdReconnects,
-  releaseReconnects,
-  send,
-  signedOut,
-  startSocket,
-} from "./socket.js";
+import { signedOut } from "./socket.js";
+import { chartLibrary, reloadSoon, startView } from "./view.js";
 
 const RECENT_LIMIT = 10; // journeys a card lists
 const QUARTER = 15 * 60 * 1000;
@@ -34,17 +26,10 @@ const MATRIX_EVERY = 30 * 1000; // the matrix read again
 const MATRIX_MAX_SECONDS = 1800; // the caption's "within 30 minutes"
 const DEFAULT_CAMERAS = 8; // at most this many cameras ticked at first
 
-document.documentElement.classList.add("js");
-model.seq = config.seq;
-
 // The browser's zone: "this hour" and "today" are the viewer's.
 const timeZone = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
 
 const routes = new Map(); // route id -> its state and its card
-
-function field(root, name) {
-  return root.querySelector(`[data-field="${name}"]`);
-}
 
 function routePath(id, tail) {
   return `${config.routesUrl}${encodeURIComponent(id)}/${tail}`;
@@ -187,16 +172,6 @@ function journeyRow(journey) {
   return row;
 }
 
-function chartLibrary() {
-  const Chart = window.Chart;
-  if (!Chart) return null;
-  const css = getComputedStyle(document.documentElement);
-  Chart.defaults.color = css.getPropertyValue("--muted").trim();
-  Chart.defaults.borderColor = css.getPropertyValue("--line").trim();
-  Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
-  return Chart;
-}
-
 function dayChart(canvas) {
   const Chart = chartLibrary();
   if (!Chart) return null;
@@ -254,12 +229,6 @@ function renderDay(route) {
 
 // --- Events -------------------------------------------------------------------------------------
 
-function applyEvent(event) {
-  if (!Number.isInteger(event.seq) || event.seq <= model.seq) return;
-  model.seq = event.seq;
-  if (event.type === "journey") applyJourney(event);
-}
-
 function applyJourney(event) {
   const journey = event.journey || {};
   const route = routes.get(journey.route);
@@ -298,26 +267,6 @@ async function refreshFigures(route) {
   } catch (error) {
     if (error.signedOut) signedOut();
   }
-}
-
-/** A route this page has not loaded (made, or made active, since): load them all again.
- * Events that come while the state is read may be older or newer than it, so
- * the socket replays from the position before the read, onto the new state. */
-let reloading = 0;
-function reloadSoon() {
-  if (reloading) return;
-  reloading = setTimeout(async () => {
-    const from = model.seq;
-    try {
-      await load();
-      model.seq = from;
-      send({ type: "resume", after: from });
-    } catch (error) {
-      if (error.signedOut) signedOut();
-    } finally {
-      reloading = 0;
-    }
-  }, 500);
 }
 
 // --- The origin-destination matrix --------------------------------------------------------------
@@ -447,43 +396,19 @@ function scheduleMatrix() {
 
 // --- Start --------------------------------------------------------------------------------------
 
-function showProblem(text) {
-  const banner = $("banner");
-  banner.textContent = text;
-  banner.hidden = !text;
-}
-
-load()
-  .then((loaded) => {
+startView({
+  name: "routes",
+  load,
+  events: { journey: applyJourney },
+  onLoaded(loaded) {
     setUpMatrix(loaded);
     showMatrix();
-    startSocket({ onEvent: applyEvent, onReset: () => location.reload() });
     // The last hour slides, and a new quarter begins, with no event to say so.
     setInterval(() => routes.forEach(refreshFigures), FIGURES_EVERY);
     setInterval(showMatrix, MATRIX_EVERY);
-  })
-  .catch((error) => {
-    if (error.signedOut) signedOut();
-    else {
-      console.error("routes: the state did not load:", error);
-      showProblem("The routes could not be loaded; reload the page to try again.");
-    }
-  });
-
-// Handles for the browser tests (tests/test_dashboard_routes.py), only with DASHBOARD_TEST_HOOKS on.
-if (config.testHooks) {
-  window.routesView = {
-    get seq() {
-      return model.seq;
-    },
-    get connectionState() {
-      return connectionState();
-    },
-    get socket() {
-      return currentSocket();
-    },
-    holdReconnects,
-    releaseReconnects,
+  },
+  // window.routesView, for tests/test_dashboard_routes.py, beside what every view has.
+  testHooks: {
     /** The matrix drawn last: the URL it was read from, its cameras and counts. */
     get matrix() {
       return matrix.shown;
@@ -494,5 +419,5 @@ if (config.testHooks) {
         [...routes.values()].map((route) => [route.info.id, route.chart && route.chart.data.datasets[0].data.slice()]),
       );
     },
-  };
-}
+  },
+});

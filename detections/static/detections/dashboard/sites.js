@@ -3,27 +3,19 @@
  * ended lately, kept live by the socket's `visit` and `site` events
  * (docs/sites.md, "Events").
  *
- * How it stays exact: the page carries the log's seq read before the state is
- * loaded from the API (detections/dashboard/views.py, sites_page), and the
- * socket resumes from that seq once the state is in. An event the loaded state
- * already includes is applied again on top of it: each carries the site's
- * occupancy and the visit whole, so the replay ends where the log ends.
+ * How it stays exact: it starts as the routes view does (view.js), the socket
+ * resuming from the log's seq read before the state is loaded from the API
+ * (detections/dashboard/views.py, sites_page). An event the loaded state already
+ * includes is applied again on top of it: each carries the site's occupancy and
+ * the visit whole, so the replay ends where the log ends.
  *
  * Untrusted text (plates, camera and site names) only reaches the page through
  * textContent or attributes. */
 
-import { $, config, fullTime, numberFormat, shortTime, hourFormat } from "./dom.js";
-import { model } from "./model.js";
+import { $, config, field, fullTime, numberFormat, shortTime, hourFormat } from "./dom.js";
 import { fetchJSON } from "./api.js";
-import {
-  connectionState,
-  currentSocket,
-  holdReconnects,
-  releaseReconnects,
-  send,
-  signedOut,
-  startSocket,
-} from "./socket.js";
+import { signedOut } from "./socket.js";
+import { chartLibrary, reloadSoon, startView } from "./view.js";
 
 const RECENT_LIMIT = 8; // ended visits a card lists
 const OPEN_LIMIT = 500; // open visits loaded per site (the API's largest page)
@@ -32,14 +24,7 @@ const TICK = 15 * 1000; // how often durations and overstays are brought up to d
 const SERIES_RELOAD = 5 * 60 * 1000; // how often the hourly series is read again (a new hour begins)
 const DWELL_LABELS = ["≤15m", "≤30m", "≤1h", "≤2h", "≤4h", "≤8h", "≤24h", ">24h"]; // the API's histogram bounds
 
-document.documentElement.classList.add("js");
-model.seq = config.seq;
-
 const sites = new Map(); // site id -> its state and its card
-
-function field(root, name) {
-  return root.querySelector(`[data-field="${name}"]`);
-}
 
 function sitePath(id, tail) {
   return `${config.sitesUrl}${encodeURIComponent(id)}/${tail}`;
@@ -178,16 +163,6 @@ function visitRow(site, visit, moment) {
   return row;
 }
 
-function chartLibrary() {
-  const Chart = window.Chart;
-  if (!Chart) return null;
-  const css = getComputedStyle(document.documentElement);
-  Chart.defaults.color = css.getPropertyValue("--muted").trim();
-  Chart.defaults.borderColor = css.getPropertyValue("--line").trim();
-  Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
-  return Chart;
-}
-
 function occupancyChart(canvas) {
   const Chart = chartLibrary();
   if (!Chart) return null;
@@ -261,13 +236,6 @@ function followOccupancy(site) {
   last.min = Math.min(last.min, site.now);
 }
 
-function applyEvent(event) {
-  if (!Number.isInteger(event.seq) || event.seq <= model.seq) return;
-  model.seq = event.seq;
-  if (event.type === "visit") applyVisit(event);
-  else if (event.type === "site") applySite(event);
-}
-
 function applyVisit(event) {
   const visit = event.visit || {};
   const site = sites.get(visit.site);
@@ -307,26 +275,6 @@ async function reloadSeries() {
       if (error.signedOut) return signedOut();
     }
   }
-}
-
-/** A site this page has not loaded (made, or made active, since): load them all again.
- * Events that come while the state is read may be older or newer than it, so
- * the socket replays from the position before the read, onto the new state. */
-let reloading = 0;
-function reloadSoon() {
-  if (reloading) return;
-  reloading = setTimeout(async () => {
-    const from = model.seq;
-    try {
-      await load();
-      model.seq = from;
-      send({ type: "resume", after: from });
-    } catch (error) {
-      if (error.signedOut) signedOut();
-    } finally {
-      reloading = 0;
-    }
-  }, 500);
 }
 
 /** Dwell is percentiles over the day: asked again, once for a burst of visits ending. */
@@ -409,42 +357,17 @@ dialog.addEventListener("close", () => (shownVisit = null));
 
 // --- Start --------------------------------------------------------------------------------------
 
-function showProblem(text) {
-  const banner = $("banner");
-  banner.textContent = text;
-  banner.hidden = !text;
-}
-
-load()
-  .then(() => {
-    startSocket({ onEvent: applyEvent, onReset: () => location.reload() });
+startView({
+  name: "sites",
+  load,
+  events: { visit: applyVisit, site: applySite },
+  onLoaded() {
     // Open stays grow, and pass their limit, with no event to say so.
     setInterval(() => sites.forEach((site) => (renderOpen(site), renderRecent(site))), TICK);
     setInterval(reloadSeries, SERIES_RELOAD);
-  })
-  .catch((error) => {
-    if (error.signedOut) signedOut();
-    else {
-      console.error("sites: the state did not load:", error);
-      showProblem("The sites could not be loaded; reload the page to try again.");
-    }
-  });
-
-// Handles for the browser tests (tests/test_dashboard_sites.py), only with DASHBOARD_TEST_HOOKS on.
-if (config.testHooks) {
-  window.sitesView = {
-    get seq() {
-      return model.seq;
-    },
-    get connectionState() {
-      return connectionState();
-    },
-    get socket() {
-      return currentSocket();
-    },
-    /** Let reconnects wait (the socket stays down) until released. */
-    holdReconnects,
-    releaseReconnects,
+  },
+  // window.sitesView, for tests/test_dashboard_sites.py, beside what every view has.
+  testHooks: {
     /** Per site id: what its two charts hold. */
     charts() {
       return Object.fromEntries(
@@ -457,5 +380,5 @@ if (config.testHooks) {
         ]),
       );
     },
-  };
-}
+  },
+});
