@@ -169,7 +169,9 @@ def sites_page(request):
         "sitesUrl": reverse("site-list").rstrip("/") + "/",
         "detectionsUrl": reverse("detection-list"),
     }
-    return render(request, "detections/sites.html", {"config": config, **views_offered(request.user)})
+    return render(
+        request, "detections/sites.html", {"config": config, "section": "sites", **views_offered(request.user)}
+    )
 
 
 @never_cache
@@ -194,4 +196,6 @@ def routes_page(request):
         "odMatrixUrl": reverse("od-matrix").rstrip("/") + "/",
         "cameras": list(Camera.objects.order_by("name").values_list("name", flat=True)),
     }
-    return render(request, "detections/routes.html", {"config": config, **views_offered(request.user)})
+    return render(
+        request, "detections/routes.html", {"config": config, "section": "routes", **views_offered(request.user)}
+    )
