@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import connection, transaction
-from django.db.models import F, Max
+from django.db.models import F, Max, Q
 
 from detections.alerts.plates import normalize
 from detections.core import counters
@@ -297,69 +297,118 @@ def rule_of(route: Route) -> pairing.Rule:
     return pairing.Rule(max_seconds=route.max_seconds, repeat_seconds=route.repeat_seconds)
 
 
-def derive_route(route: Route, since: datetime | None, output: Output | None, reads: "CameraReads | None" = None):
-    """The route's journeys ending at or after `since` (None: all of them),
-    paired again; `output` collects their events (None: derived silently).
-    `reads`: the step's reads by camera, when several routes share cameras."""
-    start_from = route.covers_from if since is None else max(since, route.covers_from)
+def derive_route(route: Route):
+    """The route's journeys, all paired again, silently (a route new or edited)."""
+    starts = _reads_of(route.from_camera_id, [(route.covers_from, None)])
+    ends = _reads_of(route.to_camera_id, [(route.covers_from, None)])
+    pairs = pairing.pair(starts, ends, rule_of(route))
+    _store(route, list(Journey.objects.filter(route=route)), pairs, None)
+
+
+def repair_route(route: Route, changed: list[datetime], output: Output, reads: "CameraReads", newest: datetime | None):
+    """Pair the route's journeys again where reads changed at `changed` (times,
+    in order) may have changed them: from each change until the new pairing
+    meets the stored one (`pairing.replay`), not to the last read. `newest`:
+    the latest read at the route's cameras."""
+    pending = changed
+    while pending:
+        since, ahead = pending[0], FIRST_READ
+        while True:
+            until = _read_until(route, since, ahead, newest)
+            replayed, journeys = _replay(route, since, until, pending, reads)
+            if replayed is not None:
+                break
+            ahead *= 4  # a long chain of pairings moved along: read further
+        old = [j for j in journeys if j.ended_at >= since and (replayed.stop is None or j.ended_at < replayed.stop)]
+        _store(route, old, replayed.pairs, output)
+        pending = [at for at in pending if replayed.stop is not None and at >= replayed.stop]
+
+
+# How far a replay reads at first, in reaches (the longer of a route's
+# max_seconds and repeat_seconds): a change is out of reach one reach on, and a
+# chain of pairings it moves along most often ends within another.
+FIRST_READ = 2
+
+
+def _read_until(route: Route, since: datetime, reaches: int, newest: datetime | None) -> datetime | None:
+    """Where a replay from `since` reads to (None: on to the last read)."""
+    until = since + reaches * timedelta(seconds=max(route.max_seconds, route.repeat_seconds))
+    return None if newest is None or until > newest else until
+
+
+def _replay(route: Route, since: datetime, until: datetime | None, changed: list[datetime], reads: "CameraReads"):
+    """`pairing.replay` from `since`, with the reads and journeys before `until`,
+    and the journeys it read (those ending from `max_seconds` before `since`)."""
     window = timedelta(seconds=route.max_seconds)
     repeat = timedelta(seconds=route.repeat_seconds)
-    reads_at = reads.at if reads is not None else _reads_at
-    starts = reads_at(route.from_camera_id, max(start_from - window, route.covers_from))
+    starts = reads.between(route.from_camera_id, max(since - window, route.covers_from), until)
     state = pairing.State()
     replayed = []
-    for read in reads_at(route.to_camera_id, max(start_from - repeat, route.covers_from)):
-        if read.at < start_from:
+    for read in reads.between(route.to_camera_id, max(since - repeat, route.covers_from), until):
+        if read.at < since:
             last = state.last_end.get(read.vehicle)
             state.last_end[read.vehicle] = read.at if last is None else max(last, read.at)
         else:
             replayed.append(read)
-    old = Journey.objects.filter(route=route)
-    if since is not None:
-        old = old.filter(ended_at__gte=start_from)
-        state.taken.update(
-            Journey.objects.filter(route=route, ended_at__lt=start_from, ended_at__gte=start_from - window).values_list(
-                "from_detection", flat=True
-            )
-        )
-    pairs = pairing.pair(starts, replayed, rule_of(route), state)
-    _store(route, list(old), pairs, output)
+    journeys = Journey.objects.filter(route=route, ended_at__gte=since - window)
+    if until is not None:
+        journeys = journeys.filter(ended_at__lt=until)
+    journeys = list(journeys)
+    stored = {}
+    for journey in journeys:
+        if journey.ended_at < since:
+            state.taken.add(journey.from_detection)
+        else:
+            stored[journey.to_detection] = pairing.Stored(journey.from_detection, journey.started_at)
+    return pairing.replay(starts, replayed, rule_of(route), state, stored, changed, until), journeys
 
 
-def _reads_at(camera_id: int, since: datetime) -> list[pairing.Read]:
-    """A camera's reads at or after `since`, as tuples: no model instances."""
-    fields = ("detection_id", "vehicle", "detected_at", "tracking_id", "camera_id", "plate", "vehicle_type")
-    rows = PlateRead.objects.filter(camera_id=camera_id, detected_at__gte=since).values_list(*fields)
-    return [pairing.Read(*values) for values in rows]
+_READ_FIELDS = ("detection_id", "vehicle", "detected_at", "tracking_id", "camera_id", "plate", "vehicle_type")
 
 
 class CameraReads:
     """The reads a step's routes replay, read once a camera: routes share
-    cameras (every ordered pair of five cameras is 20 routes on 5), and each
-    route read its two cameras' reads over its window again. A camera's reads
-    are read from the earliest time any of the step's routes needs there."""
+    cameras (every ordered pair of five cameras is 20 routes on 5). `wanted`:
+    the time ranges (until None: on to the last read) each camera's reads are
+    read for, in one query a camera; a range asked for beyond them is read alone."""
 
-    def __init__(self, wanted: list[tuple[Route, datetime]]):
-        self.bounds: dict[int, datetime] = {}
-        for route, since in wanted:
-            start_from = max(since, route.covers_from)
-            needs = (
-                (route.from_camera_id, start_from - timedelta(seconds=route.max_seconds)),
-                (route.to_camera_id, start_from - timedelta(seconds=route.repeat_seconds)),
-            )
-            for camera_id, at in needs:
-                at = max(at, route.covers_from)
-                self.bounds[camera_id] = min(at, self.bounds.get(camera_id, at))
+    def __init__(self, wanted: dict[int, list[tuple[datetime, datetime | None]]]):
+        self.ranges = {camera_id: _merged(ranges) for camera_id, ranges in wanted.items()}
         self.loaded: dict[int, list[pairing.Read]] = {}
 
-    def at(self, camera_id: int, since: datetime) -> list[pairing.Read]:
-        """The camera's reads at or after `since` (in no particular order)."""
-        bound = self.bounds.get(camera_id)
-        if bound is None or since < bound:
-            return _reads_at(camera_id, since)
+    def between(self, camera_id: int, since: datetime, until: datetime | None) -> list[pairing.Read]:
+        """The camera's reads at or after `since` and before `until` (None: on), in no particular order."""
+        ranges = self.ranges.get(camera_id, [])
+        if not any(_covers(bounds, since, until) for bounds in ranges):
+            return _reads_of(camera_id, [(since, until)])
         if camera_id not in self.loaded:
-            self.loaded[camera_id] = _reads_at(camera_id, bound)
-        return [read for read in self.loaded[camera_id] if read.at >= since]
+            self.loaded[camera_id] = _reads_of(camera_id, ranges)
+        return [read for read in self.loaded[camera_id] if read.at >= since and (until is None or read.at < until)]
+
+
+def _merged(ranges: list[tuple[datetime, datetime | None]]) -> list[tuple[datetime, datetime | None]]:
+    merged: list[tuple[datetime, datetime | None]] = []
+    for since, until in sorted(ranges, key=lambda bounds: bounds[0]):
+        if merged and (merged[-1][1] is None or since <= merged[-1][1]):
+            last_since, last_until = merged[-1]
+            merged[-1] = (last_since, None if until is None or last_until is None else max(until, last_until))
+        else:
+            merged.append((since, until))
+    return merged
+
+
+def _covers(bounds: tuple[datetime, datetime | None], since: datetime, until: datetime | None) -> bool:
+    low, high = bounds
+    return low <= since and (high is None or (until is not None and until <= high))
+
+
+def _reads_of(camera_id: int, ranges: list[tuple[datetime, datetime | None]]) -> list[pairing.Read]:
+    """A camera's reads in the time ranges, as tuples: no model instances."""
+    within = Q()
+    for since, until in ranges:
+        within |= Q(detected_at__gte=since) & (Q() if until is None else Q(detected_at__lt=until))
+    rows = PlateRead.objects.filter(within, camera_id=camera_id).values_list(*_READ_FIELDS)
+    return [pairing.Read(*values) for values in rows]
 
 
 def _store(route: Route, old: list[Journey], pairs: list[pairing.Pair], output: Output | None):
@@ -432,30 +481,53 @@ def _journey(route: Route, found: pairing.Pair) -> Journey:
 
 
 def derive_routes(changes: list[Change], output: Output):
-    """Each active, derived route's journeys from its earliest changed read on."""
+    """Each active, derived route's journeys, paired again where its reads changed."""
     if not changes:
         return
     wanted = []
     for route in Route.objects.filter(active=True).select_related("to_camera"):
         if route.derived_revision != route.revision:
             continue  # derived whole soon, by derive_pending_routes
-        touched = [
-            change.at
-            for change in changes
-            if change.camera_id in (route.from_camera_id, route.to_camera_id) and change.at >= route.covers_from
-        ]
+        touched = sorted(
+            {
+                change.at
+                for change in changes
+                if change.camera_id in (route.from_camera_id, route.to_camera_id) and change.at >= route.covers_from
+            }
+        )
         if touched:
-            wanted.append((route, min(touched)))
-    reads = CameraReads(wanted)
-    for route, since in wanted:
-        # A start read after every end read (the usual case: reads in order)
-        # changes no journey yet.
-        if (
-            not reads.at(route.to_camera_id, since)
-            and not Journey.objects.filter(route=route, ended_at__gte=since).exists()
-        ):
+            wanted.append((route, touched))
+    if not wanted:
+        return
+    cameras = {camera_id for route, _ in wanted for camera_id in (route.from_camera_id, route.to_camera_id)}
+    newest = dict(
+        PlateRead.objects.filter(camera_id__in=cameras)
+        .values("camera_id")
+        .annotate(newest=Max("detected_at"))
+        .values_list("camera_id", "newest")
+    )
+    latest = {route.pk: _newest(newest, route) for route, _ in wanted}
+    ranges = defaultdict(list)
+    for route, touched in wanted:
+        reach = timedelta(seconds=max(route.max_seconds, route.repeat_seconds))
+        for at in touched:
+            # What a replay from `at` reads first (`repair_route`).
+            bounds = (max(at - reach, route.covers_from), _read_until(route, at, FIRST_READ, latest[route.pk]))
+            ranges[route.from_camera_id].append(bounds)
+            ranges[route.to_camera_id].append(bounds)
+    reads = CameraReads(ranges)
+    for route, touched in wanted:
+        end_newest = newest.get(route.to_camera_id)
+        # A start read after every end read (the usual case: reads in order) changes no journey yet.
+        if (end_newest is None or end_newest < touched[0]) and not Journey.objects.filter(
+            route=route, ended_at__gte=touched[0]
+        ).exists():
             continue
-        derive_route(route, since, output, reads)
+        repair_route(route, touched, output, reads, latest[route.pk])
+
+
+def _newest(newest: dict[int, datetime], route: Route) -> datetime | None:
+    return max((newest[c] for c in (route.from_camera_id, route.to_camera_id) if c in newest), default=None)
 
 
 def derive_pending_routes() -> int:
@@ -469,7 +541,7 @@ def derive_pending_routes() -> int:
             if route is None or route.derived_revision == route.revision:
                 continue
             if route.active:
-                derive_route(route, None, None)
+                derive_route(route)
             Route.objects.filter(pk=pk).update(derived_revision=route.revision)
             done += 1
     return done
