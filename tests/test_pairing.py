@@ -192,17 +192,15 @@ def test_a_transition_starts_from_the_previous_read_that_is_not_a_repeat():
 
 def repaired(old: list, starts: list[Read], ends: list[Read], rule: Rule, changes: list[datetime], extent):
     """The stored journeys `old` repaired after `changes` as the engine does: from
-    each change not yet paired again, `replay` from the state the journeys before
-    it tell, reading `extent` ahead (None: to the end) and further while it asks."""
+    each change not yet paired again, `replay` from the state the stored journeys
+    tell (as they were: nothing is stored until the end), reading `extent` ahead
+    (None: to the end) and further while it asks."""
     window = timedelta(seconds=rule.max_seconds)
     journeys = {p.end.detection_id: p for p in old}
-    pending, stops = sorted(changes), []
+    pending, replaced, stops = sorted(changes), {}, []
     while pending:
         since, ahead = pending[0], extent
-        state = State(
-            taken={p.start.detection_id for p in journeys.values() if p.end.at < since},
-            last_end={},
-        )
+        state = State(taken={p.start.detection_id for p in old if p.end.at < since})
         for e in sorted(ends, key=lambda r: r.order):
             if e.at < since:
                 state.last_end[e.vehicle] = e.at
@@ -212,30 +210,30 @@ def repaired(old: list, starts: list[Read], ends: list[Read], rule: Rule, change
             def before(r, until=until):
                 return until is None or r.at < until
 
-            stored = {
-                end_id: Stored(p.start.detection_id, p.start.at)
-                for end_id, p in journeys.items()
-                if p.end.at >= since and before(p.end)
-            }
             found = replay(
                 [r for r in starts if r.at >= since - window and before(r)],
                 [r for r in ends if r.at >= since and before(r)],
                 rule,
                 state,
-                stored,
+                {
+                    p.end.detection_id: Stored(p.start.detection_id, p.start.at)
+                    for p in old
+                    if p.end.at >= since and before(p.end)
+                },
                 pending,
                 until,
             )
             if found is not None:
                 break
             ahead *= 2
-        for end_id, p in list(journeys.items()):
+        for end_id, p in journeys.items():
             if p.end.at >= since and (found.stop is None or p.end.at < found.stop):
-                del journeys[end_id]
-        journeys.update({p.end.detection_id: p for p in found.pairs})
+                replaced[end_id] = None
+        replaced.update({p.end.detection_id: p for p in found.pairs})
         stops.append(found.stop)
         pending = [c for c in pending if found.stop is not None and c >= found.stop]
-    return sorted((p.start.detection_id, p.end.detection_id, p.fuzzy) for p in journeys.values()), stops
+    journeys.update(replaced)
+    return sorted((p.start.detection_id, p.end.detection_id, p.fuzzy) for p in journeys.values() if p), stops
 
 
 def day_of_reads(rng: random.Random, n: int) -> list[Read]:

@@ -23,10 +23,12 @@ are kept for JOURNEY_RETENTION_DAYS on their own.
 """
 
 import logging
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.db import connection, transaction
 from django.db.models import F, Max, Q
@@ -305,23 +307,31 @@ def derive_route(route: Route):
     _store(route, list(Journey.objects.filter(route=route)), pairs, None)
 
 
-def repair_route(route: Route, changed: list[datetime], output: Output, reads: "CameraReads", newest: datetime | None):
+def repair_route(route: Route, changed: list[datetime], output: Output, reads: dict[int, "TimeRanges"], newest):
     """Pair the route's journeys again where reads changed at `changed` (times,
     in order) may have changed them: from each change until the new pairing
-    meets the stored one (`pairing.replay`), not to the last read. `newest`:
-    the latest read at the route's cameras."""
+    meets the stored one (`pairing.replay`), not on to the last read. `reads`:
+    the step's reads by camera; `newest`: the latest read at the route's cameras."""
+    window = timedelta(seconds=route.max_seconds)
+    stored = TimeRanges(
+        [(at - window, _read_until(route, at, FIRST_READ, newest)) for at in changed],
+        lambda ranges: list(Journey.objects.filter(_within("ended_at", ranges), route=route)),
+        time_of=lambda journey: journey.ended_at,
+    )
+    old, pairs = [], []
     pending = changed
     while pending:
         since, ahead = pending[0], FIRST_READ
         while True:
             until = _read_until(route, since, ahead, newest)
-            replayed, journeys = _replay(route, since, until, pending, reads)
+            replayed = _replay(route, since, until, pending, reads, stored.between(since - window, until))
             if replayed is not None:
                 break
             ahead *= 4  # a long chain of pairings moved along: read further
-        old = [j for j in journeys if j.ended_at >= since and (replayed.stop is None or j.ended_at < replayed.stop)]
-        _store(route, old, replayed.pairs, output)
+        old += stored.between(since, replayed.stop)
+        pairs += replayed.pairs
         pending = [at for at in pending if replayed.stop is not None and at >= replayed.stop]
+    _store(route, old, pairs, output)
 
 
 # How far a replay reads at first, in reaches (the longer of a route's
@@ -336,58 +346,59 @@ def _read_until(route: Route, since: datetime, reaches: int, newest: datetime | 
     return None if newest is None or until > newest else until
 
 
-def _replay(route: Route, since: datetime, until: datetime | None, changed: list[datetime], reads: "CameraReads"):
-    """`pairing.replay` from `since`, with the reads and journeys before `until`,
-    and the journeys it read (those ending from `max_seconds` before `since`)."""
+def _replay(route, since, until, changed, reads: dict[int, "TimeRanges"], journeys: list[Journey]):
+    """`pairing.replay` from `since`, with the reads and `journeys` (those ending
+    from `max_seconds` before `since`) before `until`."""
     window = timedelta(seconds=route.max_seconds)
     repeat = timedelta(seconds=route.repeat_seconds)
-    starts = reads.between(route.from_camera_id, max(since - window, route.covers_from), until)
+    starts = reads[route.from_camera_id].between(max(since - window, route.covers_from), until)
     state = pairing.State()
     replayed = []
-    for read in reads.between(route.to_camera_id, max(since - repeat, route.covers_from), until):
+    for read in reads[route.to_camera_id].between(max(since - repeat, route.covers_from), until):
         if read.at < since:
-            last = state.last_end.get(read.vehicle)
-            state.last_end[read.vehicle] = read.at if last is None else max(last, read.at)
+            state.last_end[read.vehicle] = read.at  # in time order: the last is the latest
         else:
             replayed.append(read)
-    journeys = Journey.objects.filter(route=route, ended_at__gte=since - window)
-    if until is not None:
-        journeys = journeys.filter(ended_at__lt=until)
-    journeys = list(journeys)
     stored = {}
     for journey in journeys:
         if journey.ended_at < since:
             state.taken.add(journey.from_detection)
         else:
             stored[journey.to_detection] = pairing.Stored(journey.from_detection, journey.started_at)
-    return pairing.replay(starts, replayed, rule_of(route), state, stored, changed, until), journeys
+    return pairing.replay(starts, replayed, rule_of(route), state, stored, changed, until)
 
 
-_READ_FIELDS = ("detection_id", "vehicle", "detected_at", "tracking_id", "camera_id", "plate", "vehicle_type")
+Ranges = list[tuple[datetime, datetime | None]]  # [since, until), until None: on to the last
 
 
-class CameraReads:
-    """The reads a step's routes replay, read once a camera: routes share
-    cameras (every ordered pair of five cameras is 20 routes on 5). `wanted`:
-    the time ranges (until None: on to the last read) each camera's reads are
-    read for, in one query a camera; a range asked for beyond them is read alone."""
+class TimeRanges:
+    """Rows by time, read at once for the time ranges a step's replays read
+    first (one query, however many ranges) and handed out from memory; a range
+    outside them is read alone. Routes share cameras (every ordered pair of
+    five cameras is 20 routes on 5), and a step's late reads are many ranges."""
 
-    def __init__(self, wanted: dict[int, list[tuple[datetime, datetime | None]]]):
-        self.ranges = {camera_id: _merged(ranges) for camera_id, ranges in wanted.items()}
-        self.loaded: dict[int, list[pairing.Read]] = {}
+    def __init__(self, wanted: Ranges, load, time_of=lambda read: read.at):
+        self.ranges = _merged(wanted)
+        self.load, self.time_of = load, time_of
+        self.rows: list | None = None
+        self.times: list[datetime] = []
 
-    def between(self, camera_id: int, since: datetime, until: datetime | None) -> list[pairing.Read]:
-        """The camera's reads at or after `since` and before `until` (None: on), in no particular order."""
-        ranges = self.ranges.get(camera_id, [])
-        if not any(_covers(bounds, since, until) for bounds in ranges):
-            return _reads_of(camera_id, [(since, until)])
-        if camera_id not in self.loaded:
-            self.loaded[camera_id] = _reads_of(camera_id, ranges)
-        return [read for read in self.loaded[camera_id] if read.at >= since and (until is None or read.at < until)]
+    def between(self, since: datetime, until: datetime | None) -> list:
+        """The rows at or after `since` and before `until` (None: on), in time order."""
+        if not any(
+            low <= since and (high is None or (until is not None and until <= high)) for low, high in self.ranges
+        ):
+            return sorted(self.load([(since, until)]), key=self.time_of)
+        if self.rows is None:
+            self.rows = sorted(self.load(self.ranges), key=self.time_of)
+            self.times = [self.time_of(row) for row in self.rows]
+        low = bisect_left(self.times, since)
+        high = len(self.times) if until is None else bisect_left(self.times, until)
+        return self.rows[low:high]
 
 
-def _merged(ranges: list[tuple[datetime, datetime | None]]) -> list[tuple[datetime, datetime | None]]:
-    merged: list[tuple[datetime, datetime | None]] = []
+def _merged(ranges: Ranges) -> Ranges:
+    merged: Ranges = []
     for since, until in sorted(ranges, key=lambda bounds: bounds[0]):
         if merged and (merged[-1][1] is None or since <= merged[-1][1]):
             last_since, last_until = merged[-1]
@@ -397,17 +408,17 @@ def _merged(ranges: list[tuple[datetime, datetime | None]]) -> list[tuple[dateti
     return merged
 
 
-def _covers(bounds: tuple[datetime, datetime | None], since: datetime, until: datetime | None) -> bool:
-    low, high = bounds
-    return low <= since and (high is None or (until is not None and until <= high))
-
-
-def _reads_of(camera_id: int, ranges: list[tuple[datetime, datetime | None]]) -> list[pairing.Read]:
-    """A camera's reads in the time ranges, as tuples: no model instances."""
+def _within(field_name: str, ranges: Ranges) -> Q:
     within = Q()
     for since, until in ranges:
-        within |= Q(detected_at__gte=since) & (Q() if until is None else Q(detected_at__lt=until))
-    rows = PlateRead.objects.filter(within, camera_id=camera_id).values_list(*_READ_FIELDS)
+        within |= Q(**{f"{field_name}__gte": since}) & (Q() if until is None else Q(**{f"{field_name}__lt": until}))
+    return within
+
+
+def _reads_of(camera_id: int, ranges: Ranges) -> list[pairing.Read]:
+    """A camera's reads in the time ranges, as tuples: no model instances."""
+    fields = ("detection_id", "vehicle", "detected_at", "tracking_id", "camera_id", "plate", "vehicle_type")
+    rows = PlateRead.objects.filter(_within("detected_at", ranges), camera_id=camera_id).values_list(*fields)
     return [pairing.Read(*values) for values in rows]
 
 
@@ -515,7 +526,7 @@ def derive_routes(changes: list[Change], output: Output):
             bounds = (max(at - reach, route.covers_from), _read_until(route, at, FIRST_READ, latest[route.pk]))
             ranges[route.from_camera_id].append(bounds)
             ranges[route.to_camera_id].append(bounds)
-    reads = CameraReads(ranges)
+    reads = {camera_id: TimeRanges(wanted, partial(_reads_of, camera_id)) for camera_id, wanted in ranges.items()}
     for route, touched in wanted:
         end_newest = newest.get(route.to_camera_id)
         # A start read after every end read (the usual case: reads in order) changes no journey yet.

@@ -169,10 +169,12 @@ def replay(
     earliest change on (starts from `max_seconds` before it); `state` is what
     the end reads before the earliest change left; `stored` the stored
     journeys by end read id, from the earliest change on, those of end reads
-    that are gone included. The changes at or after the stop are for another
-    call, from the state the journeys (these pairs stored) tell there. None:
-    the pairing had not met the stored one by `until`; read further and call
-    again."""
+    that are gone included. The changes after the stop are for another call,
+    from the state the stored journeys tell there: at the stop, the start
+    reads this pairing takes and the stored journeys took are the same, as far
+    as a later end read can take them, so the stored journeys may be those
+    before this call. None: the pairing had not met the stored one by
+    `until`; read further and call again."""
     walk = _Pairing(starts, rule, state)
     reach = max(walk.window, walk.repeat)
     changes = sorted(changes)
@@ -196,7 +198,7 @@ def replay(
                 del differ[start_id]  # out of any later end read's reach
         if differ:
             return False
-        # Every change behind is out of reach; those ahead are for the next call.
+        # Every change behind is out of reach (those ahead are for another call).
         return all(at - change > reach for change in changes if change < at)
 
     pairs = []
