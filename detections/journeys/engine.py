@@ -9,12 +9,13 @@ A step, in one transaction with the cursor that says it is done:
     each active route's journeys from the earliest changed read on ->
     `journey` events for what changed (completed, speeding, removed)
 
-Journeys are a function of the reads: from a point in time on, a route's
-pairing is run again over every read at its two cameras after that point,
-handed what the end reads before it left (the start reads they took, each
-vehicle's last end read). A late, deleted or corrected read therefore
-changes exactly what the rule says it changes, misread pairings with edit
-neighbours included, whatever order the reads arrived in.
+Journeys are a function of the reads: from a changed read's time on, a
+route's pairing is run again over the reads at its two cameras, handed what
+the end reads before it left (the start reads they took, each vehicle's last
+end read), until it meets the stored pairing again (`pairing.replay`). A
+late, deleted or corrected read therefore changes exactly what the rule says
+it changes, misread pairings with edit neighbours included, whatever order
+the reads arrived in, and costs the few windows around it.
 
 A route that is new or edited (its `revision` ahead of `derived_revision`)
 is derived again whole, holding the cursor, without events. Purges

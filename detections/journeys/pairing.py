@@ -199,7 +199,8 @@ def replay(
         if differ:
             return False
         # Every change behind is out of reach (those ahead are for another call).
-        return all(at - change > reach for change in changes if change < at)
+        behind = bisect_left(changes, at)
+        return behind == 0 or at - changes[behind - 1] > reach
 
     pairs = []
     previous_at = None
