@@ -7,7 +7,10 @@ import itertools
 import random
 from datetime import UTC, datetime, timedelta
 
-from detections.journeys.pairing import Read, Rule, State, pair, speed_kmh
+from rapidfuzz.distance import Levenshtein
+
+from detections.alerts.plates import OneEditIndex
+from detections.journeys.pairing import Read, Rule, State, Stored, pair, replay, speed_kmh
 from detections.journeys.transitions import Transition, derive
 
 T0 = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
@@ -132,6 +135,16 @@ def test_the_state_left_by_earlier_end_reads_is_honoured():
     assert pairs_of([s1, s2], [finish], state=state) == []
 
 
+def test_the_look_alike_index_finds_exactly_the_plates_one_edit_away():
+    rng = random.Random(7)
+    alphabet = "AB12Ç"  # few characters, so that many plates are near; and one outside the plate alphabet
+    plates = {"".join(rng.choice(alphabet) for _ in range(rng.randint(1, 5))) for _ in range(400)}
+    index = OneEditIndex(plates)
+    for plate in list(plates)[:100] + ["", "A", "ABÇ12", "ZZZZZZZ"]:
+        measured = {other for other in plates if other != plate and Levenshtein.distance(plate, other) == 1}
+        assert index.near(plate) == measured, plate
+
+
 def test_the_speed_is_the_distance_over_the_time():
     assert speed_kmh(2400, 108) == 80
     assert speed_kmh(None, 108) is None
@@ -175,3 +188,88 @@ def test_transitions_drop_a_read_within_60_s_of_the_vehicles_previous_read_at_th
 def test_a_transition_starts_from_the_previous_read_that_is_not_a_repeat():
     a1, a2, b = read("V", 0, 1), read("V", 30, 1), read("V", 90, 2)
     assert derive([a1, a2, b])[b.detection_id] == Transition(repeat=False, from_camera_id=1, gap_seconds=90)
+
+
+def repaired(old: list, starts: list[Read], ends: list[Read], rule: Rule, changes: list[datetime], extent):
+    """The stored journeys `old` repaired after `changes` as the engine does: from
+    each change not yet paired again, `replay` from the state the stored journeys
+    tell (as they were: nothing is stored until the end), reading `extent` ahead
+    (None: to the end) and further while it asks."""
+    window = timedelta(seconds=rule.max_seconds)
+    journeys = {p.end.detection_id: p for p in old}
+    pending, replaced, stops = sorted(changes), {}, []
+    while pending:
+        since, ahead = pending[0], extent
+        state = State(taken={p.start.detection_id for p in old if p.end.at < since})
+        for e in sorted(ends, key=lambda r: r.order):
+            if e.at < since:
+                state.last_end[e.vehicle] = e.at
+        while True:
+            until = None if ahead is None else since + ahead
+
+            def before(r, until=until):
+                return until is None or r.at < until
+
+            found = replay(
+                [r for r in starts if r.at >= since - window and before(r)],
+                [r for r in ends if r.at >= since and before(r)],
+                rule,
+                state,
+                {
+                    p.end.detection_id: Stored(p.start.detection_id, p.start.at)
+                    for p in old
+                    if p.end.at >= since and before(p.end)
+                },
+                pending,
+                until,
+            )
+            if found is not None:
+                break
+            ahead *= 2
+        for end_id, p in journeys.items():
+            if p.end.at >= since and (found.stop is None or p.end.at < found.stop):
+                replaced[end_id] = None
+        replaced.update({p.end.detection_id: p for p in found.pairs})
+        stops.append(found.stop)
+        pending = [c for c in pending if found.stop is not None and c >= found.stop]
+    journeys.update(replaced)
+    return sorted((p.start.detection_id, p.end.detection_id, p.fuzzy) for p in journeys.values() if p), stops
+
+
+def day_of_reads(rng: random.Random, n: int) -> list[Read]:
+    vehicles = ["34A8C123", "34A8C124", "34A8C125", "06XY277", "06XY278", "35KL001", "35KL002", "07MN9"]
+    return [
+        read(rng.choice(vehicles), rng.randrange(0, 20000, 3), rng.choice([START, END]), tracking_id=f"t{rng.random()}")
+        for _ in range(n)
+    ]
+
+
+def test_a_replay_from_the_changes_gives_the_rule_over_the_final_reads_and_stops_where_it_meets_the_stored_one():
+    rng = random.Random(5)
+    rule = Rule(max_seconds=600, repeat_seconds=60)
+    stopped_early = 0
+    for _ in range(150):
+        before = day_of_reads(rng, rng.randint(20, 200))
+        after = [r for r in before if rng.random() > 0.03]  # deleted
+        changes = [r.at for r in before if r not in after]
+        for r in rng.sample(after, min(len(after), rng.randint(0, 3))):  # a plate corrected
+            after.remove(r)
+            moved = Read(
+                r.detection_id, rng.choice(["34A8C123", "06XY277", "99ZZ999"]), r.at, r.tracking_id, r.camera_id
+            )
+            after.append(moved)
+            changes.append(r.at)
+        for r in day_of_reads(rng, rng.randint(0, 8)):  # late
+            after.append(r)
+            changes.append(r.at)
+        if not changes:
+            continue
+        old = pair([r for r in before if r.camera_id == START], [r for r in before if r.camera_id == END], rule)
+        starts = [r for r in after if r.camera_id == START]
+        ends = [r for r in after if r.camera_id == END]
+        expected = sorted(pairs_of(starts, ends, rule))
+        for extent in (None, timedelta(seconds=700), timedelta(seconds=3000)):
+            got, stops = repaired(old, starts, ends, rule, changes, extent)
+            assert got == expected
+            stopped_early += sum(stop is not None for stop in stops)
+    assert stopped_early > 100  # most replays end long before the day's last read

@@ -3,6 +3,8 @@ staff typed and what a search asks for, so that an OCR mistake between look-alik
 characters costs no edit at all."""
 
 import re
+from collections import defaultdict
+from collections.abc import Iterable
 
 from django.db.models.functions import Length
 from rapidfuzz.distance import Levenshtein
@@ -32,6 +34,31 @@ def within_one_edit(normalized: str) -> set[str]:
             found.add(head + tail[1:])  # delete
             found.update(head + c + tail[1:] for c in ALPHABET)  # substitute
     return found
+
+
+class OneEditIndex:
+    """Plates one edit (Levenshtein) from a given one, among many, without
+    measuring each: two plates at most one edit apart share a deletion key (the
+    plate itself, or the plate less one character), and only the few plates
+    sharing one are measured. Any characters, not only ALPHABET's."""
+
+    def __init__(self, plates: Iterable[str]):
+        self.by_key: dict[str, set[str]] = defaultdict(set)
+        for plate in plates:
+            for key in _deletion_keys(plate):
+                self.by_key[key].add(plate)
+
+    def near(self, plate: str) -> set[str]:
+        """The indexed plates exactly one edit from `plate`."""
+        found = set()
+        for key in _deletion_keys(plate):
+            found |= self.by_key.get(key, set())
+        found.discard(plate)
+        return {other for other in found if Levenshtein.distance(plate, other, score_cutoff=1) <= 1}
+
+
+def _deletion_keys(plate: str) -> set[str]:
+    return {plate} | {plate[:i] + plate[i + 1 :] for i in range(len(plate))}
 
 
 def plate_like(detections, plate: str, max_edits: int):

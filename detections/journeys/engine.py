@@ -9,12 +9,13 @@ A step, in one transaction with the cursor that says it is done:
     each active route's journeys from the earliest changed read on ->
     `journey` events for what changed (completed, speeding, removed)
 
-Journeys are a function of the reads: from a point in time on, a route's
-pairing is run again over every read at its two cameras after that point,
-handed what the end reads before it left (the start reads they took, each
-vehicle's last end read). A late, deleted or corrected read therefore
-changes exactly what the rule says it changes, misread pairings with edit
-neighbours included, whatever order the reads arrived in.
+Journeys are a function of the reads: from a changed read's time on, a
+route's pairing is run again over the reads at its two cameras, handed what
+the end reads before it left (the start reads they took, each vehicle's last
+end read), until it meets the stored pairing again (`pairing.replay`). A
+late, deleted or corrected read therefore changes exactly what the rule says
+it changes, misread pairings with edit neighbours included, whatever order
+the reads arrived in, and costs the few windows around it.
 
 A route that is new or edited (its `revision` ahead of `derived_revision`)
 is derived again whole, holding the cursor, without events. Purges
@@ -23,13 +24,15 @@ are kept for JOURNEY_RETENTION_DAYS on their own.
 """
 
 import logging
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.db import connection, transaction
-from django.db.models import F, Max
+from django.db.models import F, Max, Q
 
 from detections.alerts.plates import normalize
 from detections.core import counters
@@ -297,69 +300,127 @@ def rule_of(route: Route) -> pairing.Rule:
     return pairing.Rule(max_seconds=route.max_seconds, repeat_seconds=route.repeat_seconds)
 
 
-def derive_route(route: Route, since: datetime | None, output: Output | None, reads: "CameraReads | None" = None):
-    """The route's journeys ending at or after `since` (None: all of them),
-    paired again; `output` collects their events (None: derived silently).
-    `reads`: the step's reads by camera, when several routes share cameras."""
-    start_from = route.covers_from if since is None else max(since, route.covers_from)
+def derive_route(route: Route):
+    """The route's journeys, all paired again, silently (a route new or edited)."""
+    starts = _reads_of(route.from_camera_id, [(route.covers_from, None)])
+    ends = _reads_of(route.to_camera_id, [(route.covers_from, None)])
+    pairs = pairing.pair(starts, ends, rule_of(route))
+    _store(route, list(Journey.objects.filter(route=route)), pairs, None)
+
+
+def repair_route(route: Route, changed: list[datetime], output: Output, reads: dict[int, "TimeRanges"], newest):
+    """Pair the route's journeys again where reads changed at `changed` (times,
+    in order) may have changed them: from each change until the new pairing
+    meets the stored one (`pairing.replay`), not on to the last read. `reads`:
+    the step's reads by camera; `newest`: the latest read at the route's cameras."""
+    window = timedelta(seconds=route.max_seconds)
+    stored = TimeRanges(
+        [(at - window, _read_until(route, at, FIRST_READ, newest)) for at in changed],
+        lambda ranges: list(Journey.objects.filter(_within("ended_at", ranges), route=route)),
+        time_of=lambda journey: journey.ended_at,
+    )
+    old, pairs = [], []
+    pending = changed
+    while pending:
+        since, ahead = pending[0], FIRST_READ
+        while True:
+            until = _read_until(route, since, ahead, newest)
+            replayed = _replay(route, since, until, pending, reads, stored.between(since - window, until))
+            if replayed is not None:
+                break
+            ahead *= 4  # a long chain of pairings moved along: read further
+        old += stored.between(since, replayed.stop)
+        pairs += replayed.pairs
+        pending = [at for at in pending if replayed.stop is not None and at >= replayed.stop]
+    _store(route, old, pairs, output)
+
+
+# How far a replay reads at first, in reaches (the longer of a route's
+# max_seconds and repeat_seconds): a change is out of reach one reach on, and a
+# chain of pairings it moves along most often ends within another.
+FIRST_READ = 2
+
+
+def _read_until(route: Route, since: datetime, reaches: int, newest: datetime | None) -> datetime | None:
+    """Where a replay from `since` reads to (None: on to the last read)."""
+    until = since + reaches * timedelta(seconds=max(route.max_seconds, route.repeat_seconds))
+    return None if newest is None or until > newest else until
+
+
+def _replay(route, since, until, changed, reads: dict[int, "TimeRanges"], journeys: list[Journey]):
+    """`pairing.replay` from `since`, with the reads and `journeys` (those ending
+    from `max_seconds` before `since`) before `until`."""
     window = timedelta(seconds=route.max_seconds)
     repeat = timedelta(seconds=route.repeat_seconds)
-    reads_at = reads.at if reads is not None else _reads_at
-    starts = reads_at(route.from_camera_id, max(start_from - window, route.covers_from))
+    starts = reads[route.from_camera_id].between(max(since - window, route.covers_from), until)
     state = pairing.State()
     replayed = []
-    for read in reads_at(route.to_camera_id, max(start_from - repeat, route.covers_from)):
-        if read.at < start_from:
-            last = state.last_end.get(read.vehicle)
-            state.last_end[read.vehicle] = read.at if last is None else max(last, read.at)
+    for read in reads[route.to_camera_id].between(max(since - repeat, route.covers_from), until):
+        if read.at < since:
+            state.last_end[read.vehicle] = read.at  # in time order: the last is the latest
         else:
             replayed.append(read)
-    old = Journey.objects.filter(route=route)
-    if since is not None:
-        old = old.filter(ended_at__gte=start_from)
-        state.taken.update(
-            Journey.objects.filter(route=route, ended_at__lt=start_from, ended_at__gte=start_from - window).values_list(
-                "from_detection", flat=True
-            )
-        )
-    pairs = pairing.pair(starts, replayed, rule_of(route), state)
-    _store(route, list(old), pairs, output)
+    stored = {}
+    for journey in journeys:
+        if journey.ended_at < since:
+            state.taken.add(journey.from_detection)
+        else:
+            stored[journey.to_detection] = pairing.Stored(journey.from_detection, journey.started_at)
+    return pairing.replay(starts, replayed, rule_of(route), state, stored, changed, until)
 
 
-def _reads_at(camera_id: int, since: datetime) -> list[pairing.Read]:
-    """A camera's reads at or after `since`, as tuples: no model instances."""
+Ranges = list[tuple[datetime, datetime | None]]  # [since, until), until None: on to the last
+
+
+class TimeRanges:
+    """Rows by time, read at once for the time ranges a step's replays read
+    first (one query, however many ranges) and handed out from memory; a range
+    outside them is read alone. Routes share cameras (every ordered pair of
+    five cameras is 20 routes on 5), and a step's late reads are many ranges."""
+
+    def __init__(self, wanted: Ranges, load, time_of=lambda read: read.at):
+        self.ranges = _merged(wanted)
+        self.load, self.time_of = load, time_of
+        self.rows: list | None = None
+        self.times: list[datetime] = []
+
+    def between(self, since: datetime, until: datetime | None) -> list:
+        """The rows at or after `since` and before `until` (None: on), in time order."""
+        if not any(
+            low <= since and (high is None or (until is not None and until <= high)) for low, high in self.ranges
+        ):
+            return sorted(self.load([(since, until)]), key=self.time_of)
+        if self.rows is None:
+            self.rows = sorted(self.load(self.ranges), key=self.time_of)
+            self.times = [self.time_of(row) for row in self.rows]
+        low = bisect_left(self.times, since)
+        high = len(self.times) if until is None else bisect_left(self.times, until)
+        return self.rows[low:high]
+
+
+def _merged(ranges: Ranges) -> Ranges:
+    merged: Ranges = []
+    for since, until in sorted(ranges, key=lambda bounds: bounds[0]):
+        if merged and (merged[-1][1] is None or since <= merged[-1][1]):
+            last_since, last_until = merged[-1]
+            merged[-1] = (last_since, None if until is None or last_until is None else max(until, last_until))
+        else:
+            merged.append((since, until))
+    return merged
+
+
+def _within(field_name: str, ranges: Ranges) -> Q:
+    within = Q()
+    for since, until in ranges:
+        within |= Q(**{f"{field_name}__gte": since}) & (Q() if until is None else Q(**{f"{field_name}__lt": until}))
+    return within
+
+
+def _reads_of(camera_id: int, ranges: Ranges) -> list[pairing.Read]:
+    """A camera's reads in the time ranges, as tuples: no model instances."""
     fields = ("detection_id", "vehicle", "detected_at", "tracking_id", "camera_id", "plate", "vehicle_type")
-    rows = PlateRead.objects.filter(camera_id=camera_id, detected_at__gte=since).values_list(*fields)
+    rows = PlateRead.objects.filter(_within("detected_at", ranges), camera_id=camera_id).values_list(*fields)
     return [pairing.Read(*values) for values in rows]
-
-
-class CameraReads:
-    """The reads a step's routes replay, read once a camera: routes share
-    cameras (every ordered pair of five cameras is 20 routes on 5), and each
-    route read its two cameras' reads over its window again. A camera's reads
-    are read from the earliest time any of the step's routes needs there."""
-
-    def __init__(self, wanted: list[tuple[Route, datetime]]):
-        self.bounds: dict[int, datetime] = {}
-        for route, since in wanted:
-            start_from = max(since, route.covers_from)
-            needs = (
-                (route.from_camera_id, start_from - timedelta(seconds=route.max_seconds)),
-                (route.to_camera_id, start_from - timedelta(seconds=route.repeat_seconds)),
-            )
-            for camera_id, at in needs:
-                at = max(at, route.covers_from)
-                self.bounds[camera_id] = min(at, self.bounds.get(camera_id, at))
-        self.loaded: dict[int, list[pairing.Read]] = {}
-
-    def at(self, camera_id: int, since: datetime) -> list[pairing.Read]:
-        """The camera's reads at or after `since` (in no particular order)."""
-        bound = self.bounds.get(camera_id)
-        if bound is None or since < bound:
-            return _reads_at(camera_id, since)
-        if camera_id not in self.loaded:
-            self.loaded[camera_id] = _reads_at(camera_id, bound)
-        return [read for read in self.loaded[camera_id] if read.at >= since]
 
 
 def _store(route: Route, old: list[Journey], pairs: list[pairing.Pair], output: Output | None):
@@ -432,30 +493,53 @@ def _journey(route: Route, found: pairing.Pair) -> Journey:
 
 
 def derive_routes(changes: list[Change], output: Output):
-    """Each active, derived route's journeys from its earliest changed read on."""
+    """Each active, derived route's journeys, paired again where its reads changed."""
     if not changes:
         return
     wanted = []
     for route in Route.objects.filter(active=True).select_related("to_camera"):
         if route.derived_revision != route.revision:
             continue  # derived whole soon, by derive_pending_routes
-        touched = [
-            change.at
-            for change in changes
-            if change.camera_id in (route.from_camera_id, route.to_camera_id) and change.at >= route.covers_from
-        ]
+        touched = sorted(
+            {
+                change.at
+                for change in changes
+                if change.camera_id in (route.from_camera_id, route.to_camera_id) and change.at >= route.covers_from
+            }
+        )
         if touched:
-            wanted.append((route, min(touched)))
-    reads = CameraReads(wanted)
-    for route, since in wanted:
-        # A start read after every end read (the usual case: reads in order)
-        # changes no journey yet.
-        if (
-            not reads.at(route.to_camera_id, since)
-            and not Journey.objects.filter(route=route, ended_at__gte=since).exists()
-        ):
+            wanted.append((route, touched))
+    if not wanted:
+        return
+    cameras = {camera_id for route, _ in wanted for camera_id in (route.from_camera_id, route.to_camera_id)}
+    newest = dict(
+        PlateRead.objects.filter(camera_id__in=cameras)
+        .values("camera_id")
+        .annotate(newest=Max("detected_at"))
+        .values_list("camera_id", "newest")
+    )
+    latest = {route.pk: _newest(newest, route) for route, _ in wanted}
+    ranges = defaultdict(list)
+    for route, touched in wanted:
+        reach = timedelta(seconds=max(route.max_seconds, route.repeat_seconds))
+        for at in touched:
+            # What a replay from `at` reads first (`repair_route`).
+            bounds = (max(at - reach, route.covers_from), _read_until(route, at, FIRST_READ, latest[route.pk]))
+            ranges[route.from_camera_id].append(bounds)
+            ranges[route.to_camera_id].append(bounds)
+    reads = {camera_id: TimeRanges(wanted, partial(_reads_of, camera_id)) for camera_id, wanted in ranges.items()}
+    for route, touched in wanted:
+        end_newest = newest.get(route.to_camera_id)
+        # A start read after every end read (the usual case: reads in order) changes no journey yet.
+        if (end_newest is None or end_newest < touched[0]) and not Journey.objects.filter(
+            route=route, ended_at__gte=touched[0]
+        ).exists():
             continue
-        derive_route(route, since, output, reads)
+        repair_route(route, touched, output, reads, latest[route.pk])
+
+
+def _newest(newest: dict[int, datetime], route: Route) -> datetime | None:
+    return max((newest[c] for c in (route.from_camera_id, route.to_camera_id) if c in newest), default=None)
 
 
 def derive_pending_routes() -> int:
@@ -469,7 +553,7 @@ def derive_pending_routes() -> int:
             if route is None or route.derived_revision == route.revision:
                 continue
             if route.active:
-                derive_route(route, None, None)
+                derive_route(route)
             Route.objects.filter(pk=pk).update(derived_revision=route.revision)
             done += 1
     return done

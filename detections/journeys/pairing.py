@@ -21,8 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from rapidfuzz import process
-from rapidfuzz.distance import Levenshtein
+from detections.alerts.plates import OneEditIndex
 
 
 @dataclass(frozen=True)
@@ -69,61 +68,155 @@ class State:
     last_end: dict[str, datetime] = field(default_factory=dict)  # vehicle -> its last end read's time
 
 
-def pair(starts: Iterable[Read], ends: Iterable[Read], rule: Rule, state: State | None = None) -> list[Pair]:
-    """The journeys of `ends`, in end order. `starts` must hold every start
-    read within `max_seconds` before the first end read, on."""
-    state = state or State()
-    taken = set(state.taken)
-    last_end = dict(state.last_end)
-    window = timedelta(seconds=rule.max_seconds)
-    repeat = timedelta(seconds=rule.repeat_seconds)
-    by_vehicle: dict[str, list[Read]] = defaultdict(list)
-    for start in sorted(starts, key=lambda read: read.order):
-        by_vehicle[start.vehicle].append(start)
-    times = {vehicle: [read.at for read in reads] for vehicle, reads in by_vehicle.items()}
+class _Pairing:
+    """The rule's walk over end reads in order, from a state on."""
 
-    def latest_free(vehicle: str, end: Read) -> Read | None:
-        reads = by_vehicle.get(vehicle)
-        if not reads:
+    def __init__(self, starts: Iterable[Read], rule: Rule, state: State | None):
+        state = state or State()
+        self.taken = set(state.taken)
+        self.last_end = dict(state.last_end)
+        self.window = timedelta(seconds=rule.max_seconds)
+        self.repeat = timedelta(seconds=rule.repeat_seconds)
+        self.by_vehicle: dict[str, list[Read]] = defaultdict(list)
+        for start in sorted(starts, key=lambda read: read.order):
+            self.by_vehicle[start.vehicle].append(start)
+        self.times = {vehicle: [read.at for read in reads] for vehicle, reads in self.by_vehicle.items()}
+        self.near: dict[str, set[str]] = {}
+        self.index: OneEditIndex | None = None
+
+    def take(self, end: Read) -> Pair | None:
+        """The end read's journey, if it makes one (end reads in order)."""
+        previous = self.last_end.get(end.vehicle)
+        self.last_end[end.vehicle] = end.at
+        if previous is not None and end.at - previous <= self.repeat:
             return None
-        index = bisect_left(times[vehicle], end.at)  # the start reads strictly before the end read
-        while index > 0:
-            index -= 1
-            start = reads[index]
-            if end.at - start.at > window:
-                return None
-            if start.detection_id not in taken:
-                return start
-        return None
-
-    near: dict[str, list[str]] = {}
-    vehicles = list(by_vehicle)
-
-    def neighbours(vehicle: str) -> list[str]:
-        """The vehicles with start reads one edit from `vehicle` (not itself):
-        Levenshtein distance between the normal forms, as the watch-lists measure it."""
-        if vehicle not in near:
-            found = process.extract(vehicle, vehicles, scorer=Levenshtein.distance, score_cutoff=1, limit=None)
-            near[vehicle] = [other for other, _, _ in found if other != vehicle]
-        return near[vehicle]
-
-    pairs = []
-    for end in sorted(ends, key=lambda read: read.order):
-        previous = last_end.get(end.vehicle)
-        last_end[end.vehicle] = end.at
-        if previous is not None and end.at - previous <= repeat:
-            continue
-        start, fuzzy = latest_free(end.vehicle, end), False
+        start, fuzzy = self.latest_free(end.vehicle, end), False
         if start is None:
             found = [
-                candidate for other in neighbours(end.vehicle) if (candidate := latest_free(other, end)) is not None
+                candidate
+                for other in self.neighbours(end.vehicle)
+                if (candidate := self.latest_free(other, end)) is not None
             ]
             if len(found) == 1:
                 start, fuzzy = found[0], True
-        if start is not None:
-            taken.add(start.detection_id)
-            pairs.append(Pair(start, end, fuzzy))
-    return pairs
+        if start is None:
+            return None
+        self.taken.add(start.detection_id)
+        return Pair(start, end, fuzzy)
+
+    def latest_free(self, vehicle: str, end: Read) -> Read | None:
+        reads = self.by_vehicle.get(vehicle)
+        if not reads:
+            return None
+        index = bisect_left(self.times[vehicle], end.at)  # the start reads strictly before the end read
+        while index > 0:
+            index -= 1
+            start = reads[index]
+            if end.at - start.at > self.window:
+                return None
+            if start.detection_id not in self.taken:
+                return start
+        return None
+
+    def neighbours(self, vehicle: str) -> set[str]:
+        """The vehicles with start reads one edit from `vehicle` (not itself):
+        Levenshtein distance between the normal forms, as the watch-lists measure it."""
+        if vehicle not in self.near:
+            if self.index is None:  # made at the first end read with no start read of its own
+                self.index = OneEditIndex(self.by_vehicle)
+            self.near[vehicle] = self.index.near(vehicle)
+        return self.near[vehicle]
+
+
+def pair(starts: Iterable[Read], ends: Iterable[Read], rule: Rule, state: State | None = None) -> list[Pair]:
+    """The journeys of `ends`, in end order. `starts` must hold every start
+    read within `max_seconds` before the first end read, on."""
+    walk = _Pairing(starts, rule, state)
+    return [found for end in sorted(ends, key=lambda read: read.order) if (found := walk.take(end)) is not None]
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A journey paired earlier, as `replay` compares it: its start read."""
+
+    start_id: int
+    start_at: datetime
+
+
+@dataclass
+class Replayed:
+    pairs: list[Pair]  # the journeys of the end reads before `stop`
+    stop: datetime | None  # from here on the stored journeys stand; None: paired to the last end read
+
+
+def replay(
+    starts: Iterable[Read],
+    ends: Iterable[Read],
+    rule: Rule,
+    state: State,
+    stored: dict[int, Stored],
+    changes: list[datetime],
+    until: datetime | None = None,
+) -> Replayed | None:
+    """Pair `ends` again after reads changed at `changes` (times of reads
+    added, removed or moved to another vehicle, at either camera), stopping
+    where the new pairing meets the stored one again: a change reaches at most
+    `max_seconds` (a start read) or `repeat_seconds` (an end read's repeats)
+    forward, except through the start reads it leaves taken or free
+    differently, which are followed until none of them can be taken any more.
+
+    `starts` and `ends` are the reads before `until` (None: all), from the
+    earliest change on (starts from `max_seconds` before it); `state` is what
+    the end reads before the earliest change left; `stored` the stored
+    journeys by end read id, from the earliest change on, those of end reads
+    that are gone included. The changes after the stop are for another call,
+    from the state the stored journeys tell there: at the stop, the start
+    reads this pairing takes and the stored journeys took are the same, as far
+    as a later end read can take them, so the stored journeys may be those
+    before this call. None: the pairing had not met the stored one by
+    `until`; read further and call again."""
+    walk = _Pairing(starts, rule, state)
+    reach = max(walk.window, walk.repeat)
+    changes = sorted(changes)
+    # The start reads taken by the new pairing and not the stored one, or the reverse: their times.
+    differ: dict[int, datetime] = {}
+
+    def note(start_id: int, at: datetime):
+        if differ.pop(start_id, None) is None:
+            differ[start_id] = at
+
+    ends = sorted(ends, key=lambda read: read.order)
+    present = {end.detection_id for end in ends}
+    for end_id, journey in stored.items():
+        if end_id not in present:  # its end read is gone: its start read was taken, no longer is
+            note(journey.start_id, journey.start_at)
+
+    def met(at: datetime) -> bool:
+        """Do the stored journeys stand from `at` on (nothing paired again yet at `at`)?"""
+        for start_id, start_at in list(differ.items()):
+            if at - start_at > walk.window:
+                del differ[start_id]  # out of any later end read's reach
+        if differ:
+            return False
+        # Every change behind is out of reach (those ahead are for another call).
+        behind = bisect_left(changes, at)
+        return behind == 0 or at - changes[behind - 1] > reach
+
+    pairs = []
+    previous_at = None
+    for end in ends:
+        if end.at != previous_at and previous_at is not None and met(end.at):
+            return Replayed(pairs, end.at)
+        previous_at = end.at
+        found = walk.take(end)
+        if found is not None:
+            pairs.append(found)
+            note(found.start.detection_id, found.start.at)
+        if (journey := stored.get(end.detection_id)) is not None:
+            note(journey.start_id, journey.start_at)
+    if until is None:
+        return Replayed(pairs, None)
+    return Replayed(pairs, until) if met(until) else None
 
 
 def speed_kmh(distance_m: float | None, seconds: float) -> float | None:
