@@ -312,7 +312,7 @@ def run_cost(database: str, rate: float, seconds: float) -> list[tuple[str, str,
     from bench_processes import PYTHON, CpuMeter, Server, process_tree, service_processes, start_process, stop_process
     from database import bench_env
     from django.db.models import F
-    from visits import post_steadily
+    from load import post_steadily
 
     from detections.core.device_keys import issue_device_key
     from detections.models import Camera, FollowerCursor, Journey, Route, feed_head
