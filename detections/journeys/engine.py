@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
+from typing import NamedTuple
 
 from django.db import connection, transaction
 from django.db.models import F, Max, Q
@@ -325,10 +326,10 @@ def repair_route(route: Route, changed: list[datetime], output: Output, reads, j
             if replayed is not None:
                 break
             ahead *= 4  # a long chain of pairings moved along: read further
-        old += journeys.between(since, replayed.stop)
+        old += [journey.pk for journey in journeys.between(since, replayed.stop)]
         pairs += replayed.pairs
         pending = [at for at in pending if replayed.stop is not None and at >= replayed.stop]
-    _store(route, old, pairs, output)
+    _store(route, list(Journey.objects.filter(pk__in=old)) if old else [], pairs, output)
 
 
 # How far a replay reads at first, in reaches (the longer of a route's
@@ -343,7 +344,7 @@ def _read_until(route: Route, since: datetime, reaches: int, newest: datetime | 
     return None if newest is None or until > newest else until
 
 
-def _replay(route, since, until, changed, reads: dict[int, "TimeRanges"], journeys: list[Journey]):
+def _replay(route, since, until, changed, reads: dict[int, "TimeRanges"], journeys: list["StoredJourney"]):
     """`pairing.replay` from `since`, with the reads and `journeys` (those ending
     from `max_seconds` before `since`) before `until`."""
     window = timedelta(seconds=route.max_seconds)
@@ -539,6 +540,17 @@ def derive_routes(changes: list[Change], output: Output):
         repair_route(route, touched, output, reads, journeys[route.pk], latest[route.pk])
 
 
+class StoredJourney(NamedTuple):
+    """What a replay needs of a stored journey (the rows it swaps are read whole)."""
+
+    pk: int
+    route_id: int
+    from_detection: int
+    to_detection: int
+    started_at: datetime
+    ended_at: datetime
+
+
 def _journeys_of(wanted: dict[int, Ranges]) -> dict[int, "TimeRanges"]:
     """The routes' journeys ending in the time ranges, read in one query for all of them."""
     merged = {route_id: _merged(ranges) for route_id, ranges in wanted.items()}
@@ -546,16 +558,20 @@ def _journeys_of(wanted: dict[int, Ranges]) -> dict[int, "TimeRanges"]:
     for route_id, ranges in merged.items():
         within |= Q(route_id=route_id) & _within("ended_at", ranges)
     found = defaultdict(list)
-    for journey in Journey.objects.filter(within) if merged else []:
+    for journey in _stored(Journey.objects.filter(within)) if merged else []:
         found[journey.route_id].append(journey)
 
-    def load(route_id: int, ranges: Ranges) -> list[Journey]:
-        return list(Journey.objects.filter(_within("ended_at", ranges), route_id=route_id))
+    def load(route_id: int, ranges: Ranges) -> list[StoredJourney]:
+        return _stored(Journey.objects.filter(_within("ended_at", ranges), route_id=route_id))
 
     return {
         route_id: TimeRanges(ranges, partial(load, route_id), lambda journey: journey.ended_at, found[route_id])
         for route_id, ranges in merged.items()
     }
+
+
+def _stored(journeys) -> list[StoredJourney]:
+    return [StoredJourney(*values) for values in journeys.values_list(*StoredJourney._fields)]
 
 
 def _newest(newest: dict[int, datetime], route: Route) -> datetime | None:
