@@ -300,7 +300,7 @@ def exactness(args) -> list[tuple[str, str, str]]:
 
 def run_cost(database: str, rate: float, seconds: float) -> list[tuple[str, str, str]]:
     """The production server and `manage.py follow_journeys` as processes, reads
-    posted at a steady `rate` (visits.py's open loop: half a new vehicle at a
+    posted at a steady `rate` (load.post_steadily: half a new vehicle at a
     random camera, half one seen before at another) with no route, then with
     20 active routes: every ordered pair of five cameras, so that every read
     after another camera's is a journey's end. Server + engine + MariaDB CPU
@@ -312,7 +312,7 @@ def run_cost(database: str, rate: float, seconds: float) -> list[tuple[str, str,
     from bench_processes import PYTHON, CpuMeter, Server, process_tree, service_processes, start_process, stop_process
     from database import bench_env
     from django.db.models import F
-    from visits import post_steadily
+    from load import post_steadily
 
     from detections.core.device_keys import issue_device_key
     from detections.models import Camera, FollowerCursor, Journey, Route, feed_head

@@ -2,6 +2,7 @@
 pools the posters send, and the loadgen.py processes (listeners holding sockets,
 posters sending requests) that run.py speaks to in JSON lines."""
 
+import asyncio
 import json
 import os
 import random
@@ -10,6 +11,7 @@ import sys
 import threading
 import time
 from array import array
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
@@ -318,3 +320,48 @@ class Load:
             result["cpu"] = CpuMeter.percent(before, after)
             result["cpu_used"] = CpuMeter.seconds(before, after)
         return result
+
+
+async def post_steadily(url: str, key: str, cameras: list[str], rate: float, seconds: float, phase: str) -> dict:
+    """An open loop in this process (benchmarks/visits.py, journeys.py): a POST
+    every 1/rate s whatever the answers take; each read's id -> the wall-clock
+    time its answer arrived. Vehicles come and go: every plate is read at a
+    camera, then a few minutes' worth of reads later at another."""
+    import httpx
+    from visit_day import distinct_plates
+
+    rng = random.Random(phase)
+    answered: dict[int, float] = {}
+    plates = distinct_plates(2000, rng)
+    inside: list[str] = []
+    tag = phase.replace(" ", "")
+    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Token {key}"}, timeout=30) as client:
+
+        async def one(n: int):
+            if inside and (len(inside) > 200 or rng.random() < 0.5):
+                plate = inside.pop(rng.randrange(len(inside)))
+                camera = rng.choice(cameras)
+            else:
+                plate = plates[n % len(plates)]
+                inside.append(plate)
+                camera = rng.choice(cameras)
+            body = {
+                "id": f"{tag}-{n}",
+                "vehicle_type": "car",
+                "time": datetime.now(UTC).isoformat(),
+                "camera": camera,
+                "plate": plate,
+            }
+            response = await client.post("/api/detections/", json=body)
+            if response.status_code == 201:
+                answered[response.json()["id"]] = time.time()
+
+        tasks = []
+        started = time.monotonic()
+        n = 0
+        while time.monotonic() - started < seconds:
+            tasks.append(asyncio.create_task(one(n)))
+            n += 1
+            await asyncio.sleep(max(0.0, started + n / rate - time.monotonic()))
+        await asyncio.gather(*tasks)
+    return answered

@@ -42,6 +42,7 @@ from bench_processes import (
     start_process,
     stop_all_on_exit,
 )
+from load import post_steadily
 
 sys.path.insert(0, str(ROOT))
 
@@ -391,53 +392,6 @@ def _wait_engine_caught_up():
         if time.monotonic() > deadline:
             raise RuntimeError("the engine did not catch up within 300 s")
         time.sleep(0.2)
-
-
-async def post_steadily(url: str, key: str, cameras: list[str], rate: float, seconds: float, phase: str) -> dict:
-    """An open loop: a POST every 1/rate s whatever the answers take; each read's
-    id -> the wall-clock time its answer arrived. Vehicles come and go: every
-    plate is read at an entry-side camera, then a few minutes' worth of reads
-    later at an exit-side one."""
-    import random
-
-    import httpx
-    from visit_day import distinct_plates
-
-    rng = random.Random(phase)
-    answered: dict[int, float] = {}
-    plates = distinct_plates(2000, rng)
-    inside: list[str] = []
-    tag = phase.replace(" ", "")
-    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Token {key}"}, timeout=30) as client:
-
-        async def one(n: int):
-            if inside and (len(inside) > 200 or rng.random() < 0.5):
-                plate = inside.pop(rng.randrange(len(inside)))
-                camera = rng.choice(cameras)
-            else:
-                plate = plates[n % len(plates)]
-                inside.append(plate)
-                camera = rng.choice(cameras)
-            body = {
-                "id": f"{tag}-{n}",
-                "vehicle_type": "car",
-                "time": datetime.now(UTC).isoformat(),
-                "camera": camera,
-                "plate": plate,
-            }
-            response = await client.post("/api/detections/", json=body)
-            if response.status_code == 201:
-                answered[response.json()["id"]] = time.time()
-
-        tasks = []
-        started = time.monotonic()
-        n = 0
-        while time.monotonic() - started < seconds:
-            tasks.append(asyncio.create_task(one(n)))
-            n += 1
-            await asyncio.sleep(max(0.0, started + n / rate - time.monotonic()))
-        await asyncio.gather(*tasks)
-    return answered
 
 
 def _visit_lags(answered: dict[int, float]) -> list[float]:

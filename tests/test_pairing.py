@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from rapidfuzz.distance import Levenshtein
 
 from detections.alerts.plates import OneEditIndex
-from detections.journeys.pairing import Read, Rule, State, Stored, pair, replay, speed_kmh
+from detections.journeys.pairing import Pairing, Read, Rule, State, Stored, pair, replay, speed_kmh
 from detections.journeys.transitions import Transition, derive
 
 T0 = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
@@ -143,6 +143,18 @@ def test_the_look_alike_index_finds_exactly_the_plates_one_edit_away():
     for plate in list(plates)[:100] + ["", "A", "ABÇ12", "ZZZZZZZ"]:
         measured = {other for other in plates if other != plate and Levenshtein.distance(plate, other) == 1}
         assert index.near(plate) == measured, plate
+
+
+def test_a_misreads_look_alikes_are_the_same_spelled_out_for_a_few_end_reads_or_indexed_for_many():
+    rng = random.Random(8)
+    vehicles = {"".join(rng.choice("AB12Ç") for _ in range(rng.randint(1, 5))) for _ in range(300)}
+    starts = [start(vehicle, 0) for vehicle in vehicles]
+    many = Pairing(starts, RULE, None)
+    for vehicle in list(vehicles)[:60] + ["", "ZZ", "ABÇ12"]:
+        measured = {other for other in vehicles if Levenshtein.distance(vehicle, other) == 1}
+        assert Pairing(starts, RULE, None).neighbours(vehicle) == measured  # the first look-up: spelled out
+        assert many.neighbours(vehicle) == measured
+    assert many.index is not None  # past a few look-ups: indexed
 
 
 def test_the_speed_is_the_distance_over_the_time():

@@ -24,15 +24,15 @@ def normalize(plate: str) -> str:
 ALPHABET = "0123456789" + "".join(c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" if c not in "OQIZSB")
 
 
-def within_one_edit(normalized: str) -> set[str]:
-    """Every spelling at most one edit (Levenshtein) from `normalized`, over ALPHABET."""
+def within_one_edit(normalized: str, alphabet: str | set[str] = ALPHABET) -> set[str]:
+    """Every spelling at most one edit (Levenshtein) from `normalized`, over `alphabet`."""
     found = {normalized}
     for i in range(len(normalized) + 1):
         head, tail = normalized[:i], normalized[i:]
-        found.update(head + c + tail for c in ALPHABET)  # insert
+        found.update(head + c + tail for c in alphabet)  # insert
         if tail:
             found.add(head + tail[1:])  # delete
-            found.update(head + c + tail[1:] for c in ALPHABET)  # substitute
+            found.update(head + c + tail[1:] for c in alphabet)  # substitute
     return found
 
 

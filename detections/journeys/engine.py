@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
+from typing import NamedTuple
 
 from django.db import connection, transaction
 from django.db.models import F, Max, Q
@@ -308,31 +309,27 @@ def derive_route(route: Route):
     _store(route, list(Journey.objects.filter(route=route)), pairs, None)
 
 
-def repair_route(route: Route, changed: list[datetime], output: Output, reads: dict[int, "TimeRanges"], newest):
+def repair_route(route: Route, changed: list[datetime], output: Output, reads, journeys, newest: datetime | None):
     """Pair the route's journeys again where reads changed at `changed` (times,
     in order) may have changed them: from each change until the new pairing
     meets the stored one (`pairing.replay`), not on to the last read. `reads`:
-    the step's reads by camera; `newest`: the latest read at the route's cameras."""
+    the step's reads by camera, `journeys` the route's (TimeRanges); `newest`:
+    the latest read at the route's cameras."""
     window = timedelta(seconds=route.max_seconds)
-    stored = TimeRanges(
-        [(at - window, _read_until(route, at, FIRST_READ, newest)) for at in changed],
-        lambda ranges: list(Journey.objects.filter(_within("ended_at", ranges), route=route)),
-        time_of=lambda journey: journey.ended_at,
-    )
     old, pairs = [], []
     pending = changed
     while pending:
         since, ahead = pending[0], FIRST_READ
         while True:
             until = _read_until(route, since, ahead, newest)
-            replayed = _replay(route, since, until, pending, reads, stored.between(since - window, until))
+            replayed = _replay(route, since, until, pending, reads, journeys.between(since - window, until))
             if replayed is not None:
                 break
             ahead *= 4  # a long chain of pairings moved along: read further
-        old += stored.between(since, replayed.stop)
+        old += [journey.pk for journey in journeys.between(since, replayed.stop)]
         pairs += replayed.pairs
         pending = [at for at in pending if replayed.stop is not None and at >= replayed.stop]
-    _store(route, old, pairs, output)
+    _store(route, list(Journey.objects.filter(pk__in=old)) if old else [], pairs, output)
 
 
 # How far a replay reads at first, in reaches (the longer of a route's
@@ -347,7 +344,7 @@ def _read_until(route: Route, since: datetime, reaches: int, newest: datetime | 
     return None if newest is None or until > newest else until
 
 
-def _replay(route, since, until, changed, reads: dict[int, "TimeRanges"], journeys: list[Journey]):
+def _replay(route, since, until, changed, reads: dict[int, "TimeRanges"], journeys: list["StoredJourney"]):
     """`pairing.replay` from `since`, with the reads and `journeys` (those ending
     from `max_seconds` before `since`) before `until`."""
     window = timedelta(seconds=route.max_seconds)
@@ -378,11 +375,14 @@ class TimeRanges:
     outside them is read alone. Routes share cameras (every ordered pair of
     five cameras is 20 routes on 5), and a step's late reads are many ranges."""
 
-    def __init__(self, wanted: Ranges, load, time_of=lambda read: read.at):
+    def __init__(self, wanted: Ranges, load, time_of=lambda read: read.at, rows: list | None = None):
+        """`load(ranges)` reads the rows in the ranges; `rows`: those in `wanted`, read already."""
         self.ranges = _merged(wanted)
         self.load, self.time_of = load, time_of
         self.rows: list | None = None
         self.times: list[datetime] = []
+        if rows is not None:
+            self._keep(rows)
 
     def between(self, since: datetime, until: datetime | None) -> list:
         """The rows at or after `since` and before `until` (None: on), in time order."""
@@ -391,11 +391,14 @@ class TimeRanges:
         ):
             return sorted(self.load([(since, until)]), key=self.time_of)
         if self.rows is None:
-            self.rows = sorted(self.load(self.ranges), key=self.time_of)
-            self.times = [self.time_of(row) for row in self.rows]
+            self._keep(self.load(self.ranges))
         low = bisect_left(self.times, since)
         high = len(self.times) if until is None else bisect_left(self.times, until)
         return self.rows[low:high]
+
+    def _keep(self, rows: list):
+        self.rows = sorted(rows, key=self.time_of)
+        self.times = [self.time_of(row) for row in self.rows]
 
 
 def _merged(ranges: Ranges) -> Ranges:
@@ -500,42 +503,75 @@ def derive_routes(changes: list[Change], output: Output):
     for route in Route.objects.filter(active=True).select_related("to_camera"):
         if route.derived_revision != route.revision:
             continue  # derived whole soon, by derive_pending_routes
-        touched = sorted(
-            {
-                change.at
-                for change in changes
-                if change.camera_id in (route.from_camera_id, route.to_camera_id) and change.at >= route.covers_from
-            }
-        )
+        ours = [change for change in changes if change.camera_id in (route.from_camera_id, route.to_camera_id)]
+        touched = sorted({change.at for change in ours if change.at >= route.covers_from})
         if touched:
-            wanted.append((route, touched))
+            wanted.append((route, touched, any(change.camera_id == route.to_camera_id for change in ours)))
     if not wanted:
         return
-    cameras = {camera_id for route, _ in wanted for camera_id in (route.from_camera_id, route.to_camera_id)}
+    cameras = {camera_id for route, _, _ in wanted for camera_id in (route.from_camera_id, route.to_camera_id)}
     newest = dict(
         PlateRead.objects.filter(camera_id__in=cameras)
         .values("camera_id")
         .annotate(newest=Max("detected_at"))
         .values_list("camera_id", "newest")
     )
+    # Start reads after every end read, none changed at the end (the usual case:
+    # reads in order) change no journey yet: no end read, old or gone, follows them.
+    wanted = [
+        (route, touched)
+        for route, touched, at_end in wanted
+        if at_end or (end := newest.get(route.to_camera_id)) is not None and end >= touched[0]
+    ]
     latest = {route.pk: _newest(newest, route) for route, _ in wanted}
-    ranges = defaultdict(list)
+    read_ranges, journey_ranges = defaultdict(list), defaultdict(list)
     for route, touched in wanted:
         reach = timedelta(seconds=max(route.max_seconds, route.repeat_seconds))
+        window = timedelta(seconds=route.max_seconds)
         for at in touched:
             # What a replay from `at` reads first (`repair_route`).
-            bounds = (max(at - reach, route.covers_from), _read_until(route, at, FIRST_READ, latest[route.pk]))
-            ranges[route.from_camera_id].append(bounds)
-            ranges[route.to_camera_id].append(bounds)
-    reads = {camera_id: TimeRanges(wanted, partial(_reads_of, camera_id)) for camera_id, wanted in ranges.items()}
+            until = _read_until(route, at, FIRST_READ, latest[route.pk])
+            read_ranges[route.from_camera_id].append((max(at - reach, route.covers_from), until))
+            read_ranges[route.to_camera_id].append((max(at - reach, route.covers_from), until))
+            journey_ranges[route.pk].append((at - window, until))
+    reads = {camera_id: TimeRanges(ranges, partial(_reads_of, camera_id)) for camera_id, ranges in read_ranges.items()}
+    journeys = _journeys_of(journey_ranges)
     for route, touched in wanted:
-        end_newest = newest.get(route.to_camera_id)
-        # A start read after every end read (the usual case: reads in order) changes no journey yet.
-        if (end_newest is None or end_newest < touched[0]) and not Journey.objects.filter(
-            route=route, ended_at__gte=touched[0]
-        ).exists():
-            continue
-        repair_route(route, touched, output, reads, latest[route.pk])
+        repair_route(route, touched, output, reads, journeys[route.pk], latest[route.pk])
+
+
+class StoredJourney(NamedTuple):
+    """What a replay needs of a stored journey (the rows it swaps are read whole)."""
+
+    pk: int
+    route_id: int
+    from_detection: int
+    to_detection: int
+    started_at: datetime
+    ended_at: datetime
+
+
+def _journeys_of(wanted: dict[int, Ranges]) -> dict[int, "TimeRanges"]:
+    """The routes' journeys ending in the time ranges, read in one query for all of them."""
+    merged = {route_id: _merged(ranges) for route_id, ranges in wanted.items()}
+    within = Q()
+    for route_id, ranges in merged.items():
+        within |= Q(route_id=route_id) & _within("ended_at", ranges)
+    found = defaultdict(list)
+    for journey in _stored(Journey.objects.filter(within)) if merged else []:
+        found[journey.route_id].append(journey)
+
+    def load(route_id: int, ranges: Ranges) -> list[StoredJourney]:
+        return _stored(Journey.objects.filter(_within("ended_at", ranges), route_id=route_id))
+
+    return {
+        route_id: TimeRanges(ranges, partial(load, route_id), lambda journey: journey.ended_at, found[route_id])
+        for route_id, ranges in merged.items()
+    }
+
+
+def _stored(journeys) -> list[StoredJourney]:
+    return [StoredJourney(*values) for values in journeys.values_list(*StoredJourney._fields)]
 
 
 def _newest(newest: dict[int, datetime], route: Route) -> datetime | None:

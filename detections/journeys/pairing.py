@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from detections.alerts.plates import OneEditIndex
+from detections.alerts.plates import OneEditIndex, within_one_edit
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class State:
     last_end: dict[str, datetime] = field(default_factory=dict)  # vehicle -> its last end read's time
 
 
-class _Pairing:
+class Pairing:
     """The rule's walk over end reads in order, from a state on."""
 
     def __init__(self, starts: Iterable[Read], rule: Rule, state: State | None):
@@ -83,6 +83,7 @@ class _Pairing:
         self.times = {vehicle: [read.at for read in reads] for vehicle, reads in self.by_vehicle.items()}
         self.near: dict[str, set[str]] = {}
         self.index: OneEditIndex | None = None
+        self.characters: set[str] | None = None
 
     def take(self, end: Read) -> Pair | None:
         """The end read's journey, if it makes one (end reads in order)."""
@@ -120,18 +121,29 @@ class _Pairing:
 
     def neighbours(self, vehicle: str) -> set[str]:
         """The vehicles with start reads one edit from `vehicle` (not itself):
-        Levenshtein distance between the normal forms, as the watch-lists measure it."""
+        Levenshtein distance between the normal forms, as the watch-lists measure it.
+
+        A few look-ups (a step's new end reads) spell out the vehicle's
+        one-edit neighbours over the characters the start reads use and look
+        each up (some 500); many (a day paired again) pay for an index of the
+        start reads' vehicles (some 10 entries each) first."""
         if vehicle not in self.near:
-            if self.index is None:  # made at the first end read with no start read of its own
+            if self.index is None and len(self.near) * 50 >= len(self.by_vehicle):
                 self.index = OneEditIndex(self.by_vehicle)
-            self.near[vehicle] = self.index.near(vehicle)
+            if self.index is not None:
+                self.near[vehicle] = self.index.near(vehicle)
+            else:
+                if self.characters is None:
+                    self.characters = set().union(*self.by_vehicle)
+                spelled = within_one_edit(vehicle, self.characters)
+                self.near[vehicle] = {other for other in spelled if other in self.by_vehicle and other != vehicle}
         return self.near[vehicle]
 
 
 def pair(starts: Iterable[Read], ends: Iterable[Read], rule: Rule, state: State | None = None) -> list[Pair]:
     """The journeys of `ends`, in end order. `starts` must hold every start
     read within `max_seconds` before the first end read, on."""
-    walk = _Pairing(starts, rule, state)
+    walk = Pairing(starts, rule, state)
     return [found for end in sorted(ends, key=lambda read: read.order) if (found := walk.take(end)) is not None]
 
 
@@ -175,7 +187,7 @@ def replay(
     as a later end read can take them, so the stored journeys may be those
     before this call. None: the pairing had not met the stored one by
     `until`; read further and call again."""
-    walk = _Pairing(starts, rule, state)
+    walk = Pairing(starts, rule, state)
     reach = max(walk.window, walk.repeat)
     changes = sorted(changes)
     # The start reads taken by the new pairing and not the stored one, or the reverse: their times.
