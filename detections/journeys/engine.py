@@ -6,7 +6,7 @@ A step, in one transaction with the cursor that says it is done:
 
     the events after the cursor -> the reads they add, delete or correct
     (PlateRead) -> each changed vehicle's transitions from the change on ->
-    each active route's journeys from the earliest changed read on ->
+    each active route's journeys around its changed reads (`pairing.replay`) ->
     `journey` events for what changed (completed, speeding, removed)
 
 Journeys are a function of the reads: from a changed read's time on, a
