@@ -340,7 +340,7 @@ FIRST_READ = 2
 
 def _read_until(route: Route, since: datetime, reaches: int, newest: datetime | None) -> datetime | None:
     """Where a replay from `since` reads to (None: on to the last read)."""
-    until = since + reaches * timedelta(seconds=max(route.max_seconds, route.repeat_seconds))
+    until = since + reaches * rule_of(route).reach
     return None if newest is None or until > newest else until
 
 
@@ -526,13 +526,13 @@ def derive_routes(changes: list[Change], output: Output):
     latest = {route.pk: _newest(newest, route) for route, _ in wanted}
     read_ranges, journey_ranges = defaultdict(list), defaultdict(list)
     for route, touched in wanted:
-        reach = timedelta(seconds=max(route.max_seconds, route.repeat_seconds))
+        reach = rule_of(route).reach
         window = timedelta(seconds=route.max_seconds)
         for at in touched:
             # What a replay from `at` reads first (`repair_route`).
             until = _read_until(route, at, FIRST_READ, latest[route.pk])
-            read_ranges[route.from_camera_id].append((max(at - reach, route.covers_from), until))
-            read_ranges[route.to_camera_id].append((max(at - reach, route.covers_from), until))
+            for camera_id in (route.from_camera_id, route.to_camera_id):
+                read_ranges[camera_id].append((max(at - reach, route.covers_from), until))
             journey_ranges[route.pk].append((at - window, until))
     reads = {camera_id: TimeRanges(ranges, partial(_reads_of, camera_id)) for camera_id, ranges in read_ranges.items()}
     journeys = _journeys_of(journey_ranges)

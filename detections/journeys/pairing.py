@@ -10,9 +10,10 @@ no earlier end read took. An end read with no such start read takes the one
 of the single other vehicle within one edit that has one; none if two or more
 vehicles do.
 
-The engine (`engine.py`) runs the same function from a point in time on,
-handing it what the end reads before that point left behind: the start reads
-they took and each vehicle's last end read.
+The engine (`engine.py`) runs the same walk from a changed read's time on
+(`replay`), handing it what the end reads before that point left behind (the
+start reads they took, each vehicle's last end read) and the stored journeys,
+and stops where the walk meets them again.
 """
 
 from bisect import bisect_left
@@ -47,6 +48,12 @@ class Read:
 class Rule:
     max_seconds: float
     repeat_seconds: float
+
+    @property
+    def reach(self) -> timedelta:
+        """How far forward a read changes the pairing by itself: a start read
+        may be taken `max_seconds` on, an end read makes repeats `repeat_seconds` on."""
+        return timedelta(seconds=max(self.max_seconds, self.repeat_seconds))
 
 
 @dataclass(frozen=True)
@@ -188,7 +195,7 @@ def replay(
     before this call. None: the pairing had not met the stored one by
     `until`; read further and call again."""
     walk = Pairing(starts, rule, state)
-    reach = max(walk.window, walk.repeat)
+    reach = rule.reach
     changes = sorted(changes)
     # The start reads taken by the new pairing and not the stored one, or the reverse: their times.
     differ: dict[int, datetime] = {}
